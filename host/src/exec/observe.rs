@@ -1,0 +1,64 @@
+//! What the executor reports as a run goes on: progress displays and logs subscribe here.
+
+use crate::sandbox::Failure;
+use std::time::Duration;
+
+/// A moment in a run.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// An attempt started.
+    AttemptStarted {
+        /// Task id.
+        task: &'a str,
+        /// Attempt number, from 1.
+        attempt: u32,
+    },
+    /// An attempt ended.
+    AttemptFinished {
+        /// Task id.
+        task: &'a str,
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// Why it failed, if it did.
+        failure: Option<&'a Failure>,
+        /// When it failed and will be retried: the delay before the next attempt.
+        retry_in: Option<Duration>,
+    },
+    /// A task will not run because something it needs failed for good.
+    Skipped {
+        /// Task id.
+        task: &'a str,
+        /// Why.
+        because: &'a str,
+    },
+}
+
+/// Receives run events. Called on the executor's loop: keep it quick.
+pub trait Observer: Send + Sync {
+    /// One event.
+    fn event(&self, event: Event<'_>);
+}
+
+/// Writes events as tracing log lines (`task`, `attempt`, `error.kind` fields).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogObserver;
+
+impl Observer for LogObserver {
+    fn event(&self, event: Event<'_>) {
+        match event {
+            Event::AttemptStarted { task, attempt } => {
+                tracing::debug!(task, attempt, "attempt started")
+            }
+            Event::AttemptFinished { task, attempt, failure: None, .. } => {
+                tracing::info!(task, attempt, "task succeeded")
+            }
+            Event::AttemptFinished { task, attempt, failure: Some(f), retry_in: Some(d) } => {
+                tracing::warn!(task, attempt, error.kind = %f.kind, retry_in = ?d, "attempt failed, will retry: {}", f.message)
+            }
+            Event::AttemptFinished { task, attempt, failure: Some(f), retry_in: None } => {
+                tracing::error!(task, attempt, error.kind = %f.kind, "task failed: {}", f.message)
+            }
+            Event::Skipped { task, because } => tracing::warn!(task, "task skipped: {because}"),
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! What an attempt may use (limits) and what it is given (grants). Plain data: the defaults are
+//! written here, in one place, and documented in docs/limits.md.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The largest linear memory a plugin may be given (wasm32 addresses 4 GiB).
+pub const MAX_MEMORY: u64 = 4 << 30;
+
+/// Per-attempt resource limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// CPU budget in wasmtime fuel units (about one per wasm instruction).
+    pub fuel: u64,
+    /// Cap on linear memory, in bytes.
+    pub memory: u64,
+    /// Wall-clock limit for the whole attempt.
+    pub timeout: Duration,
+    /// Cap on stdout (the task's output), in bytes. Going over fails the attempt.
+    pub max_output: u64,
+    /// Cap on stderr (the attempt's log), in bytes. Going over drops the rest, with a marker.
+    pub max_logs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            fuel: 10_000_000_000,
+            memory: 64 << 20,
+            timeout: Duration::from_secs(30),
+            max_output: 1 << 20,
+            max_logs: 1 << 20,
+        }
+    }
+}
+
+/// Host resources granted to an attempt. The default grants nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// Environment variables, exactly these and no others.
+    pub env: Vec<(String, String)>,
+    /// Host directories visible to the plugin.
+    pub mounts: Vec<Mount>,
+}
+
+/// A host directory made visible at a guest path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Absolute host path of the directory.
+    pub host: PathBuf,
+    /// Absolute path inside the sandbox, e.g. `/data`.
+    pub guest: String,
+    /// Whether the plugin may create, change and delete files under it.
+    pub writable: bool,
+}
+
+/// Why an attempt failed (DESIGN.md section 2). The names are part of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The plugin crashed: a wasm trap, a panic, a stack overflow.
+    Trap,
+    /// The attempt ran past its wall-clock `timeout`.
+    Timeout,
+    /// The attempt used up its `fuel`.
+    Fuel,
+    /// The plugin asked for more memory than its `memory` limit.
+    Memory,
+    /// The plugin exited with a non-zero code other than 75.
+    Exit,
+    /// The plugin exited with code 75 (EX_TEMPFAIL).
+    Transient,
+    /// stdout was not one JSON value.
+    InvalidOutput,
+    /// stdout went over `max_output`.
+    OutputTooLarge,
+    /// The module could not be compiled or instantiated, or has no `_start`.
+    Load,
+}
+
+impl FailureKind {
+    /// Every kind, in documentation order.
+    pub const ALL: [FailureKind; 9] = [
+        FailureKind::Trap,
+        FailureKind::Timeout,
+        FailureKind::Fuel,
+        FailureKind::Memory,
+        FailureKind::Exit,
+        FailureKind::Transient,
+        FailureKind::InvalidOutput,
+        FailureKind::OutputTooLarge,
+        FailureKind::Load,
+    ];
+
+    /// The contract name, e.g. `output_too_large`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Trap => "trap",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Fuel => "fuel",
+            FailureKind::Memory => "memory",
+            FailureKind::Exit => "exit",
+            FailureKind::Transient => "transient",
+            FailureKind::InvalidOutput => "invalid_output",
+            FailureKind::OutputTooLarge => "output_too_large",
+            FailureKind::Load => "load",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

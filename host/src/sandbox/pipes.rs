@@ -1,0 +1,163 @@
+//! In-memory stdout and stderr for one attempt, with a hard cap.
+//!
+//! stdout is the task's output: going over `max_output` traps the plugin at that write, so a
+//! flood is never buffered. stderr is the attempt's log: going over `max_logs` drops the rest
+//! and the attempt goes on.
+
+use bytes::Bytes;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+
+/// What happens to bytes written past the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// Trap the plugin (stdout).
+    Trap,
+    /// Drop them and remember that we did (stderr).
+    Truncate,
+}
+
+#[derive(Debug)]
+struct Captured {
+    bytes: Vec<u8>,
+    limit: usize,
+    overflow: Overflow,
+    overflowed: bool,
+}
+
+/// A capped in-memory pipe. Clones share the same buffer.
+#[derive(Debug, Clone)]
+pub struct CappedPipe(Arc<Mutex<Captured>>);
+
+/// The largest write permit handed out at once.
+const PERMIT: usize = 64 << 10;
+
+impl CappedPipe {
+    /// A pipe that holds at most `limit` bytes.
+    pub fn new(limit: u64, overflow: Overflow) -> Self {
+        CappedPipe(Arc::new(Mutex::new(Captured {
+            bytes: Vec::new(),
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            overflow,
+            overflowed: false,
+        })))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Captured> {
+        // A poisoned lock only means a writer panicked; the bytes are still sound.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the captured bytes and whether any were refused.
+    pub fn take(&self) -> (Vec<u8>, bool) {
+        let mut c = self.lock();
+        (std::mem::take(&mut c.bytes), c.overflowed)
+    }
+
+    /// Appends what fits; returns false if anything did not.
+    fn append(&self, buf: &[u8]) -> bool {
+        let mut c = self.lock();
+        if c.overflowed && c.overflow == Overflow::Trap {
+            return false;
+        }
+        let room = c.limit.saturating_sub(c.bytes.len());
+        let fits = buf.len().min(room);
+        c.bytes.extend_from_slice(&buf[..fits]);
+        if fits < buf.len() {
+            c.overflowed = true;
+            return c.overflow == Overflow::Truncate;
+        }
+        true
+    }
+
+    fn refused() -> StreamError {
+        StreamError::trap("output went over max_output")
+    }
+}
+
+impl IsTerminal for CappedPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for CappedPipe {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for CappedPipe {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for CappedPipe {
+    fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
+        if self.append(&bytes) {
+            Ok(())
+        } else {
+            Err(Self::refused())
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        let c = self.lock();
+        if c.overflowed && c.overflow == Overflow::Trap {
+            return Err(Self::refused());
+        }
+        Ok(PERMIT)
+    }
+}
+
+impl tokio::io::AsyncWrite for CappedPipe {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(if self.append(buf) {
+            Ok(buf.len())
+        } else {
+            Err(std::io::Error::other("output went over max_output"))
+        })
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdout_refuses_past_the_cap() {
+        let mut p = CappedPipe::new(4, Overflow::Trap);
+        assert!(p.write(Bytes::from_static(b"abc")).is_ok());
+        assert!(p.write(Bytes::from_static(b"de")).is_err());
+        assert!(p.check_write().is_err());
+        assert_eq!(p.take(), (b"abcd".to_vec(), true));
+    }
+
+    #[test]
+    fn stderr_truncates_and_goes_on() {
+        let mut p = CappedPipe::new(4, Overflow::Truncate);
+        assert!(p.write(Bytes::from_static(b"abcdef")).is_ok());
+        assert!(p.write(Bytes::from_static(b"gh")).is_ok());
+        assert_eq!(p.check_write().ok(), Some(PERMIT));
+        assert_eq!(p.take(), (b"abcd".to_vec(), true));
+    }
+}

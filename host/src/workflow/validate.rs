@@ -1,0 +1,434 @@
+//! Raw workflow -> validated [`Workflow`]. Collects every problem instead of stopping at the first,
+//! so one `bulkhead validate` shows all that is wrong with a file.
+
+use super::error::{Problem, WorkflowError};
+use super::raw::{RawLimits, RawMount, RawRetry, RawTask, RawWorkflow};
+use super::retry::RetryPolicy;
+use super::units::{parse_duration, parse_size, SizeSpec};
+use super::{PluginRef, Task, Workflow};
+use crate::sandbox::{Grants, Limits, Mount, MAX_MEMORY};
+use crate::suggest::did_you_mean;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+pub(super) fn parse(text: &str, file: &Path) -> Result<Workflow, WorkflowError> {
+    let invalid = |problems| WorkflowError::Invalid {
+        file: file.to_path_buf(),
+        problems,
+    };
+    let raw: RawWorkflow = serde_yaml::from_str(text).map_err(|e| invalid(vec![yaml_problem(&e)]))?;
+    let mut v = Validator {
+        dir: file.parent().unwrap_or(Path::new(".")),
+        problems: Vec::new(),
+    };
+    let workflow = v.workflow(raw, text, file);
+    if v.problems.is_empty() {
+        Ok(workflow)
+    } else {
+        Err(invalid(v.problems))
+    }
+}
+
+/// Turns a serde_yaml error into a problem with its location, the field path and a suggestion.
+fn yaml_problem(err: &serde_yaml::Error) -> Problem {
+    let full = err.to_string();
+    let location = err.location().map(|l| (l.line(), l.column()));
+    // serde_yaml appends " at line L column C"; we report the location separately.
+    let message = match full.find(" at line ") {
+        Some(i) => &full[..i],
+        None => full.as_str(),
+    };
+    // Messages look like "tasks.b.retry: unknown field `x`, expected one of `a`, `b`".
+    let (path, detail) = match message.split_once(": ") {
+        Some((p, d)) if !p.contains(' ') => (Some(p), d),
+        _ => (None, message),
+    };
+    let (task, field) = match path {
+        Some(p) => match p.strip_prefix("tasks.") {
+            Some(rest) => match rest.split_once('.') {
+                Some((t, f)) => (Some(t), Some(f)),
+                None => (Some(rest), None),
+            },
+            None => (None, Some(p)),
+        },
+        None => (None, None),
+    };
+    let mut problem = Problem::new(task, field, detail.to_string());
+    problem.location = location;
+    if let Some(hint) = unknown_name_hint(detail) {
+        problem = problem.hint(hint);
+    } else if detail.contains("did not match any variant of untagged enum SizeSpec") {
+        problem = problem.hint("a size is a number of bytes or a string such as `64MiB` or `1MB`");
+    }
+    problem
+}
+
+/// For "unknown field `neds`, expected one of `plugin`, `needs`": "did you mean `needs`?".
+fn unknown_name_hint(detail: &str) -> Option<String> {
+    let rest = detail
+        .strip_prefix("unknown field `")
+        .or_else(|| detail.strip_prefix("unknown variant `"))?;
+    let (word, rest) = rest.split_once('`')?;
+    let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    let suggestion = did_you_mean(word, expected.iter().copied());
+    Some(match suggestion.is_empty() {
+        false => suggestion.trim().trim_start_matches('(').trim_end_matches(')').to_string(),
+        true if expected.is_empty() => "remove it".to_string(),
+        true => format!("expected one of: {}", expected.join(", ")),
+    })
+}
+
+struct Validator<'a> {
+    dir: &'a Path,
+    problems: Vec<Problem>,
+}
+
+impl Validator<'_> {
+    fn report(&mut self, problem: Problem) {
+        self.problems.push(problem);
+    }
+
+    fn workflow(&mut self, raw: RawWorkflow, text: &str, file: &Path) -> Workflow {
+        self.version(raw.version.as_ref());
+        if !valid_id(&raw.name) {
+            self.report(
+                Problem::new(None, Some("name"), format!("`{}` is not a valid workflow name", raw.name))
+                    .hint("use letters, digits, `_`, `-` and `.`"),
+            );
+        }
+        if raw.concurrency == Some(0) {
+            self.report(
+                Problem::new(None, Some("concurrency"), "must be at least 1")
+                    .hint("leave it out to let `--max-parallel` alone bound the run"),
+            );
+        }
+        if raw.tasks.is_empty() {
+            self.report(Problem::new(None, Some("tasks"), "a workflow needs at least one task"));
+        }
+        let schedule = match raw.schedule {
+            None => Vec::new(),
+            Some(super::raw::OneOrMany::One(s)) => vec![s],
+            Some(super::raw::OneOrMany::Many(v)) => v,
+        };
+        let ids: HashMap<&str, usize> = raw.tasks.keys().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+        let mut tasks = Vec::with_capacity(raw.tasks.len());
+        for (id, task) in &raw.tasks {
+            tasks.push(self.task(id, task, &raw.defaults.limits, &raw.defaults.retry, &ids));
+        }
+        self.cycles(&tasks);
+        Workflow {
+            name: raw.name,
+            description: raw.description,
+            file: file.to_path_buf(),
+            hash: hex::encode(Sha256::digest(text.as_bytes())),
+            concurrency: raw.concurrency,
+            schedule,
+            timezone: raw.timezone,
+            tasks,
+        }
+    }
+
+    fn version(&mut self, version: Option<&serde_yaml::Value>) {
+        match version {
+            None => {}
+            Some(v) if v.as_u64() == Some(1) => {}
+            Some(v) => {
+                let shown = serde_yaml::to_string(v).unwrap_or_default();
+                self.report(
+                    Problem::new(None, Some("version"), format!("unsupported version `{}`", shown.trim()))
+                        .hint("this Bulkhead reads `version: 1`"),
+                )
+            }
+        }
+    }
+
+    fn task(
+        &mut self,
+        id: &str,
+        raw: &RawTask,
+        default_limits: &RawLimits,
+        default_retry: &RawRetry,
+        ids: &HashMap<&str, usize>,
+    ) -> Task {
+        if !valid_id(id) {
+            self.report(
+                Problem::new(Some(id), None, format!("`{id}` is not a valid task id"))
+                    .hint("use letters, digits, `_`, `-` and `.`"),
+            );
+        }
+        Task {
+            id: id.to_string(),
+            description: raw.description.clone(),
+            plugin: self.plugin(id, &raw.plugin),
+            params: raw.params.clone(),
+            needs: self.needs(id, &raw.needs, ids),
+            retry: self.retry(id, &merge_retry(default_retry, &raw.retry)),
+            limits: self.limits(id, &merge_limits(default_limits, &raw.limits)),
+            grants: self.grants(id, raw),
+            optional: raw.optional,
+            priority: raw.priority,
+        }
+    }
+
+    fn plugin(&mut self, task: &str, name: &str) -> PluginRef {
+        if name.ends_with(".wasm") {
+            return PluginRef::Path(self.dir.join(name));
+        }
+        if !valid_id(name) {
+            self.report(
+                Problem::new(Some(task), Some("plugin"), format!("`{name}` is not a plugin name"))
+                    .hint("name a plugin in the plugin folder (its file stem) or a path ending in `.wasm`"),
+            );
+        }
+        PluginRef::Name(name.to_string())
+    }
+
+    fn needs(&mut self, task: &str, needs: &[String], ids: &HashMap<&str, usize>) -> Vec<usize> {
+        let mut out = Vec::with_capacity(needs.len());
+        for need in needs {
+            if need == task {
+                self.report(
+                    Problem::new(Some(task), Some("needs"), format!("task `{task}` needs itself"))
+                        .hint(format!("remove `{task}` from its own `needs`")),
+                );
+            } else if let Some(&i) = ids.get(need.as_str()) {
+                if out.contains(&i) {
+                    self.report(
+                        Problem::new(Some(task), Some("needs"), format!("`{need}` is listed twice"))
+                            .hint("list each dependency once"),
+                    );
+                } else {
+                    out.push(i);
+                }
+            } else {
+                let mut known: Vec<&str> = ids.keys().copied().filter(|k| *k != task).collect();
+                known.sort_unstable();
+                let hint = did_you_mean(need, known.iter().copied());
+                self.report(
+                    Problem::new(Some(task), Some("needs"), format!("unknown dependency `{need}`{hint}"))
+                        .hint(format!("known tasks: {}", known.join(", "))),
+                );
+            }
+        }
+        out
+    }
+
+    fn limits(&mut self, task: &str, raw: &RawLimits) -> Limits {
+        let d = Limits::default();
+        let mut size = |field: &str, spec: &Option<SizeSpec>, default: u64, min: u64, max: u64| {
+            let Some(spec) = spec else { return default };
+            match parse_size(spec) {
+                Ok(n) if (min..=max).contains(&n) => n,
+                Ok(n) => {
+                    self.report(Problem::new(
+                        Some(task),
+                        Some(&format!("limits.{field}")),
+                        format!("{n} bytes is out of range; it must be between {min} and {max}"),
+                    ));
+                    default
+                }
+                Err(e) => {
+                    self.report(Problem::new(Some(task), Some(&format!("limits.{field}")), e));
+                    default
+                }
+            }
+        };
+        let memory = size("memory", &raw.memory, d.memory, 64 << 10, MAX_MEMORY);
+        let max_output = size("max_output", &raw.max_output, d.max_output, 1, 1 << 30);
+        let max_logs = size("max_logs", &raw.max_logs, d.max_logs, 0, 1 << 30);
+        let timeout = match &raw.timeout {
+            None => d.timeout,
+            Some(t) => match parse_duration(t) {
+                Ok(t) if !t.is_zero() => t,
+                Ok(_) => {
+                    self.report(Problem::new(Some(task), Some("limits.timeout"), "must be longer than zero"));
+                    d.timeout
+                }
+                Err(e) => {
+                    self.report(Problem::new(Some(task), Some("limits.timeout"), e));
+                    d.timeout
+                }
+            },
+        };
+        let fuel = match raw.fuel {
+            Some(0) => {
+                self.report(Problem::new(Some(task), Some("limits.fuel"), "must be at least 1"));
+                d.fuel
+            }
+            Some(f) => f,
+            None => d.fuel,
+        };
+        Limits {
+            fuel,
+            memory,
+            timeout,
+            max_output,
+            max_logs,
+        }
+    }
+
+    fn retry(&mut self, task: &str, raw: &RawRetry) -> RetryPolicy {
+        let d = RetryPolicy::default();
+        let mut duration = |field: &str, text: &Option<String>, default| match text {
+            None => default,
+            Some(t) => parse_duration(t).unwrap_or_else(|e| {
+                self.report(Problem::new(Some(task), Some(&format!("retry.{field}")), e));
+                default
+            }),
+        };
+        let initial_delay = duration("initial_delay", &raw.initial_delay, d.initial_delay);
+        let max_delay = duration("max_delay", &raw.max_delay, d.max_delay);
+        let max_attempts = match raw.max_attempts {
+            Some(0) => {
+                self.report(
+                    Problem::new(Some(task), Some("retry.max_attempts"), "must be at least 1")
+                        .hint("it counts attempts in all, the first included"),
+                );
+                1
+            }
+            Some(n) => n,
+            None => d.max_attempts,
+        };
+        let multiplier = match raw.multiplier {
+            Some(m) if !(m.is_finite() && m >= 1.0) => {
+                self.report(Problem::new(
+                    Some(task),
+                    Some("retry.multiplier"),
+                    format!("`{m}` must be a number of at least 1"),
+                ));
+                d.multiplier
+            }
+            Some(m) => m,
+            None => d.multiplier,
+        };
+        RetryPolicy {
+            max_attempts,
+            backoff: raw.backoff.unwrap_or(d.backoff),
+            initial_delay,
+            multiplier,
+            max_delay,
+            jitter: raw.jitter.unwrap_or(d.jitter),
+            on: raw.on.clone().unwrap_or(d.on),
+        }
+    }
+
+    fn grants(&mut self, task: &str, raw: &RawTask) -> Grants {
+        let mut env = Vec::with_capacity(raw.env.len());
+        for (key, value) in &raw.env {
+            if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
+                self.report(
+                    Problem::new(Some(task), Some("env"), format!("`{key}` is not a valid variable"))
+                        .hint("names are non-empty and contain no `=`; values contain no NUL"),
+                );
+            } else {
+                env.push((key.clone(), value.clone()));
+            }
+        }
+        let mut mounts = Vec::with_capacity(raw.mounts.len());
+        let mut guests = HashSet::new();
+        for (i, m) in raw.mounts.iter().enumerate() {
+            if let Some(mount) = self.mount(task, i, m) {
+                if guests.insert(mount.guest.clone()) {
+                    mounts.push(mount);
+                } else {
+                    self.report(Problem::new(
+                        Some(task),
+                        Some(&format!("mounts[{i}].guest")),
+                        format!("`{}` is mounted twice", m.guest),
+                    ));
+                }
+            }
+        }
+        Grants { env, mounts }
+    }
+
+    fn mount(&mut self, task: &str, i: usize, m: &RawMount) -> Option<Mount> {
+        if !m.guest.starts_with('/') || m.guest.split('/').any(|c| c == "..") {
+            self.report(
+                Problem::new(
+                    Some(task),
+                    Some(&format!("mounts[{i}].guest")),
+                    format!("`{}` is not an absolute guest path", m.guest),
+                )
+                .hint("write it like `/data`"),
+            );
+            return None;
+        }
+        let host = self.dir.join(&m.host);
+        match std::fs::metadata(&host) {
+            Ok(meta) if meta.is_dir() => Some(Mount {
+                host: std::fs::canonicalize(&host).unwrap_or(host),
+                guest: match m.guest.trim_end_matches('/') {
+                    "" => "/".to_string(),
+                    trimmed => trimmed.to_string(),
+                },
+                writable: m.writable,
+            }),
+            Ok(_) => {
+                self.report(Problem::new(
+                    Some(task),
+                    Some(&format!("mounts[{i}].host")),
+                    format!("{} is not a directory", host.display()),
+                ));
+                None
+            }
+            Err(e) => {
+                self.report(
+                    Problem::new(
+                        Some(task),
+                        Some(&format!("mounts[{i}].host")),
+                        format!("cannot use {}: {e}", host.display()),
+                    )
+                    .hint("host paths are relative to the workflow file's folder; create the folder first"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Reports each dependency cycle once, e.g. `alpha -> beta -> gamma -> alpha`.
+    fn cycles(&mut self, tasks: &[Task]) {
+        for cycle in crate::plan::find_cycles(tasks.iter().map(|t| t.needs.as_slice())) {
+            let names: Vec<&str> = cycle.iter().map(|&i| tasks[i].id.as_str()).collect();
+            let first = names[0];
+            self.report(
+                Problem::new(
+                    Some(first),
+                    Some("needs"),
+                    format!("dependency cycle: {} -> {first}", names.join(" -> ")),
+                )
+                .hint("each task in the cycle needs the next; remove one of these `needs`"),
+            );
+        }
+    }
+}
+
+fn merge_limits(base: &RawLimits, over: &RawLimits) -> RawLimits {
+    RawLimits {
+        fuel: over.fuel.or(base.fuel),
+        memory: over.memory.clone().or_else(|| base.memory.clone()),
+        timeout: over.timeout.clone().or_else(|| base.timeout.clone()),
+        max_output: over.max_output.clone().or_else(|| base.max_output.clone()),
+        max_logs: over.max_logs.clone().or_else(|| base.max_logs.clone()),
+    }
+}
+
+fn merge_retry(base: &RawRetry, over: &RawRetry) -> RawRetry {
+    RawRetry {
+        max_attempts: over.max_attempts.or(base.max_attempts),
+        backoff: over.backoff.or(base.backoff),
+        initial_delay: over.initial_delay.clone().or_else(|| base.initial_delay.clone()),
+        multiplier: over.multiplier.or(base.multiplier),
+        max_delay: over.max_delay.clone().or_else(|| base.max_delay.clone()),
+        jitter: over.jitter.or(base.jitter),
+        on: over.on.clone().or_else(|| base.on.clone()),
+    }
+}
+
+/// Ids and names: letters, digits, `_`, `-`, `.`; not empty.
+pub(crate) fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
