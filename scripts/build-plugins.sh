@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds the example plugins into plugins/*.wasm and the test plugins into target/test-plugins/.
+# Needs the wasm32-wasip1 target (installed here if missing). Incremental: fast when up to date.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+    rustup target add wasm32-wasip1
+fi
+
+build() { # manifest, target dir, output folder
+    local manifest=$1 target=$2 out=$3
+    CARGO_TARGET_DIR="$target" cargo build --quiet --release --target wasm32-wasip1 --manifest-path "$manifest"
+    mkdir -p "$out"
+    for wasm in "$target"/wasm32-wasip1/release/*.wasm; do
+        # Copy only when changed, so the plugin folder's timestamps mean something.
+        cmp -s "$wasm" "$out/$(basename "$wasm")" || cp "$wasm" "$out/"
+    done
+}
+
+build plugins/Cargo.toml target/wasm-plugins plugins
+build tests/plugins/Cargo.toml target/wasm-tests target/test-plugins
+echo "plugins: $(ls plugins/*.wasm | wc -l) examples in plugins/, $(ls target/test-plugins/*.wasm | wc -l) test plugins in target/test-plugins/"

@@ -1,0 +1,8 @@
+//! Exits with `params.code`.
+use bulkhead_sdk::{Task, TaskError};
+fn exit(task: Task) -> Result<(), TaskError> {
+    let code = task.params.get("code").and_then(|v| v.as_i64()).unwrap_or(1) as i32;
+    eprintln!("exiting with {code}");
+    std::process::exit(code)
+}
+bulkhead_sdk::plugin!(exit);

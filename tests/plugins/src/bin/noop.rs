@@ -1,0 +1,2 @@
+//! Does nothing: the output is `null`.
+fn main() {}
