@@ -76,6 +76,8 @@ pub struct TaskReport {
     pub output: serde_json::Value,
     /// Time spent in its attempts, all of them, in milliseconds.
     pub duration_ms: u64,
+    /// The same in microseconds.
+    pub duration_us: u64,
     /// Fuel used by its attempts, all of them.
     pub fuel_used: u64,
     /// Largest linear memory of any of its attempts, in bytes.

@@ -60,12 +60,12 @@ impl Observer for Progress {
                 self.running.fetch_sub(1, Ordering::Relaxed);
                 self.done.fetch_add(1, Ordering::Relaxed);
             }
-            Event::AttemptFinished { task, attempt, failure: Some(f), retry_in: Some(d) } => {
+            Event::AttemptFinished { task, attempt, failure: Some(f), retry_in: Some(d), .. } => {
                 self.bar.println(format!(
                     "retry: `{task}` attempt {attempt} failed ({f}); next attempt in {d:.1?}"
                 ));
             }
-            Event::AttemptFinished { task, attempt, failure: Some(f), retry_in: None } => {
+            Event::AttemptFinished { task, attempt, failure: Some(f), retry_in: None, .. } => {
                 self.running.fetch_sub(1, Ordering::Relaxed);
                 self.failed.fetch_add(1, Ordering::Relaxed);
                 self.bar.println(format!("failed: `{task}` attempt {attempt}: {f}"));

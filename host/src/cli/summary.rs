@@ -37,11 +37,11 @@ pub fn render(report: &RunReport) -> String {
         let optional = if t.optional && t.status == TaskStatus::Failed { " (optional)" } else { "" };
         let _ = writeln!(
             out,
-            "  {:<width$}  {:<9}  {:>8}  {:>6} ms  {}{}",
+            "  {:<width$}  {:<9}  {:>8}  {:>6.1} ms  {}{}",
             id,
             t.status.as_str(),
             t.attempts,
-            t.duration_ms,
+            t.duration_us as f64 / 1000.0,
             error.lines().next().unwrap_or(""),
             optional
         );

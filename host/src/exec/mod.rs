@@ -79,6 +79,7 @@ pub async fn execute(
     let mut waiting_retries = 0usize;
     let mut cancelled = false;
     let ctx = input::Context::new(&wf, &req.run_id, &req.params);
+    let plugin_names: Vec<String> = wf.tasks.iter().map(|t| t.plugin.to_string()).collect();
 
     loop {
         while running.len() < limit {
@@ -89,6 +90,7 @@ pub async fn execute(
             let input = ctx.document(t, attempt, |n| records[n].output.as_ref());
             observer.event(Event::AttemptStarted {
                 task: &wf.tasks[t].id,
+                plugin: &plugin_names[t],
                 attempt,
             });
             let fut = runner.run(t, input);
@@ -129,13 +131,13 @@ pub async fn execute(
                         rec.output = Some(output);
                         rec.error = None;
                         rec.log = outcome.log;
-                        observer.event(Event::AttemptFinished { task: &task.id, attempt, failure: None, retry_in: None });
+                        observer.event(Event::AttemptFinished { task: &task.id, plugin: &plugin_names[t], attempt, failure: None, retry_in: None });
                         state.succeed(&plan, t);
                     }
                     Err(failure) => {
                         let retry = task.retry.should_retry(failure.kind, attempt);
                         let delay = retry.then(|| task.retry.delay(attempt, rand::random::<f64>()));
-                        observer.event(Event::AttemptFinished { task: &task.id, attempt, failure: Some(&failure), retry_in: delay });
+                        observer.event(Event::AttemptFinished { task: &task.id, plugin: &plugin_names[t], attempt, failure: Some(&failure), retry_in: delay });
                         rec.error = Some(error_report(&failure));
                         rec.log = outcome.log;
                         match delay {
@@ -234,6 +236,7 @@ fn build_tasks(wf: &Workflow, state: &RunState, records: Vec<Record>, cancelled:
                 error,
                 output: rec.output.unwrap_or(serde_json::Value::Null),
                 duration_ms: rec.duration.as_millis() as u64,
+                duration_us: rec.duration.as_micros() as u64,
                 fuel_used: rec.fuel_used,
                 peak_memory: rec.peak_memory,
                 plugin: task.plugin.to_string(),

@@ -10,6 +10,8 @@ pub enum Event<'a> {
     AttemptStarted {
         /// Task id.
         task: &'a str,
+        /// Plugin name.
+        plugin: &'a str,
         /// Attempt number, from 1.
         attempt: u32,
     },
@@ -17,6 +19,8 @@ pub enum Event<'a> {
     AttemptFinished {
         /// Task id.
         task: &'a str,
+        /// Plugin name.
+        plugin: &'a str,
         /// Attempt number, from 1.
         attempt: u32,
         /// Why it failed, if it did.
@@ -46,17 +50,17 @@ pub struct LogObserver;
 impl Observer for LogObserver {
     fn event(&self, event: Event<'_>) {
         match event {
-            Event::AttemptStarted { task, attempt } => {
-                tracing::debug!(task, attempt, "attempt started")
+            Event::AttemptStarted { task, plugin, attempt } => {
+                tracing::debug!(task, attempt, plugin, "attempt started")
             }
-            Event::AttemptFinished { task, attempt, failure: None, .. } => {
-                tracing::info!(task, attempt, "task succeeded")
+            Event::AttemptFinished { task, plugin, attempt, failure: None, .. } => {
+                tracing::info!(task, attempt, plugin, "task succeeded")
             }
-            Event::AttemptFinished { task, attempt, failure: Some(f), retry_in: Some(d) } => {
-                tracing::warn!(task, attempt, error.kind = %f.kind, retry_in = ?d, "attempt failed, will retry: {}", f.message)
+            Event::AttemptFinished { task, plugin, attempt, failure: Some(f), retry_in: Some(d) } => {
+                tracing::warn!(task, attempt, plugin, error.kind = %f.kind, retry_in = ?d, "attempt failed, will retry: {}", f.message)
             }
-            Event::AttemptFinished { task, attempt, failure: Some(f), retry_in: None } => {
-                tracing::error!(task, attempt, error.kind = %f.kind, "task failed: {}", f.message)
+            Event::AttemptFinished { task, plugin, attempt, failure: Some(f), retry_in: None } => {
+                tracing::error!(task, attempt, plugin, error.kind = %f.kind, "task failed: {}", f.message)
             }
             Event::Skipped { task, because } => tracing::warn!(task, "task skipped: {because}"),
         }
