@@ -122,14 +122,19 @@ impl Host {
         observer: &dyn Observer,
         cancel: CancellationToken,
     ) -> RunReport {
-        let runner = runner::SandboxRunner::new(self.sandbox.clone(), &loaded.workflow, loaded.plugins.clone());
+        let runner = runner::SandboxRunner::new(
+            self.sandbox.clone(),
+            &loaded.workflow,
+            loaded.plugins.clone(),
+        );
         let request = RunRequest {
             workflow: loaded.workflow.clone(),
             run_id,
             params,
             max_parallel: self.max_parallel,
         };
-        let span = tracing::info_span!("run", workflow = %loaded.workflow.name, run_id = %request.run_id);
+        let span =
+            tracing::info_span!("run", workflow = %loaded.workflow.name, run_id = %request.run_id);
         exec::execute(request, Arc::new(runner), observer, cancel)
             .instrument(span)
             .await

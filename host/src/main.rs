@@ -12,10 +12,21 @@ use std::process::ExitCode;
 #[command(name = "bulkhead", version, about, propagate_version = true)]
 struct Args {
     /// Log line format on stderr.
-    #[arg(long, global = true, value_enum, default_value = "text", env = "BULKHEAD_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "BULKHEAD_LOG_FORMAT"
+    )]
     log_format: bulkhead::telemetry::LogFormat,
     /// Folder of compiled plugins kept between runs.
-    #[arg(long, global = true, default_value = ".bulkhead/cache", env = "BULKHEAD_CACHE_DIR")]
+    #[arg(
+        long,
+        global = true,
+        default_value = ".bulkhead/cache",
+        env = "BULKHEAD_CACHE_DIR"
+    )]
     cache_dir: PathBuf,
     #[command(subcommand)]
     command: Command,

@@ -57,16 +57,29 @@ impl Registry {
         match plugin {
             PluginRef::Path(path) => {
                 if path.is_file() {
-                    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin").to_string();
-                    Ok(PluginFile { name, path: path.clone() })
+                    let name = path
+                        .file_stem()
+                        .and_then(|s| s.to_str())
+                        .unwrap_or("plugin")
+                        .to_string();
+                    Ok(PluginFile {
+                        name,
+                        path: path.clone(),
+                    })
                 } else {
-                    Err(format!("plugin file {} does not exist (paths are relative to the workflow file)", path.display()))
+                    Err(format!(
+                        "plugin file {} does not exist (paths are relative to the workflow file)",
+                        path.display()
+                    ))
                 }
             }
             PluginRef::Name(name) => {
                 let path = self.dir.join(format!("{name}.wasm"));
                 if path.is_file() {
-                    return Ok(PluginFile { name: name.clone(), path });
+                    return Ok(PluginFile {
+                        name: name.clone(),
+                        path,
+                    });
                 }
                 match self.list() {
                     Err(e) => Err(format!(
@@ -97,14 +110,20 @@ impl Registry {
 
     /// Loads every plugin the workflow uses, once each; returns them by task index. Unknown or
     /// broken plugins are reported as problems of the tasks that use them.
-    pub fn load_for(&self, sandbox: &Sandbox, workflow: &Workflow) -> Result<Vec<Arc<Plugin>>, WorkflowError> {
+    pub fn load_for(
+        &self,
+        sandbox: &Sandbox,
+        workflow: &Workflow,
+    ) -> Result<Vec<Arc<Plugin>>, WorkflowError> {
         let mut loaded: HashMap<&PluginRef, Result<Arc<Plugin>, String>> = HashMap::new();
         let mut problems = Vec::new();
         let mut out = Vec::with_capacity(workflow.tasks.len());
         for task in &workflow.tasks {
             let result = loaded.entry(&task.plugin).or_insert_with(|| {
                 let file = self.resolve(&task.plugin)?;
-                self.load(sandbox, &file).map(Arc::new).map_err(|e| e.to_string())
+                self.load(sandbox, &file)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
             });
             match result {
                 Ok(p) => out.push(p.clone()),

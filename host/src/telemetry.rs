@@ -14,7 +14,8 @@ pub enum LogFormat {
 
 /// Installs the global subscriber. `RUST_LOG` (e.g. `bulkhead=debug`) overrides `default_filter`.
 pub fn init(format: LogFormat, default_filter: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -23,6 +24,10 @@ pub fn init(format: LogFormat, default_filter: &str) {
     // A second init (tests) keeps the first subscriber; that is fine.
     let _ = match format {
         LogFormat::Text => builder.compact().try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
     };
 }

@@ -193,7 +193,9 @@ where
 }
 
 /// Parses the task document; a mismatch with `P` or `I` names the field.
-pub fn read_task<P: DeserializeOwned, I: DeserializeOwned>(mut input: impl Read) -> Result<Task<P, I>, TaskError> {
+pub fn read_task<P: DeserializeOwned, I: DeserializeOwned>(
+    mut input: impl Read,
+) -> Result<Task<P, I>, TaskError> {
     let mut text = Vec::new();
     input.read_to_end(&mut text)?;
     serde_json::from_slice(&text).map_err(|e| {

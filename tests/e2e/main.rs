@@ -1,1 +1,11 @@
+//! End-to-end tests: the real `bulkhead` binary on real compiled plugins (tests/plugins, built for
+//! wasm32-wasip1 by scripts/build-plugins.sh on first use). One binary, a module per feature.
 
+mod support;
+
+mod cli;
+mod failures;
+mod parallel;
+mod retries;
+mod sandbox;
+mod validation;

@@ -15,7 +15,12 @@ pub const EXIT_INVALID: u8 = 2;
 #[derive(Debug, Clone, clap::Args)]
 pub struct PluginsArg {
     /// Folder of `.wasm` plugins, looked up by name.
-    #[arg(long = "plugins", value_name = "DIR", default_value = "plugins", env = "BULKHEAD_PLUGINS")]
+    #[arg(
+        long = "plugins",
+        value_name = "DIR",
+        default_value = "plugins",
+        env = "BULKHEAD_PLUGINS"
+    )]
     pub dir: PathBuf,
 }
 
@@ -98,10 +103,11 @@ pub fn plugins(plugins: &PluginsArg, cache_dir: PathBuf, json: bool) -> ExitCode
                 Ok(p) => serde_json::json!({
                     "name": p.name, "size": p.size, "hash": p.hash, "loads": true,
                     "abi": "v1 (wasi preview 1 command)", "error": null,
+                    "cached": p.from_cache, "load_ms": p.load_time.as_secs_f64() * 1000.0,
                 }),
                 Err(e) => serde_json::json!({
                     "name": f.name, "size": size, "hash": null, "loads": false,
-                    "abi": null, "error": e.message,
+                    "abi": null, "error": e.message, "cached": false,
                 }),
             }
         })
@@ -113,9 +119,15 @@ pub fn plugins(plugins: &PluginsArg, cache_dir: PathBuf, json: bool) -> ExitCode
     if rows.is_empty() {
         eprintln!("no plugins (*.wasm) in {}", plugins.dir.display());
     }
-    println!("{:<20} {:>10}  {:<14} {:<6} ABI / ERROR", "NAME", "SIZE", "HASH", "LOADS");
+    println!(
+        "{:<20} {:>10}  {:<14} {:<6} ABI / ERROR",
+        "NAME", "SIZE", "HASH", "LOADS"
+    );
     for r in rows {
-        let hash = r["hash"].as_str().map(|h| &h[..12.min(h.len())]).unwrap_or("-");
+        let hash = r["hash"]
+            .as_str()
+            .map(|h| &h[..12.min(h.len())])
+            .unwrap_or("-");
         let detail = r["abi"].as_str().or(r["error"].as_str()).unwrap_or("");
         println!(
             "{:<20} {:>10}  {:<14} {:<6} {}",

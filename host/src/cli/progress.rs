@@ -18,9 +18,10 @@ impl Progress {
     /// A bar for a run of `total` tasks.
     pub fn new(total: usize) -> Self {
         let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+        let style =
+            ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
         bar.set_style(style);
         bar.enable_steady_tick(Duration::from_millis(100));
         Progress {
@@ -60,15 +61,28 @@ impl Observer for Progress {
                 self.running.fetch_sub(1, Ordering::Relaxed);
                 self.done.fetch_add(1, Ordering::Relaxed);
             }
-            Event::AttemptFinished { task, attempt, failure: Some(f), retry_in: Some(d), .. } => {
+            Event::AttemptFinished {
+                task,
+                attempt,
+                failure: Some(f),
+                retry_in: Some(d),
+                ..
+            } => {
                 self.bar.println(format!(
                     "retry: `{task}` attempt {attempt} failed ({f}); next attempt in {d:.1?}"
                 ));
             }
-            Event::AttemptFinished { task, attempt, failure: Some(f), retry_in: None, .. } => {
+            Event::AttemptFinished {
+                task,
+                attempt,
+                failure: Some(f),
+                retry_in: None,
+                ..
+            } => {
                 self.running.fetch_sub(1, Ordering::Relaxed);
                 self.failed.fetch_add(1, Ordering::Relaxed);
-                self.bar.println(format!("failed: `{task}` attempt {attempt}: {f}"));
+                self.bar
+                    .println(format!("failed: `{task}` attempt {attempt}: {f}"));
             }
             Event::Skipped { task, because } => {
                 self.failed.fetch_add(1, Ordering::Relaxed);

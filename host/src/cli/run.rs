@@ -34,7 +34,8 @@ fn parse_param(text: &str) -> Result<(String, serde_json::Value), String> {
     if key.is_empty() {
         return Err(format!("`{text}` has an empty KEY"));
     }
-    let value = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+    let value = serde_json::from_str(value)
+        .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
     Ok((key.to_string(), value))
 }
 
@@ -42,7 +43,10 @@ fn parse_param(text: &str) -> Result<(String, serde_json::Value), String> {
 pub fn main(args: RunArgs, log_format: LogFormat, cache_dir: PathBuf) -> ExitCode {
     let interactive = std::io::stderr().is_terminal() && log_format == LogFormat::Text;
     telemetry::init(log_format, if interactive { "warn" } else { "info" });
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -84,7 +88,13 @@ async fn run(args: RunArgs, interactive: bool, cache_dir: PathBuf) -> ExitCode {
         None => &LogObserver,
     };
     let report = host
-        .run(&loaded, run_id, serde_json::Value::Object(params), observer, cancel)
+        .run(
+            &loaded,
+            run_id,
+            serde_json::Value::Object(params),
+            observer,
+            cancel,
+        )
         .await;
     if let Some(p) = progress {
         p.finish();
@@ -107,7 +117,9 @@ async fn stop_on_signal(cancel: CancellationToken) {
     for round in 0..2 {
         wait_for_signal().await;
         if round == 0 {
-            eprintln!("\nstopping: interrupting running attempts (press Ctrl-C again to exit at once)");
+            eprintln!(
+                "\nstopping: interrupting running attempts (press Ctrl-C again to exit at once)"
+            );
             cancel.cancel();
         } else {
             std::process::exit(130);

@@ -23,8 +23,18 @@ pub fn render(report: &RunReport) -> String {
     );
     // Large runs: list only what did not succeed.
     let brief = report.tasks.len() > 50;
-    let width = report.tasks.keys().map(|k| k.len()).max().unwrap_or(4).clamp(4, 40);
-    let _ = writeln!(out, "  {:<width$}  {:<9}  {:>8}  {:>9}  ERROR", "TASK", "STATUS", "ATTEMPTS", "DURATION");
+    let width = report
+        .tasks
+        .keys()
+        .map(|k| k.len())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40);
+    let _ = writeln!(
+        out,
+        "  {:<width$}  {:<9}  {:>8}  {:>9}  ERROR",
+        "TASK", "STATUS", "ATTEMPTS", "DURATION"
+    );
     for (id, t) in &report.tasks {
         if brief && t.status == TaskStatus::Succeeded {
             continue;
@@ -34,7 +44,11 @@ pub fn render(report: &RunReport) -> String {
             .as_ref()
             .map(|e| format!("{}: {}", e.kind, e.message))
             .unwrap_or_default();
-        let optional = if t.optional && t.status == TaskStatus::Failed { " (optional)" } else { "" };
+        let optional = if t.optional && t.status == TaskStatus::Failed {
+            " (optional)"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
             "  {:<width$}  {:<9}  {:>8}  {:>6.1} ms  {}{}",
@@ -47,7 +61,11 @@ pub fn render(report: &RunReport) -> String {
         );
     }
     if brief {
-        let _ = writeln!(out, "  ({} succeeded tasks not listed)", report.count(TaskStatus::Succeeded));
+        let _ = writeln!(
+            out,
+            "  ({} succeeded tasks not listed)",
+            report.count(TaskStatus::Succeeded)
+        );
     }
     out
 }

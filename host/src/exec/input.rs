@@ -39,7 +39,10 @@ impl<'a, F: Fn(usize) -> Option<&'a Value>> Serialize for Inputs<'a, F> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.needs.len()))?;
         for &n in self.needs {
-            map.serialize_entry(&self.wf.tasks[n].id, (self.output)(n).unwrap_or(&Value::Null))?;
+            map.serialize_entry(
+                &self.wf.tasks[n].id,
+                (self.output)(n).unwrap_or(&Value::Null),
+            )?;
         }
         map.end()
     }
@@ -47,7 +50,11 @@ impl<'a, F: Fn(usize) -> Option<&'a Value>> Serialize for Inputs<'a, F> {
 
 impl<'a> Context<'a> {
     pub(super) fn new(wf: &'a Workflow, run_id: &'a str, run_params: &'a Value) -> Self {
-        Context { wf, run_id, run_params }
+        Context {
+            wf,
+            run_id,
+            run_params,
+        }
     }
 
     /// The stdin bytes of attempt `attempt` of task `t`; `output(n)` gives task `n`'s output.

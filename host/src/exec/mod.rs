@@ -209,7 +209,12 @@ fn error_report(f: &Failure) -> ErrorReport {
     }
 }
 
-fn build_tasks(wf: &Workflow, state: &RunState, records: Vec<Record>, cancelled: bool) -> IndexMap<String, TaskReport> {
+fn build_tasks(
+    wf: &Workflow,
+    state: &RunState,
+    records: Vec<Record>,
+    cancelled: bool,
+) -> IndexMap<String, TaskReport> {
     use crate::plan::TaskState as S;
     wf.tasks
         .iter()
@@ -221,13 +226,23 @@ fn build_tasks(wf: &Workflow, state: &RunState, records: Vec<Record>, cancelled:
                 S::Failed => (TaskStatus::Failed, rec.error),
                 S::Skipped => (TaskStatus::Skipped, rec.error),
                 S::Waiting | S::Ready | S::Running => {
-                    debug_assert!(cancelled, "an unfinished task in a run that was not cancelled");
+                    debug_assert!(
+                        cancelled,
+                        "an unfinished task in a run that was not cancelled"
+                    );
                     let message = match rec.attempts {
                         0 => "not run: the run was cancelled".to_string(),
                         n => format!("the run was cancelled during or after attempt {n}"),
                     };
                     let kind = "cancelled".to_string();
-                    (TaskStatus::Cancelled, Some(ErrorReport { kind, message, exit_code: None }))
+                    (
+                        TaskStatus::Cancelled,
+                        Some(ErrorReport {
+                            kind,
+                            message,
+                            exit_code: None,
+                        }),
+                    )
                 }
             };
             let report = TaskReport {

@@ -50,16 +50,38 @@ pub struct LogObserver;
 impl Observer for LogObserver {
     fn event(&self, event: Event<'_>) {
         match event {
-            Event::AttemptStarted { task, plugin, attempt } => {
+            Event::AttemptStarted {
+                task,
+                plugin,
+                attempt,
+            } => {
                 tracing::debug!(task, attempt, plugin, "attempt started")
             }
-            Event::AttemptFinished { task, plugin, attempt, failure: None, .. } => {
+            Event::AttemptFinished {
+                task,
+                plugin,
+                attempt,
+                failure: None,
+                ..
+            } => {
                 tracing::info!(task, attempt, plugin, "task succeeded")
             }
-            Event::AttemptFinished { task, plugin, attempt, failure: Some(f), retry_in: Some(d) } => {
+            Event::AttemptFinished {
+                task,
+                plugin,
+                attempt,
+                failure: Some(f),
+                retry_in: Some(d),
+            } => {
                 tracing::warn!(task, attempt, plugin, error.kind = %f.kind, retry_in = ?d, "attempt failed, will retry: {}", f.message)
             }
-            Event::AttemptFinished { task, plugin, attempt, failure: Some(f), retry_in: None } => {
+            Event::AttemptFinished {
+                task,
+                plugin,
+                attempt,
+                failure: Some(f),
+                retry_in: None,
+            } => {
                 tracing::error!(task, attempt, plugin, error.kind = %f.kind, "task failed: {}", f.message)
             }
             Event::Skipped { task, because } => tracing::warn!(task, "task skipped: {because}"),

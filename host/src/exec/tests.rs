@@ -48,7 +48,10 @@ impl Runner for Handle {
                 *c += 1;
                 *c
             };
-            s.inputs.lock().unwrap().insert(task, serde_json::from_slice(&input).unwrap());
+            s.inputs
+                .lock()
+                .unwrap()
+                .insert(task, serde_json::from_slice(&input).unwrap());
             let now = s.running.fetch_add(1, Ordering::SeqCst) + 1;
             s.peak.fetch_max(now, Ordering::SeqCst);
             let result = match &s.scripts[task] {
@@ -76,7 +79,12 @@ fn workflow(yaml: &str) -> Arc<Workflow> {
     Arc::new(crate::workflow::parse(yaml, std::path::Path::new("test.yaml")).unwrap())
 }
 
-async fn execute_with(wf: Arc<Workflow>, s: &Arc<Scripted>, max_parallel: usize, cancel: CancellationToken) -> RunReport {
+async fn execute_with(
+    wf: Arc<Workflow>,
+    s: &Arc<Scripted>,
+    max_parallel: usize,
+    cancel: CancellationToken,
+) -> RunReport {
     let req = RunRequest {
         workflow: wf,
         run_id: "run-1".into(),
@@ -131,7 +139,10 @@ async fn failure_skips_dependents_and_spares_independent_branches() {
     assert_eq!(r.tasks["c"].status, TaskStatus::Succeeded);
     assert_eq!(r.tasks["d"].status, TaskStatus::Skipped);
     assert_eq!(r.tasks["d"].attempts, 0);
-    assert_eq!(r.tasks["d"].error.as_ref().map(|e| e.kind.as_str()), Some("skipped"));
+    assert_eq!(
+        r.tasks["d"].error.as_ref().map(|e| e.kind.as_str()),
+        Some("skipped")
+    );
     assert_eq!(r.tasks["lone"].status, TaskStatus::Succeeded);
 }
 
@@ -146,7 +157,9 @@ async fn an_optional_failure_leaves_the_run_successful() {
 
 #[tokio::test]
 async fn concurrency_is_bounded_by_workflow_and_host() {
-    let tasks: String = (0..20).map(|i| format!("  t{i}: {{plugin: p}}\n")).collect();
+    let tasks: String = (0..20)
+        .map(|i| format!("  t{i}: {{plugin: p}}\n"))
+        .collect();
     let sleep = Script::Sleep(Duration::from_millis(20));
     let s = Scripted::new(vec![sleep.clone(); 20]);
     let wf = workflow(&format!("name: wide\nconcurrency: 5\ntasks:\n{tasks}"));
@@ -163,7 +176,10 @@ async fn inputs_carry_the_outputs_of_needs() {
     execute_with(workflow(DIAMOND), &s, 8, CancellationToken::new()).await;
     let inputs = s.inputs.lock().unwrap();
     let d = &inputs[&3];
-    assert_eq!(d["inputs"], serde_json::json!({"b": {"task": 1}, "c": {"task": 2}}));
+    assert_eq!(
+        d["inputs"],
+        serde_json::json!({"b": {"task": 1}, "c": {"task": 2}})
+    );
     assert_eq!(d["run_params"], serde_json::json!({"day": "monday"}));
     assert_eq!(d["idempotency_key"], "run-1:d");
     assert_eq!(d["abi"], 1);

@@ -27,7 +27,9 @@ pub fn find_cycles<'a>(needs: impl Iterator<Item = &'a [usize]>) -> Vec<Vec<usiz
             continue;
         }
         let members: std::collections::HashSet<NodeIndex> = scc.iter().copied().collect();
-        let Some(&start) = scc.iter().min() else { continue };
+        let Some(&start) = scc.iter().min() else {
+            continue;
+        };
         // Shortest path from `start` back to itself inside the component (BFS).
         let mut parent: HashMap<NodeIndex, NodeIndex> = HashMap::new();
         let mut queue = VecDeque::from([start]);
@@ -77,7 +79,10 @@ pub fn render(workflow: &crate::workflow::Workflow, format: GraphFormat) -> Stri
     let mut out = String::new();
     match format {
         GraphFormat::Dot => {
-            out.push_str(&format!("digraph \"{}\" {{\n  rankdir=LR;\n", quote(&workflow.name)));
+            out.push_str(&format!(
+                "digraph \"{}\" {{\n  rankdir=LR;\n",
+                quote(&workflow.name)
+            ));
             for t in &workflow.tasks {
                 out.push_str(&format!(
                     "  \"{}\" [label=\"{}\\n({})\"];\n",
@@ -100,7 +105,11 @@ pub fn render(workflow: &crate::workflow::Workflow, format: GraphFormat) -> Stri
         GraphFormat::Mermaid => {
             out.push_str("flowchart LR\n");
             for (i, t) in workflow.tasks.iter().enumerate() {
-                out.push_str(&format!("  t{i}[\"{} ({})\"]\n", t.id.replace('"', "#quot;"), t.plugin));
+                out.push_str(&format!(
+                    "  t{i}[\"{} ({})\"]\n",
+                    t.id.replace('"', "#quot;"),
+                    t.plugin
+                ));
             }
             for (i, t) in workflow.tasks.iter().enumerate() {
                 for &n in &t.needs {

@@ -21,7 +21,11 @@ fn simulate(needs: &[Vec<usize>], fails: &[bool], width: usize) -> (RunState, Ve
             let Some(t) = rs.start_next() else { break };
             // Never before its needs: every need has succeeded.
             for &n in plan.needs(t) {
-                assert_eq!(rs.state(n), TaskState::Succeeded, "task {t} started before need {n}");
+                assert_eq!(
+                    rs.state(n),
+                    TaskState::Succeeded,
+                    "task {t} started before need {n}"
+                );
             }
             started.push(t);
             running.push(t);
@@ -29,7 +33,10 @@ fn simulate(needs: &[Vec<usize>], fails: &[bool], width: usize) -> (RunState, Ve
         let Some(t) = running.pop() else { break };
         if fails[t] {
             for s in rs.fail(&plan, t) {
-                assert!(!started.contains(&s), "skipped task {s} had already started");
+                assert!(
+                    !started.contains(&s),
+                    "skipped task {s} had already started"
+                );
             }
         } else {
             rs.succeed(&plan, t);

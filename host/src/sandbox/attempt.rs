@@ -26,7 +26,12 @@ struct MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.max {
             self.refused = Some(desired);
             return Ok(false);
@@ -35,7 +40,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1 << 20)
     }
 
@@ -52,7 +62,13 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-pub(super) async fn run(engine: &Engine, plugin: &Plugin, input: Vec<u8>, limits: &Limits, grants: &Grants) -> AttemptOutcome {
+pub(super) async fn run(
+    engine: &Engine,
+    plugin: &Plugin,
+    input: Vec<u8>,
+    limits: &Limits,
+    grants: &Grants,
+) -> AttemptOutcome {
     let stdout = CappedPipe::new(limits.max_output, Overflow::Trap);
     let stderr = CappedPipe::new(limits.max_logs, Overflow::Truncate);
     let wasi = match wasi_context(plugin, input, grants, &stdout, &stderr) {
@@ -84,7 +100,10 @@ pub(super) async fn run(engine: &Engine, plugin: &Plugin, input: Vec<u8>, limits
         }
     });
     if let Err(e) = store.set_fuel(limits.fuel) {
-        return AttemptOutcome::failed(Failure::new(FailureKind::Load, format!("cannot set fuel: {e}")));
+        return AttemptOutcome::failed(Failure::new(
+            FailureKind::Load,
+            format!("cannot set fuel: {e}"),
+        ));
     }
 
     let call = async {
@@ -108,7 +127,13 @@ pub(super) async fn run(engine: &Engine, plugin: &Plugin, input: Vec<u8>, limits
     let (out, out_overflow) = stdout.take();
     let (mut log, log_cut) = stderr.take();
     if log_cut {
-        log.extend_from_slice(format!("\n[bulkhead: log cut at max_logs = {} bytes]\n", limits.max_logs).as_bytes());
+        log.extend_from_slice(
+            format!(
+                "\n[bulkhead: log cut at max_logs = {} bytes]\n",
+                limits.max_logs
+            )
+            .as_bytes(),
+        );
     }
     let ended = classify::Ended {
         result,
@@ -148,11 +173,19 @@ fn wasi_context(
         b.env(k, v);
     }
     for m in &grants.mounts {
-        let perms = if m.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+        let perms = if m.writable {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
         b.preopened_dir(&m.host, &m.guest, perms).map_err(|e| {
             Failure::new(
                 FailureKind::Load,
-                format!("cannot open mount {} (guest {}): {e}", m.host.display(), m.guest),
+                format!(
+                    "cannot open mount {} (guest {}): {e}",
+                    m.host.display(),
+                    m.guest
+                ),
             )
         })?;
     }

@@ -27,7 +27,8 @@ impl ModuleCache {
     }
 
     fn path(&self, content_hash: &str) -> PathBuf {
-        self.dir.join(format!("{content_hash}-{}.cwasm", self.engine_key))
+        self.dir
+            .join(format!("{content_hash}-{}.cwasm", self.engine_key))
     }
 
     /// The cached module for this content hash, if there is a usable one.

@@ -34,7 +34,10 @@ pub(super) fn classify(ended: Ended<'_>) -> Result<(), Failure> {
     if ended.stdout_overflow {
         return Err(Failure::new(
             FailureKind::OutputTooLarge,
-            format!("wrote more than {} bytes to stdout (limits.max_output)", limits.max_output),
+            format!(
+                "wrote more than {} bytes to stdout (limits.max_output)",
+                limits.max_output
+            ),
         ));
     }
     if let Some(asked) = ended.memory_refused {
@@ -48,8 +51,14 @@ pub(super) fn classify(ended: Ended<'_>) -> Result<(), Failure> {
         ));
     }
     if let Some(code) = exit {
-        let last = last_line(ended.log).map(|l| format!("; last log line: {l}")).unwrap_or_default();
-        let kind = if code == EXIT_TRANSIENT { FailureKind::Transient } else { FailureKind::Exit };
+        let last = last_line(ended.log)
+            .map(|l| format!("; last log line: {l}"))
+            .unwrap_or_default();
+        let kind = if code == EXIT_TRANSIENT {
+            FailureKind::Transient
+        } else {
+            FailureKind::Exit
+        };
         return Err(Failure {
             kind,
             message: format!("exited with code {code}{last}"),
@@ -63,16 +72,22 @@ pub(super) fn classify(ended: Ended<'_>) -> Result<(), Failure> {
         ),
         Some(Trap::Interrupt) => Failure::new(
             FailureKind::Timeout,
-            format!("ran past its timeout of {:?} (limits.timeout)", limits.timeout),
+            format!(
+                "ran past its timeout of {:?} (limits.timeout)",
+                limits.timeout
+            ),
         ),
         Some(Trap::StackOverflow) => Failure::new(
             FailureKind::Trap,
-            format!("stack overflow (the wasm stack is limited to {})", human_bytes(super::MAX_WASM_STACK as u64)),
+            format!(
+                "stack overflow (the wasm stack is limited to {})",
+                human_bytes(super::MAX_WASM_STACK as u64)
+            ),
         ),
         Some(trap) => {
             let message = match panic_message(ended.log) {
-                Some(panic) => format!("{panic} (wasm trap: {trap})"),
-                None => format!("wasm trap: {trap}"),
+                Some(panic) => format!("{panic} ({trap})"),
+                None => trap.to_string(),
             };
             Failure::new(FailureKind::Trap, message)
         }
@@ -133,17 +148,26 @@ mod tests {
     #[test]
     fn finds_the_panic_message() {
         let log = b"starting\nthread 'main' panicked at src/main.rs:3:5:\nboom: bad row\nnote: run with `RUST_BACKTRACE=1`\n";
-        assert_eq!(panic_message(log).as_deref(), Some("panicked at src/main.rs:3:5: boom: bad row"));
+        assert_eq!(
+            panic_message(log).as_deref(),
+            Some("panicked at src/main.rs:3:5: boom: bad row")
+        );
         assert_eq!(panic_message(b"all fine"), None);
     }
 
     #[test]
     fn output_is_one_json_value() {
         assert_eq!(parse_output(b"  \n"), Ok(serde_json::Value::Null));
-        assert_eq!(parse_output(b"{\"a\":1}\n"), Ok(serde_json::json!({"a": 1})));
+        assert_eq!(
+            parse_output(b"{\"a\":1}\n"),
+            Ok(serde_json::json!({"a": 1}))
+        );
         let e = parse_output(b"{\"a\":1} extra").unwrap_err();
         assert_eq!(e.kind, FailureKind::InvalidOutput);
-        assert_eq!(parse_output(b"hello").unwrap_err().kind, FailureKind::InvalidOutput);
+        assert_eq!(
+            parse_output(b"hello").unwrap_err().kind,
+            FailureKind::InvalidOutput
+        );
     }
 
     #[test]

@@ -48,7 +48,8 @@ impl SandboxBuilder {
 
     /// Creates the engine, the WASI linker and the epoch thread.
     pub fn build(self) -> Result<Sandbox, SandboxError> {
-        let engine = engine::build(self.slots).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        let engine =
+            engine::build(self.slots).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         let mut linker: Linker<AttemptState> = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut AttemptState| &mut s.wasi)
             .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
@@ -95,7 +96,9 @@ pub struct Sandbox {
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox").field("slots", &self.slots).finish_non_exhaustive()
+        f.debug_struct("Sandbox")
+            .field("slots", &self.slots)
+            .finish_non_exhaustive()
     }
 }
 
@@ -157,8 +160,9 @@ impl Sandbox {
         let module = match cached {
             Some(m) => m,
             None => {
-                let m = Module::new(&self.engine, bytes)
-                    .map_err(|e| err(format!("does not compile: {}", classify::root_message(&e))))?;
+                let m = Module::new(&self.engine, bytes).map_err(|e| {
+                    err(format!("does not compile: {}", classify::root_message(&e)))
+                })?;
                 if let Some(c) = &self.cache {
                     c.put(&hash, &m);
                 }
@@ -167,14 +171,16 @@ impl Sandbox {
         };
         match module.get_export("_start") {
             Some(ExternType::Func(f)) if f.params().len() == 0 && f.results().len() == 0 => {}
-            Some(_) => return Err(err("exports `_start`, but not as a function of no arguments".into())),
-            None => {
+            Some(_) => {
                 return Err(err(
-                    "has no `_start` export: it is not a WASI command (build a binary, not a library, \
-                     for `wasm32-wasip1`)"
-                        .into(),
+                    "exports `_start`, but not as a function of no arguments".into(),
                 ))
             }
+            None => return Err(err(
+                "has no `_start` export: it is not a WASI command (build a binary, not a library, \
+                     for `wasm32-wasip1`)"
+                    .into(),
+            )),
         }
         let pre = self.linker.instantiate_pre(&module).map_err(|e| {
             err(format!(
@@ -193,7 +199,13 @@ impl Sandbox {
     }
 
     /// Runs one attempt: a fresh instance, `input` on stdin, nothing granted beyond `grants`.
-    pub async fn run(&self, plugin: &Plugin, input: Vec<u8>, limits: &Limits, grants: &Grants) -> AttemptOutcome {
+    pub async fn run(
+        &self,
+        plugin: &Plugin,
+        input: Vec<u8>,
+        limits: &Limits,
+        grants: &Grants,
+    ) -> AttemptOutcome {
         attempt::run(&self.engine, plugin, input, limits, grants).await
     }
 }

@@ -33,7 +33,11 @@ impl Default for RetryPolicy {
             multiplier: 2.0,
             max_delay: Duration::from_secs(60),
             jitter: Jitter::Full,
-            on: vec![FailureKind::Transient, FailureKind::Trap, FailureKind::Timeout],
+            on: vec![
+                FailureKind::Transient,
+                FailureKind::Trap,
+                FailureKind::Timeout,
+            ],
         }
     }
 }

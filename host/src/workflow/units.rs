@@ -22,8 +22,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "`{text}` has no unit; write it as `{text}s` or `{text}ms`"
         ));
     }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. `500ms`, `30s`, `5m`, `1h`"))
+    humantime::parse_duration(text).map_err(|e| {
+        format!("`{text}` is not a duration ({e}); write e.g. `500ms`, `30s`, `5m`, `1h`")
+    })
 }
 
 /// Parses a byte size: a plain number of bytes, or a number with one of the units
@@ -65,7 +66,9 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("30").unwrap_err().contains("no unit"));
-        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("soon")
+            .unwrap_err()
+            .contains("not a duration"));
     }
 
     #[test]

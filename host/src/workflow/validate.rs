@@ -17,7 +17,8 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Workflow, WorkflowError> 
         file: file.to_path_buf(),
         problems,
     };
-    let raw: RawWorkflow = serde_yaml::from_str(text).map_err(|e| invalid(vec![yaml_problem(&e)]))?;
+    let raw: RawWorkflow =
+        serde_yaml::from_str(text).map_err(|e| invalid(vec![yaml_problem(&e)]))?;
     let mut v = Validator {
         dir: file.parent().unwrap_or(Path::new(".")),
         problems: Vec::new(),
@@ -73,7 +74,11 @@ fn unknown_name_hint(detail: &str) -> Option<String> {
     let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
     let suggestion = did_you_mean(word, expected.iter().copied());
     Some(match suggestion.is_empty() {
-        false => suggestion.trim().trim_start_matches('(').trim_end_matches(')').to_string(),
+        false => suggestion
+            .trim()
+            .trim_start_matches('(')
+            .trim_end_matches(')')
+            .to_string(),
         true if expected.is_empty() => "remove it".to_string(),
         true => format!("expected one of: {}", expected.join(", ")),
     })
@@ -93,8 +98,12 @@ impl Validator<'_> {
         self.version(raw.version.as_ref());
         if !valid_id(&raw.name) {
             self.report(
-                Problem::new(None, Some("name"), format!("`{}` is not a valid workflow name", raw.name))
-                    .hint("use letters, digits, `_`, `-` and `.`"),
+                Problem::new(
+                    None,
+                    Some("name"),
+                    format!("`{}` is not a valid workflow name", raw.name),
+                )
+                .hint("use letters, digits, `_`, `-` and `.`"),
             );
         }
         if raw.concurrency == Some(0) {
@@ -104,14 +113,23 @@ impl Validator<'_> {
             );
         }
         if raw.tasks.is_empty() {
-            self.report(Problem::new(None, Some("tasks"), "a workflow needs at least one task"));
+            self.report(Problem::new(
+                None,
+                Some("tasks"),
+                "a workflow needs at least one task",
+            ));
         }
         let schedule = match raw.schedule {
             None => Vec::new(),
             Some(super::raw::OneOrMany::One(s)) => vec![s],
             Some(super::raw::OneOrMany::Many(v)) => v,
         };
-        let ids: HashMap<&str, usize> = raw.tasks.keys().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+        let ids: HashMap<&str, usize> = raw
+            .tasks
+            .keys()
+            .enumerate()
+            .map(|(i, k)| (k.as_str(), i))
+            .collect();
         let mut tasks = Vec::with_capacity(raw.tasks.len());
         for (id, task) in &raw.tasks {
             tasks.push(self.task(id, task, &raw.defaults.limits, &raw.defaults.retry, &ids));
@@ -136,8 +154,12 @@ impl Validator<'_> {
             Some(v) => {
                 let shown = serde_yaml::to_string(v).unwrap_or_default();
                 self.report(
-                    Problem::new(None, Some("version"), format!("unsupported version `{}`", shown.trim()))
-                        .hint("this Bulkhead reads `version: 1`"),
+                    Problem::new(
+                        None,
+                        Some("version"),
+                        format!("unsupported version `{}`", shown.trim()),
+                    )
+                    .hint("this Bulkhead reads `version: 1`"),
                 )
             }
         }
@@ -189,14 +211,22 @@ impl Validator<'_> {
         for need in needs {
             if need == task {
                 self.report(
-                    Problem::new(Some(task), Some("needs"), format!("task `{task}` needs itself"))
-                        .hint(format!("remove `{task}` from its own `needs`")),
+                    Problem::new(
+                        Some(task),
+                        Some("needs"),
+                        format!("task `{task}` needs itself"),
+                    )
+                    .hint(format!("remove `{task}` from its own `needs`")),
                 );
             } else if let Some(&i) = ids.get(need.as_str()) {
                 if out.contains(&i) {
                     self.report(
-                        Problem::new(Some(task), Some("needs"), format!("`{need}` is listed twice"))
-                            .hint("list each dependency once"),
+                        Problem::new(
+                            Some(task),
+                            Some("needs"),
+                            format!("`{need}` is listed twice"),
+                        )
+                        .hint("list each dependency once"),
                     );
                 } else {
                     out.push(i);
@@ -206,8 +236,12 @@ impl Validator<'_> {
                 known.sort_unstable();
                 let hint = did_you_mean(need, known.iter().copied());
                 self.report(
-                    Problem::new(Some(task), Some("needs"), format!("unknown dependency `{need}`{hint}"))
-                        .hint(format!("known tasks: {}", known.join(", "))),
+                    Problem::new(
+                        Some(task),
+                        Some("needs"),
+                        format!("unknown dependency `{need}`{hint}"),
+                    )
+                    .hint(format!("known tasks: {}", known.join(", "))),
                 );
             }
         }
@@ -229,7 +263,11 @@ impl Validator<'_> {
                     default
                 }
                 Err(e) => {
-                    self.report(Problem::new(Some(task), Some(&format!("limits.{field}")), e));
+                    self.report(Problem::new(
+                        Some(task),
+                        Some(&format!("limits.{field}")),
+                        e,
+                    ));
                     default
                 }
             }
@@ -242,7 +280,11 @@ impl Validator<'_> {
             Some(t) => match parse_duration(t) {
                 Ok(t) if !t.is_zero() => t,
                 Ok(_) => {
-                    self.report(Problem::new(Some(task), Some("limits.timeout"), "must be longer than zero"));
+                    self.report(Problem::new(
+                        Some(task),
+                        Some("limits.timeout"),
+                        "must be longer than zero",
+                    ));
                     d.timeout
                 }
                 Err(e) => {
@@ -253,7 +295,11 @@ impl Validator<'_> {
         };
         let fuel = match raw.fuel {
             Some(0) => {
-                self.report(Problem::new(Some(task), Some("limits.fuel"), "must be at least 1"));
+                self.report(Problem::new(
+                    Some(task),
+                    Some("limits.fuel"),
+                    "must be at least 1",
+                ));
                 d.fuel
             }
             Some(f) => f,
@@ -318,8 +364,12 @@ impl Validator<'_> {
         for (key, value) in &raw.env {
             if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
                 self.report(
-                    Problem::new(Some(task), Some("env"), format!("`{key}` is not a valid variable"))
-                        .hint("names are non-empty and contain no `=`; values contain no NUL"),
+                    Problem::new(
+                        Some(task),
+                        Some("env"),
+                        format!("`{key}` is not a valid variable"),
+                    )
+                    .hint("names are non-empty and contain no `=`; values contain no NUL"),
                 );
             } else {
                 env.push((key.clone(), value.clone()));
@@ -418,7 +468,10 @@ fn merge_retry(base: &RawRetry, over: &RawRetry) -> RawRetry {
     RawRetry {
         max_attempts: over.max_attempts.or(base.max_attempts),
         backoff: over.backoff.or(base.backoff),
-        initial_delay: over.initial_delay.clone().or_else(|| base.initial_delay.clone()),
+        initial_delay: over
+            .initial_delay
+            .clone()
+            .or_else(|| base.initial_delay.clone()),
         multiplier: over.multiplier.or(base.multiplier),
         max_delay: over.max_delay.clone().or_else(|| base.max_delay.clone()),
         jitter: over.jitter.or(base.jitter),
@@ -430,5 +483,6 @@ fn merge_retry(base: &RawRetry, over: &RawRetry) -> RawRetry {
 pub(crate) fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, clippy, the example and test plugins, unit, property and
+# end-to-end tests (which run the real binary on real compiled plugins). Same as CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+bash scripts/build-plugins.sh
+cargo test --workspace

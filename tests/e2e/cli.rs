@@ -1,0 +1,196 @@
+//! The other subcommands and argument errors.
+
+use crate::support::{bulkhead, root, Case};
+
+#[test]
+fn graph_prints_dot_and_mermaid() {
+    let case = Case::new("name: g\ntasks:\n  a: {plugin: noop}\n  b: {plugin: noop, needs: [a]}\n");
+    let out = bulkhead().arg("graph").arg(case.file()).output().unwrap();
+    assert!(out.status.success());
+    let dot = String::from_utf8(out.stdout).unwrap();
+    assert!(dot.starts_with("digraph \"g\""), "{dot}");
+    assert!(dot.contains("\"a\" -> \"b\";"), "{dot}");
+    let out = bulkhead()
+        .args(["graph", "--format", "mermaid"])
+        .arg(case.file())
+        .output()
+        .unwrap();
+    let mermaid = String::from_utf8(out.stdout).unwrap();
+    assert!(mermaid.contains("t0 --> t1"), "{mermaid}");
+}
+
+#[test]
+fn plugins_lists_and_the_second_load_comes_from_the_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let list = || {
+        let out = bulkhead()
+            .args(["plugins", "--json"])
+            .env("BULKHEAD_CACHE_DIR", cache.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = list();
+    let rows = first.as_array().unwrap();
+    let echo = rows
+        .iter()
+        .find(|r| r["name"] == "echo")
+        .expect("echo listed");
+    assert_eq!(echo["loads"], true);
+    assert_eq!(echo["abi"], "v1 (wasi preview 1 command)");
+    assert_eq!(echo["hash"].as_str().unwrap().len(), 64);
+    assert_eq!(echo["cached"], false, "first load compiles");
+    let second = list();
+    assert!(second
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["loads"] == true)
+        .all(|r| r["cached"] == true));
+}
+
+#[test]
+fn a_broken_plugin_is_reported_by_name_and_others_still_load() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.wasm"), b"\0asm\x01\0\0\0garbage").unwrap();
+    std::fs::copy(
+        crate::support::test_plugins().join("noop.wasm"),
+        dir.path().join("noop.wasm"),
+    )
+    .unwrap();
+    // A valid module without `_start` (a library, not a command).
+    std::fs::write(dir.path().join("lib.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    let out = bulkhead()
+        .args(["plugins", "--json"])
+        .env("BULKHEAD_PLUGINS", dir.path())
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by = |n: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by("broken")["loads"], false);
+    assert!(by("broken")["error"]
+        .as_str()
+        .unwrap()
+        .contains("does not compile"));
+    assert!(by("lib")["error"].as_str().unwrap().contains("no `_start`"));
+    assert_eq!(by("noop")["loads"], true);
+
+    let case = Case::new("name: b\ntasks:\n  x: {plugin: broken}\n  y: {plugin: noop}\n");
+    let out = bulkhead()
+        .arg("run")
+        .arg(case.file())
+        .env("BULKHEAD_PLUGINS", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("task `x`") && err.contains("plugin `broken`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    let case = Case::new("name: a\ntasks:\n  a: {plugin: noop}\n");
+    let out = bulkhead()
+        .arg("run")
+        .arg(case.file())
+        .args(["--param", "novalue"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KEY=VALUE"));
+    let out = bulkhead()
+        .args(["run", "does-not-exist.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does-not-exist.yaml"));
+    let out = bulkhead()
+        .arg("run")
+        .arg(case.file())
+        .args(["--max-parallel", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_example_workflows_validate_and_run() {
+    let status = std::process::Command::new("bash")
+        .arg(root().join("scripts/build-plugins.sh"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = bulkhead()
+        .env("BULKHEAD_PLUGINS", root().join("plugins"))
+        .arg("validate")
+        .arg(root().join("workflows/etl.yaml"))
+        .arg(root().join("workflows/hello.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bulkhead()
+        .env("BULKHEAD_PLUGINS", root().join("plugins"))
+        .args(["run", "--json"])
+        .arg(root().join("workflows/hello.yaml"))
+        .output()
+        .unwrap();
+    let ran = crate::support::Ran::from(out);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(
+        ran.task("greet_both")["output"],
+        serde_json::json!({"greeting": "hello, everyone!", "inputs": 2})
+    );
+}
+
+#[test]
+fn the_etl_example_writes_its_report() {
+    let status = std::process::Command::new("bash")
+        .arg(root().join("scripts/build-plugins.sh"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::create_dir(dir.path().join("out")).unwrap();
+    for f in ["users.csv", "orders.csv"] {
+        std::fs::copy(
+            root().join("workflows/data").join(f),
+            dir.path().join("data").join(f),
+        )
+        .unwrap();
+    }
+    std::fs::copy(
+        root().join("workflows/etl.yaml"),
+        dir.path().join("etl.yaml"),
+    )
+    .unwrap();
+    let out = bulkhead()
+        .env("BULKHEAD_PLUGINS", root().join("plugins"))
+        .args(["run", "--json"])
+        .arg(dir.path().join("etl.yaml"))
+        .output()
+        .unwrap();
+    let ran = crate::support::Ran::from(out);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    // Two users lack something (no email; no country match) and one order has a bad amount.
+    assert_eq!(ran.task("clean_users")["output"]["dropped"], 1);
+    assert_eq!(ran.task("clean_orders")["output"]["dropped"], 1);
+    let report = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
+    assert!(report.contains("| 137.49 | 3 | uk |"), "{report}");
+    assert!(report.contains("| 66.0 | 3 | us |"), "{report}");
+}

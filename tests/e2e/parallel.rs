@@ -1,0 +1,72 @@
+//! Sleeping plugins do not hold threads; Ctrl-C cancels cleanly.
+
+use crate::support::{bulkhead, Case, Ran};
+use std::time::{Duration, Instant};
+
+fn threads_of(pid: u32) -> Option<usize> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok())
+}
+
+#[test]
+fn three_hundred_sleepers_share_a_few_threads() {
+    let tasks: String = (0..300)
+        .map(|i| format!("  s{i}: {{plugin: sleep, params: {{ms: 1000}}}}\n"))
+        .collect();
+    let case = Case::new(&format!(
+        "name: sleepers\nconcurrency: 300\ntasks:\n{tasks}"
+    ));
+    let started = Instant::now();
+    let child = bulkhead()
+        .args(["run", "--json", "--max-parallel", "300"])
+        .arg(case.file())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let threads = threads_of(child.id());
+    let ran = Ran::from(child.wait_with_output().unwrap());
+    let elapsed = started.elapsed();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(ran.report["tasks"].as_object().unwrap().len(), 300);
+    // 300 one-second sleeps one after another would take 300 s.
+    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+    if let Some(n) = threads {
+        assert!(n < 40, "{n} threads for 300 sleeping attempts");
+    }
+    eprintln!("300 x 1 s sleeps: {elapsed:?}, threads mid-run: {threads:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_cancels_the_run_and_reports_it() {
+    let case = Case::new(
+        "name: stop\ntasks:\n  busy: {plugin: spin, limits: {timeout: 60s, fuel: 18000000000000000000}}\n  after: {plugin: noop, needs: [busy]}\n",
+    );
+    let child = bulkhead()
+        .args(["run", "--json"])
+        .arg(case.file())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ran = Ran::from(child.wait_with_output().unwrap());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "stopped promptly"
+    );
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert_eq!(ran.report["status"], "cancelled");
+    assert_eq!(ran.ended("busy"), ("cancelled".into(), "cancelled".into()));
+    assert_eq!(ran.ended("after").0, "cancelled");
+}

@@ -1,0 +1,114 @@
+//! Shared helpers: build the test plugins once, write workflows into temp folders, run the binary.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The folder of compiled test plugins, built on first use.
+pub fn test_plugins() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let status = Command::new("bash")
+            .arg(root().join("scripts/build-plugins.sh"))
+            .status()
+            .expect("run scripts/build-plugins.sh");
+        assert!(status.success(), "building the test plugins failed");
+        root().join("target/test-plugins")
+    })
+}
+
+/// A temp folder holding one workflow.
+pub struct Case {
+    pub dir: tempfile::TempDir,
+}
+
+impl Case {
+    /// A case whose workflow file `wf.yaml` holds `yaml`.
+    pub fn new(yaml: &str) -> Case {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("wf.yaml"), yaml).expect("write workflow");
+        Case { dir }
+    }
+
+    pub fn file(&self) -> PathBuf {
+        self.dir.path().join("wf.yaml")
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// `bulkhead run wf.yaml --json <extra>`: exit code, report, stderr.
+    pub fn run(&self, extra: &[&str]) -> Ran {
+        let mut cmd = bulkhead();
+        cmd.arg("run").arg(self.file()).arg("--json").args(extra);
+        Ran::from(cmd.output().expect("run bulkhead"))
+    }
+}
+
+/// The binary with the test plugin folder, a shared compile cache, and no stray settings.
+pub fn bulkhead() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BULKHEAD_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("BULKHEAD_PLUGINS", test_plugins())
+        .env("BULKHEAD_CACHE_DIR", root().join("target/e2e-cache"));
+    cmd
+}
+
+/// The result of a run.
+pub struct Ran {
+    pub code: i32,
+    pub report: Value,
+    pub stderr: String,
+}
+
+impl From<Output> for Ran {
+    fn from(out: Output) -> Ran {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let report = if stdout.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&stdout).unwrap_or_else(|e| {
+                panic!("stdout is not one JSON document ({e}):\n{stdout}\nstderr:\n{stderr}")
+            })
+        };
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            report,
+            stderr,
+        }
+    }
+}
+
+impl Ran {
+    pub fn task(&self, id: &str) -> &Value {
+        &self.report["tasks"][id]
+    }
+
+    /// `(status, error kind)` of a task.
+    pub fn ended(&self, id: &str) -> (String, String) {
+        let t = self.task(id);
+        (
+            t["status"].as_str().unwrap_or("?").to_string(),
+            t["error"]["kind"].as_str().unwrap_or("").to_string(),
+        )
+    }
+
+    pub fn message(&self, id: &str) -> String {
+        self.task(id)["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+}
