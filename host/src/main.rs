@@ -52,6 +52,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "dot")]
         format: bulkhead::plan::GraphFormat,
     },
+    /// Measure per-task overhead, throughput and plugin load times (uses the `noop` plugin).
+    Bench(cli::bench::BenchArgs),
     /// List the plugins of the plugin folder: name, size, content hash, whether it loads, ABI.
     Plugins {
         #[command(flatten)]
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
             bulkhead::telemetry::init(args.log_format, "warn");
             cli::validate(&files, &plugins, args.cache_dir)
         }
+        Command::Bench(bench) => cli::bench::main(bench, args.cache_dir),
         Command::Graph { file, format } => cli::graph(&file, format),
         Command::Plugins { plugins, json } => {
             bulkhead::telemetry::init(args.log_format, "warn");

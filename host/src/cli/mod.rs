@@ -1,5 +1,6 @@
 //! Subcommands other than `run`, and what they share.
 
+pub mod bench;
 pub mod progress;
 pub mod run;
 pub mod summary;

@@ -1,0 +1,2 @@
+//! Does nothing: its output is `null`. `bulkhead bench` uses it to measure per-task overhead.
+fn main() {}
