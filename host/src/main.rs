@@ -54,6 +54,8 @@ enum Command {
     },
     /// Measure per-task overhead, throughput and plugin load times (uses the `noop` plugin).
     Bench(cli::bench::BenchArgs),
+    /// Print the JSON Schema of the workflow format.
+    Schema,
     /// List the plugins of the plugin folder: name, size, content hash, whether it loads, ABI.
     Plugins {
         #[command(flatten)]
@@ -73,6 +75,10 @@ fn main() -> ExitCode {
             cli::validate(&files, &plugins, args.cache_dir)
         }
         Command::Bench(bench) => cli::bench::main(bench, args.cache_dir),
+        Command::Schema => {
+            print!("{}", bulkhead::workflow::json_schema());
+            ExitCode::SUCCESS
+        }
         Command::Graph { file, format } => cli::graph(&file, format),
         Command::Plugins { plugins, json } => {
             bulkhead::telemetry::init(args.log_format, "warn");

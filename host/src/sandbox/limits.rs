@@ -56,7 +56,7 @@ pub struct Mount {
 }
 
 /// Why an attempt failed (DESIGN.md section 2). The names are part of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// The plugin crashed: a wasm trap, a panic, a stack overflow.

@@ -16,6 +16,9 @@ mod retry;
 mod units;
 mod validate;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::{Problem, WorkflowError};
 pub use raw::{Backoff, Jitter};
 pub use retry::RetryPolicy;
@@ -93,6 +96,15 @@ impl Workflow {
     pub fn task_index(&self, id: &str) -> Option<usize> {
         self.tasks.iter().position(|t| t.id == id)
     }
+}
+
+/// The JSON Schema of the workflow format, generated from the raw types (checked in as
+/// `docs/workflow.schema.json`; editors use it to complete and check workflow files).
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(raw::RawWorkflow);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 /// Reads and validates a workflow file.

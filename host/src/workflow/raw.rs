@@ -4,33 +4,47 @@
 use super::units::SizeSpec;
 use crate::sandbox::FailureKind;
 use indexmap::IndexMap;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// The top level of a workflow file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "Bulkhead workflow (version 1)")]
 pub struct RawWorkflow {
+    /// Format version; 1 is the only one.
+    #[schemars(with = "Option<u32>", range(min = 1, max = 1))]
     pub version: Option<serde_yaml::Value>,
+    /// Workflow name: letters, digits, `_`, `-`, `.`.
     pub name: String,
+    /// What it does.
     pub description: Option<String>,
+    /// Tasks of one run at once (default: bounded only by the host's `--max-parallel`).
+    #[schemars(range(min = 1))]
     pub concurrency: Option<u32>,
+    /// Cron expression(s), used by `bulkhead serve`.
     pub schedule: Option<OneOrMany>,
+    /// IANA time zone of the schedule.
     pub timezone: Option<String>,
+    /// Limits and retry policy for every task that does not set its own.
     #[serde(default)]
     pub defaults: RawDefaults,
+    /// The tasks, by id, in the order they are written.
     pub tasks: IndexMap<String, RawTask>,
 }
 
 /// A single string or a list of them (`schedule:`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrMany {
+    /// One expression.
     One(String),
+    /// Several expressions.
     Many(Vec<String>),
 }
 
 /// `defaults:` applies to every task unless the task overrides a key.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDefaults {
     #[serde(default)]
@@ -40,31 +54,44 @@ pub struct RawDefaults {
 }
 
 /// `limits:`, every key optional; missing keys fall back to the defaults.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
+    /// CPU budget in fuel units (default 10000000000).
     pub fuel: Option<u64>,
+    /// Linear memory cap (default 64MiB, at most 4GiB).
     pub memory: Option<SizeSpec>,
+    /// Wall-clock limit of one attempt, e.g. `30s` (default 30s).
     pub timeout: Option<String>,
+    /// stdout cap (default 1MiB).
     pub max_output: Option<SizeSpec>,
+    /// stderr cap; the rest is dropped (default 1MiB).
     pub max_logs: Option<SizeSpec>,
 }
 
 /// `retry:`, every key optional.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRetry {
+    /// Attempts in all, the first included (default 1).
+    #[schemars(range(min = 1))]
     pub max_attempts: Option<u32>,
+    /// `fixed` or `exponential` (default).
     pub backoff: Option<Backoff>,
+    /// Delay before the first retry (default 1s).
     pub initial_delay: Option<String>,
+    /// Growth of exponential backoff (default 2).
     pub multiplier: Option<f64>,
+    /// Cap on any delay (default 1m).
     pub max_delay: Option<String>,
+    /// `full` (default) or `none`.
     pub jitter: Option<Jitter>,
+    /// Failure kinds that are retried (default transient, trap, timeout).
     pub on: Option<Vec<FailureKind>>,
 }
 
 /// How the delay between attempts grows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Backoff {
     /// Every retry waits `initial_delay`.
@@ -74,7 +101,7 @@ pub enum Backoff {
 }
 
 /// Randomisation of the delay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Jitter {
     /// A uniformly random delay between zero and the computed delay.
@@ -84,35 +111,48 @@ pub enum Jitter {
 }
 
 /// One entry of `tasks:`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTask {
+    /// A plugin name from the plugin folder, or a path ending in `.wasm`.
     pub plugin: String,
+    /// What it does.
     pub description: Option<String>,
+    /// Handed to the plugin as `params`.
     #[serde(default)]
     pub params: serde_json::Value,
+    /// Tasks that must succeed first; their outputs become this task's `inputs`.
     #[serde(default)]
     pub needs: Vec<String>,
+    /// Overrides `defaults.retry` key by key.
     #[serde(default)]
     pub retry: RawRetry,
+    /// Overrides `defaults.limits` key by key.
     #[serde(default)]
     pub limits: RawLimits,
+    /// The only environment variables the plugin sees.
     #[serde(default)]
     pub env: IndexMap<String, String>,
+    /// Host folders the plugin sees.
     #[serde(default)]
     pub mounts: Vec<RawMount>,
+    /// If true, its failure does not fail the run.
     #[serde(default)]
     pub optional: bool,
+    /// Higher runs first among ready tasks.
     #[serde(default)]
     pub priority: i32,
 }
 
 /// One entry of `mounts:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMount {
+    /// Host folder, relative to the workflow file.
     pub host: String,
+    /// Absolute path inside the sandbox.
     pub guest: String,
+    /// Whether the plugin may write (default false).
     #[serde(default)]
     pub writable: bool,
 }

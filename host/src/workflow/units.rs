@@ -5,7 +5,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 /// A size as written in YAML: a bare integer (bytes) or a string with a unit.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum SizeSpec {
     /// A number of bytes.

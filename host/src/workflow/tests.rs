@@ -1,0 +1,82 @@
+use super::*;
+use std::path::Path;
+
+fn problems(yaml: &str) -> Vec<String> {
+    match parse(yaml, Path::new("wf.yaml")) {
+        Ok(_) => Vec::new(),
+        Err(WorkflowError::Invalid { problems, .. }) => problems.iter().map(|p| p.to_string()).collect(),
+        Err(e) => vec![e.to_string()],
+    }
+}
+
+#[test]
+fn the_checked_in_schema_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/workflow.schema.json");
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == json_schema(),
+        "docs/workflow.schema.json is stale: run `cargo run -p bulkhead -- schema > docs/workflow.schema.json`"
+    );
+}
+
+#[test]
+fn the_schema_rejects_unknown_keys() {
+    let schema: serde_json::Value = serde_json::from_str(&json_schema()).unwrap();
+    assert_eq!(schema["additionalProperties"], false);
+    assert_eq!(schema["$defs"]["RawTask"]["additionalProperties"], false);
+}
+
+#[test]
+fn defaults_and_overrides_merge_key_by_key() {
+    let wf = parse(
+        "name: m
+defaults:
+  limits: {memory: 32MiB, timeout: 5s}
+  retry: {max_attempts: 4, on: [exit]}
+tasks:
+  a: {plugin: p, limits: {timeout: 1s}, retry: {initial_delay: 10ms}}
+  b: {plugin: p}
+",
+        Path::new("wf.yaml"),
+    )
+    .unwrap();
+    let a = &wf.tasks[0];
+    assert_eq!(a.limits.memory, 32 << 20);
+    assert_eq!(a.limits.timeout, std::time::Duration::from_secs(1));
+    assert_eq!(a.limits.fuel, crate::sandbox::Limits::default().fuel);
+    assert_eq!(a.retry.max_attempts, 4);
+    assert_eq!(a.retry.initial_delay, std::time::Duration::from_millis(10));
+    assert_eq!(a.retry.on, vec![crate::sandbox::FailureKind::Exit]);
+    assert_eq!(wf.tasks[1].limits.timeout, std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn plugin_paths_resolve_against_the_workflow_folder() {
+    let wf = parse("name: p\ntasks:\n  a: {plugin: ../bin/x.wasm}\n", Path::new("/srv/flows/wf.yaml")).unwrap();
+    assert_eq!(wf.tasks[0].plugin, PluginRef::Path("/srv/flows/../bin/x.wasm".into()));
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let found = problems("name: x\ntasks:\n  a: {plugin: p, needs: [zz]}\n  b: {plugin: p, needs: [b]}\n  c: {plugin: p, limits: {fuel: 0}}\n");
+    assert_eq!(found.len(), 3, "{found:?}");
+}
+
+#[test]
+fn schedule_accepts_one_or_many() {
+    let one = parse("name: s\nschedule: '@hourly'\ntasks:\n  a: {plugin: p}\n", Path::new("w.yaml")).unwrap();
+    assert_eq!(one.schedule, vec!["@hourly"]);
+    let many = parse("name: s\nschedule: ['0 1 * * *', '0 2 * * *']\ntasks:\n  a: {plugin: p}\n", Path::new("w.yaml")).unwrap();
+    assert_eq!(many.schedule.len(), 2);
+}
+
+#[test]
+fn bad_names_and_values_are_refused() {
+    assert!(problems("name: 'bad name'\ntasks:\n  a: {plugin: p}\n")[0].contains("not a valid workflow name"));
+    assert!(problems("name: n\nconcurrency: 0\ntasks:\n  a: {plugin: p}\n")[0].contains("at least 1"));
+    assert!(problems("name: n\ntasks:\n  a: {plugin: 'x/y'}\n")[0].contains("not a plugin name"));
+    assert!(problems("name: n\ntasks:\n  a: {plugin: p, retry: {multiplier: 0.5}}\n")[0].contains("at least 1"));
+    assert!(problems("name: n\ntasks:\n  a: {plugin: p, limits: {memory: 8GiB}}\n")[0].contains("out of range"));
+    assert!(problems("name: n\ntasks:\n  a: {plugin: p, env: {'A=B': x}}\n")[0].contains("not a valid variable"));
+    assert!(problems("name: n\ntasks:\n  a: {plugin: p, needs: [b, b]}\n  b: {plugin: p}\n")[0].contains("listed twice"));
+}
