@@ -19,5 +19,17 @@ build() { # manifest, target dir, output folder
 }
 
 build plugins/Cargo.toml target/wasm-plugins plugins
+
+# Plugins written in WebAssembly text (no SDK, no compiler: the contract is language-neutral).
+if ! command -v wat2wasm >/dev/null; then
+    echo "error: wat2wasm not found; install it with: apt-get install wabt (or brew install wabt)" >&2
+    exit 1
+fi
+for wat in plugins/wat/*.wat; do
+    out="plugins/$(basename "${wat%.wat}").wasm"
+    if [ ! -f "$out" ] || [ "$wat" -nt "$out" ]; then
+        wat2wasm "$wat" -o "$out"
+    fi
+done
 build tests/plugins/Cargo.toml target/wasm-tests target/test-plugins
 echo "plugins: $(ls plugins/*.wasm | wc -l) examples in plugins/, $(ls target/test-plugins/*.wasm | wc -l) test plugins in target/test-plugins/"

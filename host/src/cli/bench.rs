@@ -88,7 +88,11 @@ fn layered(tasks: usize) -> String {
                 y.push_str(&format!("  t{l}_{i}: {{plugin: noop}}\n"));
             } else {
                 let (a, b) = (i, (i + 1) % width);
-                y.push_str(&format!("  t{l}_{i}: {{plugin: noop, needs: [t{}_{a}, t{}_{b}]}}\n", l - 1, l - 1));
+                y.push_str(&format!(
+                    "  t{l}_{i}: {{plugin: noop, needs: [t{}_{a}, t{}_{b}]}}\n",
+                    l - 1,
+                    l - 1
+                ));
             }
         }
     }
@@ -104,7 +108,13 @@ fn load(host: &Host, dir: &Path, name: &str, yaml: &str) -> Result<Loaded, Strin
 async fn run(host: &Host, loaded: &Loaded, observer: &dyn Observer) -> Result<Duration, String> {
     let started = Instant::now();
     let report = host
-        .run(loaded, bulkhead::new_run_id(), json!({}), observer, Default::default())
+        .run(
+            loaded,
+            bulkhead::new_run_id(),
+            json!({}),
+            observer,
+            Default::default(),
+        )
         .await;
     let took = started.elapsed();
     if report.status != bulkhead::report::RunStatus::Succeeded {
@@ -122,7 +132,11 @@ fn load_times(plugins: &Path, repeat: usize) -> Result<(f64, f64), String> {
     let (mut cold, mut warm) = (Vec::new(), Vec::new());
     for _ in 0..repeat {
         let cache = tempfile_dir()?;
-        let sandbox = Sandbox::builder().slots(4).cache_dir(&cache).build().map_err(|e| e.to_string())?;
+        let sandbox = Sandbox::builder()
+            .slots(4)
+            .cache_dir(&cache)
+            .build()
+            .map_err(|e| e.to_string())?;
         let t = Instant::now();
         sandbox.load("noop", &bytes).map_err(|e| e.to_string())?;
         cold.push(t.elapsed().as_secs_f64() * 1e3);
@@ -174,19 +188,33 @@ print(json.dumps({"tasks_per_s": rates[len(rates) // 2]}))
 fn python_rate(tasks: usize, repeat: usize) -> Result<f64, String> {
     let (layers, width) = layered_shape(tasks);
     let out = std::process::Command::new("python3")
-        .args(["-c", PYTHON, &layers.to_string(), &width.to_string(), &repeat.to_string()])
+        .args([
+            "-c",
+            PYTHON,
+            &layers.to_string(),
+            &width.to_string(),
+            &repeat.to_string(),
+        ])
         .output()
         .map_err(|e| format!("cannot run python3: {e}"))?;
     if !out.status.success() {
-        return Err(format!("python3 failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "python3 failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-    v["tasks_per_s"].as_f64().ok_or_else(|| "python printed no rate".into())
+    v["tasks_per_s"]
+        .as_f64()
+        .ok_or_else(|| "python printed no rate".into())
 }
 
 /// Runs the benchmark.
 pub fn main(args: BenchArgs, cache_dir: PathBuf) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -217,7 +245,10 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
     .map_err(|e| e.to_string())?;
     let dir = args.plugins.dir.clone();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    eprintln!("bulkhead bench: {cores} cores, no-op plugin {}, {repeat} repetitions, medians", dir.join("noop.wasm").display());
+    eprintln!(
+        "bulkhead bench: {cores} cores, no-op plugin {}, {repeat} repetitions, medians",
+        dir.join("noop.wasm").display()
+    );
 
     // Per-task overhead: in a chain each task becomes ready when the one before finishes, so the
     // gap between consecutive finishes is one task's ready -> done time.
@@ -232,7 +263,10 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
     }
     gaps.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&gaps, 0.5), percentile(&gaps, 0.99));
-    eprintln!("per-task overhead (no-op, ready -> done): p50 {p50:.1} us, p99 {p99:.1} us ({} samples)", gaps.len());
+    eprintln!(
+        "per-task overhead (no-op, ready -> done): p50 {p50:.1} us, p99 {p99:.1} us ({} samples)",
+        gaps.len()
+    );
 
     let chain40 = load(&host, &dir, "chain40", &chain(40))?;
     let mut c40 = Vec::new();

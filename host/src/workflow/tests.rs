@@ -4,7 +4,9 @@ use std::path::Path;
 fn problems(yaml: &str) -> Vec<String> {
     match parse(yaml, Path::new("wf.yaml")) {
         Ok(_) => Vec::new(),
-        Err(WorkflowError::Invalid { problems, .. }) => problems.iter().map(|p| p.to_string()).collect(),
+        Err(WorkflowError::Invalid { problems, .. }) => {
+            problems.iter().map(|p| p.to_string()).collect()
+        }
         Err(e) => vec![e.to_string()],
     }
 }
@@ -47,13 +49,23 @@ tasks:
     assert_eq!(a.retry.max_attempts, 4);
     assert_eq!(a.retry.initial_delay, std::time::Duration::from_millis(10));
     assert_eq!(a.retry.on, vec![crate::sandbox::FailureKind::Exit]);
-    assert_eq!(wf.tasks[1].limits.timeout, std::time::Duration::from_secs(5));
+    assert_eq!(
+        wf.tasks[1].limits.timeout,
+        std::time::Duration::from_secs(5)
+    );
 }
 
 #[test]
 fn plugin_paths_resolve_against_the_workflow_folder() {
-    let wf = parse("name: p\ntasks:\n  a: {plugin: ../bin/x.wasm}\n", Path::new("/srv/flows/wf.yaml")).unwrap();
-    assert_eq!(wf.tasks[0].plugin, PluginRef::Path("/srv/flows/../bin/x.wasm".into()));
+    let wf = parse(
+        "name: p\ntasks:\n  a: {plugin: ../bin/x.wasm}\n",
+        Path::new("/srv/flows/wf.yaml"),
+    )
+    .unwrap();
+    assert_eq!(
+        wf.tasks[0].plugin,
+        PluginRef::Path("/srv/flows/../bin/x.wasm".into())
+    );
 }
 
 #[test]
@@ -64,19 +76,42 @@ fn all_problems_are_reported_at_once() {
 
 #[test]
 fn schedule_accepts_one_or_many() {
-    let one = parse("name: s\nschedule: '@hourly'\ntasks:\n  a: {plugin: p}\n", Path::new("w.yaml")).unwrap();
+    let one = parse(
+        "name: s\nschedule: '@hourly'\ntasks:\n  a: {plugin: p}\n",
+        Path::new("w.yaml"),
+    )
+    .unwrap();
     assert_eq!(one.schedule, vec!["@hourly"]);
-    let many = parse("name: s\nschedule: ['0 1 * * *', '0 2 * * *']\ntasks:\n  a: {plugin: p}\n", Path::new("w.yaml")).unwrap();
+    let many = parse(
+        "name: s\nschedule: ['0 1 * * *', '0 2 * * *']\ntasks:\n  a: {plugin: p}\n",
+        Path::new("w.yaml"),
+    )
+    .unwrap();
     assert_eq!(many.schedule.len(), 2);
 }
 
 #[test]
 fn bad_names_and_values_are_refused() {
-    assert!(problems("name: 'bad name'\ntasks:\n  a: {plugin: p}\n")[0].contains("not a valid workflow name"));
-    assert!(problems("name: n\nconcurrency: 0\ntasks:\n  a: {plugin: p}\n")[0].contains("at least 1"));
+    assert!(problems("name: 'bad name'\ntasks:\n  a: {plugin: p}\n")[0]
+        .contains("not a valid workflow name"));
+    assert!(
+        problems("name: n\nconcurrency: 0\ntasks:\n  a: {plugin: p}\n")[0].contains("at least 1")
+    );
     assert!(problems("name: n\ntasks:\n  a: {plugin: 'x/y'}\n")[0].contains("not a plugin name"));
-    assert!(problems("name: n\ntasks:\n  a: {plugin: p, retry: {multiplier: 0.5}}\n")[0].contains("at least 1"));
-    assert!(problems("name: n\ntasks:\n  a: {plugin: p, limits: {memory: 8GiB}}\n")[0].contains("out of range"));
-    assert!(problems("name: n\ntasks:\n  a: {plugin: p, env: {'A=B': x}}\n")[0].contains("not a valid variable"));
-    assert!(problems("name: n\ntasks:\n  a: {plugin: p, needs: [b, b]}\n  b: {plugin: p}\n")[0].contains("listed twice"));
+    assert!(
+        problems("name: n\ntasks:\n  a: {plugin: p, retry: {multiplier: 0.5}}\n")[0]
+            .contains("at least 1")
+    );
+    assert!(
+        problems("name: n\ntasks:\n  a: {plugin: p, limits: {memory: 8GiB}}\n")[0]
+            .contains("out of range")
+    );
+    assert!(
+        problems("name: n\ntasks:\n  a: {plugin: p, env: {'A=B': x}}\n")[0]
+            .contains("not a valid variable")
+    );
+    assert!(
+        problems("name: n\ntasks:\n  a: {plugin: p, needs: [b, b]}\n  b: {plugin: p}\n")[0]
+            .contains("listed twice")
+    );
 }
