@@ -21,6 +21,7 @@ pub mod registry;
 pub mod report;
 pub mod runner;
 pub mod sandbox;
+pub mod store;
 mod suggest;
 pub mod telemetry;
 pub mod workflow;

@@ -1,0 +1,428 @@
+//! The in-memory backend: the same behaviour as SQLite, kept in maps. For tests and for runs that
+//! need no durability (`--store :memory:`).
+
+use super::sqlite::{check_acquirable, lease_is_free, LEASE_TTL_MS};
+use super::*;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone)]
+struct Row {
+    run: StoredRun,
+    logs: HashMap<(String, u32), String>,
+    cancel_requested: bool,
+}
+
+/// A store that forgets everything when dropped.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    runs: Mutex<HashMap<String, Row>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Row>) -> T) -> T {
+        let mut guard = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    }
+}
+
+fn row<'a>(runs: &'a mut HashMap<String, Row>, run_id: &str) -> Result<&'a mut Row, StoreError> {
+    runs.get_mut(run_id)
+        .ok_or_else(|| StoreError::UnknownRun(run_id.to_string()))
+}
+
+fn apply(row: &mut Row, t: Transition) {
+    let run = &mut row.run;
+    let task_mut =
+        |run: &mut StoredRun, task: &str| run.tasks.iter_mut().position(|x| x.task == task);
+    match t {
+        Transition::AttemptStarted { task, attempt, at } => {
+            if let Some(i) = task_mut(run, &task) {
+                run.tasks[i].attempts = attempt;
+            }
+            run.attempts.push(StoredAttempt {
+                task,
+                attempt,
+                status: AttemptStatus::Running,
+                started_at: at,
+                finished_at: None,
+                error: None,
+                duration_us: 0,
+                fuel_used: 0,
+                peak_memory: 0,
+            });
+        }
+        Transition::AttemptEnded {
+            task,
+            attempt,
+            at,
+            end,
+            duration_us,
+            fuel_used,
+            peak_memory,
+            log,
+            task_state,
+        } => {
+            let (status, error, output) = match end {
+                AttemptEnd::Succeeded(v) => (AttemptStatus::Succeeded, None, Some(v)),
+                AttemptEnd::Failed {
+                    kind,
+                    message,
+                    exit_code,
+                } => (
+                    AttemptStatus::Failed,
+                    Some((kind, message, exit_code)),
+                    None,
+                ),
+                AttemptEnd::Interrupted => (AttemptStatus::Interrupted, None, None),
+            };
+            if let Some(a) = run
+                .attempts
+                .iter_mut()
+                .find(|a| a.task == task && a.attempt == attempt)
+            {
+                a.status = status;
+                a.finished_at = Some(at);
+                a.error = error.clone();
+                (a.duration_us, a.fuel_used, a.peak_memory) = (duration_us, fuel_used, peak_memory);
+            }
+            if let Some(i) = task_mut(run, &task) {
+                let t = &mut run.tasks[i];
+                t.duration_us += duration_us;
+                t.fuel_used += fuel_used;
+                t.peak_memory = t.peak_memory.max(peak_memory);
+                if status == AttemptStatus::Interrupted {
+                    t.uncounted += 1;
+                } else {
+                    t.error = error;
+                }
+                if let Some(s) = task_state {
+                    t.state = s;
+                }
+                if output.is_some() {
+                    t.output = output;
+                }
+            }
+            row.logs.insert((task, attempt), log);
+        }
+        Transition::TaskDecided {
+            task,
+            state,
+            message,
+        } => {
+            if let Some(i) = task_mut(run, &task) {
+                run.tasks[i].state = state;
+                run.tasks[i].error = Some((state.as_str().to_string(), message, None));
+            }
+        }
+        Transition::RunEnded { status, at } => {
+            run.status = status;
+            run.finished_at = status.is_final().then_some(at);
+            run.lease_owner = None;
+            run.lease_expires_at = None;
+        }
+    }
+}
+
+fn interrupt_running(run: &mut StoredRun, now: i64) {
+    for a in run
+        .attempts
+        .iter_mut()
+        .filter(|a| a.status == AttemptStatus::Running)
+    {
+        a.status = AttemptStatus::Interrupted;
+        a.finished_at = Some(now);
+        if let Some(t) = run.tasks.iter_mut().find(|t| t.task == a.task) {
+            t.uncounted += 1;
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create_run(&self, new: NewRun) -> Result<(), StoreError> {
+        self.with(|runs| {
+            if runs.contains_key(&new.run_id) {
+                return Err(StoreError::Conflict(format!(
+                    "run `{}` exists already",
+                    new.run_id
+                )));
+            }
+            let tasks = new
+                .tasks
+                .iter()
+                .map(|t| StoredTask {
+                    task: t.clone(),
+                    state: TaskState::Pending,
+                    attempts: 0,
+                    uncounted: 0,
+                    output: None,
+                    error: None,
+                    duration_us: 0,
+                    fuel_used: 0,
+                    peak_memory: 0,
+                })
+                .collect();
+            let run = StoredRun {
+                run_id: new.run_id.clone(),
+                workflow: new.workflow,
+                workflow_hash: new.workflow_hash,
+                workflow_file: new.workflow_file,
+                workflow_yaml: new.workflow_yaml,
+                params: new.params,
+                status: RunStatus::Running,
+                created_at: new.created_at,
+                finished_at: None,
+                lease_owner: Some(new.owner),
+                lease_expires_at: Some(new.lease_expires_at),
+                plugins: new.plugins,
+                tasks,
+                attempts: Vec::new(),
+            };
+            runs.insert(
+                new.run_id,
+                Row {
+                    run,
+                    logs: HashMap::new(),
+                    cancel_requested: false,
+                },
+            );
+            Ok(())
+        })
+    }
+
+    async fn commit(
+        &self,
+        run_id: &str,
+        owner: &str,
+        batch: Vec<Transition>,
+    ) -> Result<Commit, StoreError> {
+        self.with(|runs| {
+            let row = row(runs, run_id)?;
+            if row.run.lease_owner.as_deref() != Some(owner) {
+                return Err(StoreError::LostLease(run_id.to_string()));
+            }
+            let ends = batch
+                .iter()
+                .any(|t| matches!(t, Transition::RunEnded { .. }));
+            for t in batch {
+                apply(row, t);
+            }
+            if !ends {
+                row.run.lease_expires_at = Some(now_ms() + LEASE_TTL_MS);
+            }
+            Ok(Commit {
+                cancel_requested: row.cancel_requested,
+            })
+        })
+    }
+
+    async fn acquire(
+        &self,
+        run_id: &str,
+        owner: &Owner,
+        now: i64,
+        ttl: i64,
+    ) -> Result<(), StoreError> {
+        self.with(|runs| {
+            let row = row(runs, run_id)?;
+            let r = &mut row.run;
+            check_acquirable(
+                run_id,
+                r.status.as_str(),
+                r.lease_owner.as_deref(),
+                r.lease_expires_at,
+                owner,
+                now,
+            )?;
+            interrupt_running(r, now);
+            r.lease_owner = Some(owner.0.clone());
+            r.lease_expires_at = Some(now + ttl);
+            r.status = RunStatus::Running;
+            row.cancel_requested = false;
+            Ok(())
+        })
+    }
+
+    async fn release(&self, run_id: &str, owner: &str) -> Result<(), StoreError> {
+        self.with(|runs| {
+            if let Some(row) = runs.get_mut(run_id) {
+                if row.run.lease_owner.as_deref() == Some(owner) {
+                    row.run.lease_owner = None;
+                    row.run.lease_expires_at = None;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn load(&self, run_id: &str) -> Result<StoredRun, StoreError> {
+        self.with(|runs| row(runs, run_id).map(|r| r.run.clone()))
+    }
+
+    async fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
+        self.with(|runs| {
+            let mut all: Vec<&StoredRun> = runs
+                .values()
+                .map(|r| &r.run)
+                .filter(|r| filter.workflow.as_ref().is_none_or(|w| &r.workflow == w))
+                .filter(|r| filter.status.is_none_or(|s| r.status == s))
+                .collect();
+            all.sort_by(|a, b| (b.created_at, &b.run_id).cmp(&(a.created_at, &a.run_id)));
+            let limit = if filter.limit == 0 {
+                usize::MAX
+            } else {
+                filter.limit
+            };
+            Ok(all
+                .into_iter()
+                .take(limit)
+                .map(|r| RunSummary {
+                    run_id: r.run_id.clone(),
+                    workflow: r.workflow.clone(),
+                    status: r.status.as_str().to_string(),
+                    started_at: rfc3339(r.created_at),
+                    finished_at: r.finished_at.map(rfc3339),
+                })
+                .collect())
+        })
+    }
+
+    async fn logs(
+        &self,
+        run_id: &str,
+        task: Option<&str>,
+        attempt: Option<u32>,
+    ) -> Result<Vec<AttemptLog>, StoreError> {
+        self.with(|runs| {
+            let row = row(runs, run_id)?;
+            let order = |t: &str| {
+                row.run
+                    .tasks
+                    .iter()
+                    .position(|x| x.task == t)
+                    .unwrap_or(usize::MAX)
+            };
+            let mut out: Vec<AttemptLog> = row
+                .run
+                .attempts
+                .iter()
+                .filter(|a| {
+                    task.is_none_or(|t| a.task == t) && attempt.is_none_or(|n| a.attempt == n)
+                })
+                .map(|a| AttemptLog {
+                    task: a.task.clone(),
+                    attempt: a.attempt,
+                    log: row
+                        .logs
+                        .get(&(a.task.clone(), a.attempt))
+                        .cloned()
+                        .unwrap_or_default(),
+                })
+                .collect();
+            out.sort_by_key(|l| (order(&l.task), l.attempt));
+            Ok(out)
+        })
+    }
+
+    async fn unfinished(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        let me = Owner::new();
+        self.with(|runs| {
+            let mut out: Vec<&StoredRun> = runs
+                .values()
+                .map(|r| &r.run)
+                .filter(|r| !r.status.is_final())
+                .filter(|r| {
+                    lease_is_free(
+                        r.status.as_str(),
+                        r.lease_owner.as_deref(),
+                        r.lease_expires_at,
+                        &me,
+                        now,
+                    )
+                })
+                .collect();
+            out.sort_by_key(|r| (r.created_at, r.run_id.clone()));
+            Ok(out.into_iter().map(|r| r.run_id.clone()).collect())
+        })
+    }
+
+    async fn request_cancel(&self, run_id: &str, now: i64) -> Result<RunStatus, StoreError> {
+        let me = Owner::new();
+        self.with(|runs| {
+            let row = row(runs, run_id)?;
+            let r = &mut row.run;
+            if r.status.is_final() {
+                return Ok(r.status);
+            }
+            if !lease_is_free(
+                r.status.as_str(),
+                r.lease_owner.as_deref(),
+                r.lease_expires_at,
+                &me,
+                now,
+            ) {
+                row.cancel_requested = true;
+                return Ok(RunStatus::Running);
+            }
+            interrupt_running(r, now);
+            for t in r.tasks.iter_mut().filter(|t| t.state == TaskState::Pending) {
+                t.state = TaskState::Cancelled;
+                t.error = Some(("cancelled".into(), "the run was cancelled".into(), None));
+            }
+            r.status = RunStatus::Cancelled;
+            r.finished_at = Some(now);
+            r.lease_owner = None;
+            r.lease_expires_at = None;
+            Ok(RunStatus::Cancelled)
+        })
+    }
+
+    async fn reset_tasks(&self, run_id: &str, tasks: &[String]) -> Result<(), StoreError> {
+        self.with(|runs| {
+            let row = row(runs, run_id)?;
+            for t in row.run.tasks.iter_mut().filter(|t| tasks.contains(&t.task)) {
+                t.state = TaskState::Pending;
+                t.output = None;
+                t.error = None;
+                t.uncounted = t.attempts;
+            }
+            row.run.status = RunStatus::Interrupted;
+            row.run.finished_at = None;
+            row.cancel_requested = false;
+            Ok(())
+        })
+    }
+
+    async fn gc(&self, before: i64) -> Result<Vec<String>, StoreError> {
+        self.with(|runs| {
+            let mut ids: Vec<String> = runs
+                .values()
+                .filter(|r| r.run.created_at < before && r.run.status.is_final())
+                .map(|r| r.run.run_id.clone())
+                .collect();
+            ids.sort();
+            for id in &ids {
+                runs.remove(id);
+            }
+            Ok(ids)
+        })
+    }
+
+    async fn plugin_hashes_in_use(&self) -> Result<Vec<String>, StoreError> {
+        self.with(|runs| {
+            let mut hashes: Vec<String> = runs
+                .values()
+                .flat_map(|r| r.run.plugins.iter().map(|p| p.hash.clone()))
+                .collect();
+            hashes.sort();
+            hashes.dedup();
+            Ok(hashes)
+        })
+    }
+}

@@ -1,0 +1,97 @@
+//! Durable run state: the [`Store`] trait and its backends (SQLite by default, in-memory for
+//! tests). Every transition of a run is committed here before the executor acts on it.
+//!
+//! This module owns the schema (numbered migrations in `host/migrations/`), leases (one host per
+//! run), run history and garbage collection. It knows nothing about wasm or the executor loop:
+//! the executor hands it batches of [`Transition`]s and it commits each batch in one transaction.
+
+mod memory;
+mod sqlite;
+#[cfg(test)]
+mod suite;
+mod types;
+
+pub use memory::MemoryStore;
+pub use sqlite::{SqliteStore, LEASE_TTL_MS};
+pub use types::*;
+
+use async_trait::async_trait;
+
+/// The schema version this build writes. A database with a higher version is refused.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The numbered migrations, applied in order to bring a database to [`SCHEMA_VERSION`].
+pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+
+/// Durable state of runs. Implementations commit each call atomically.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Records a new run (status `running`, leased by `run.owner`) with its tasks and plugin
+    /// versions.
+    async fn create_run(&self, run: NewRun) -> Result<(), StoreError>;
+
+    /// Commits a batch of transitions of one run in one transaction (group commit), if `owner`
+    /// still holds the run's lease. Returns whether a cancel was requested for the run.
+    async fn commit(
+        &self,
+        run_id: &str,
+        owner: &str,
+        batch: Vec<Transition>,
+    ) -> Result<Commit, StoreError>;
+
+    /// Takes the run's lease for `owner` until `now + ttl`, unless another live owner holds it.
+    async fn acquire(
+        &self,
+        run_id: &str,
+        owner: &Owner,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Gives the lease up.
+    async fn release(&self, run_id: &str, owner: &str) -> Result<(), StoreError>;
+
+    /// Everything stored about a run.
+    async fn load(&self, run_id: &str) -> Result<StoredRun, StoreError>;
+
+    /// Runs, newest first.
+    async fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError>;
+
+    /// Logs of a run's attempts (of one task, and one attempt, if given), in order.
+    async fn logs(
+        &self,
+        run_id: &str,
+        task: Option<&str>,
+        attempt: Option<u32>,
+    ) -> Result<Vec<AttemptLog>, StoreError>;
+
+    /// Ids of runs that did not finish: `interrupted`, or `running`/`pending` with no live lease.
+    async fn unfinished(&self, now_ms: i64) -> Result<Vec<String>, StoreError>;
+
+    /// Asks the host running the run to cancel it; a run nobody holds is marked `cancelled` at once.
+    async fn request_cancel(&self, run_id: &str, now_ms: i64) -> Result<RunStatus, StoreError>;
+
+    /// Puts finished tasks of a run back to `pending` (manual retry), and the run to `interrupted`
+    /// so that resume picks it up.
+    async fn reset_tasks(&self, run_id: &str, tasks: &[String]) -> Result<(), StoreError>;
+
+    /// Deletes finished runs created before `before_ms`; returns their ids.
+    async fn gc(&self, before_ms: i64) -> Result<Vec<String>, StoreError>;
+
+    /// Content hashes of plugins that some stored run still uses.
+    async fn plugin_hashes_in_use(&self) -> Result<Vec<String>, StoreError>;
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// RFC 3339 text of a time in milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}

@@ -1,0 +1,728 @@
+//! The SQLite backend: one file (default `.bulkhead/bulkhead.db`), WAL mode, `synchronous=FULL`
+//! (a commit is on disk before it returns, so even a power loss keeps every committed
+//! transition), one transaction per batch of transitions (group commit).
+
+use super::*;
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// How long a lease lasts without renewal. The executor renews it well before.
+pub const LEASE_TTL_MS: i64 = 60_000;
+
+/// A SQLite state store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn map(path: &Path, e: rusqlite::Error) -> StoreError {
+    let path = path.to_path_buf();
+    let reason = e.to_string();
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+            StoreError::Corrupt { path, reason }
+        }
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked { path },
+        Some(ErrorCode::ReadOnly) => StoreError::Write {
+            path,
+            reason: "the database file or its folder is read-only".into(),
+        },
+        Some(ErrorCode::DiskFull) => StoreError::Write {
+            path,
+            reason: "the disk is full".into(),
+        },
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+            StoreError::Open { path, reason }
+        }
+        _ => StoreError::Other { path, reason },
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date. The folder
+    /// must exist. A database from a newer Bulkhead is refused and left untouched.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+                return Err(StoreError::Open {
+                    path: path.to_path_buf(),
+                    reason: format!("the folder {} does not exist", dir.display()),
+                })
+            }
+            _ => {}
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| map(path, e))?;
+        let m = |e| map(path, e);
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(m)?;
+        let version = schema_version(&conn).map_err(m)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .map_err(m)?;
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(m)?;
+        migrate(&conn, version).map_err(m)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with the connection on a blocking thread.
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &Path) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        let path = self.path.clone();
+        let job = move || {
+            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut guard, &path)
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::spawn_blocking(job)
+                .await
+                .map_err(|e| StoreError::Other {
+                    path: self.path.clone(),
+                    reason: format!("store thread failed: {e}"),
+                })?,
+            Err(_) => job(),
+        }
+    }
+}
+
+fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    let exists: bool = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'bulkhead_schema'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !exists {
+        return Ok(0);
+    }
+    conn.query_row(
+        "SELECT coalesce(max(version), 0) FROM bulkhead_schema",
+        [],
+        |r| r.get(0),
+    )
+}
+
+fn migrate(conn: &Connection, from: i64) -> rusqlite::Result<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS bulkhead_schema (version INTEGER NOT NULL)")?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > from) {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; INSERT INTO bulkhead_schema (version) VALUES ({version}); COMMIT;"
+        ))?;
+    }
+    Ok(())
+}
+
+fn tx<'c>(conn: &'c mut Connection, path: &Path) -> Result<Transaction<'c>, StoreError> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| map(path, e))
+}
+
+fn json(v: &serde_json::Value) -> String {
+    v.to_string()
+}
+
+fn apply(tx: &Transaction<'_>, run_id: &str, owner: &str, t: &Transition) -> rusqlite::Result<()> {
+    match t {
+        Transition::AttemptStarted { task, attempt, at } => {
+            tx.prepare_cached(
+                "INSERT INTO attempts (run_id, task, attempt, status, lease_owner, started_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
+            )?
+            .execute(params![run_id, task, attempt, owner, at])?;
+            tx.prepare_cached("UPDATE tasks SET attempts = ?3 WHERE run_id = ?1 AND task = ?2")?
+                .execute(params![run_id, task, attempt])?;
+        }
+        Transition::AttemptEnded {
+            task,
+            attempt,
+            at,
+            end,
+            duration_us,
+            fuel_used,
+            peak_memory,
+            log,
+            task_state,
+        } => {
+            let (status, kind, message, code, output) = match end {
+                AttemptEnd::Succeeded(v) => {
+                    (AttemptStatus::Succeeded, None, None, None, Some(json(v)))
+                }
+                AttemptEnd::Failed {
+                    kind,
+                    message,
+                    exit_code,
+                } => (
+                    AttemptStatus::Failed,
+                    Some(kind.as_str()),
+                    Some(message.as_str()),
+                    *exit_code,
+                    None,
+                ),
+                AttemptEnd::Interrupted => (AttemptStatus::Interrupted, None, None, None, None),
+            };
+            let (d, f, p) = (*duration_us as i64, *fuel_used as i64, *peak_memory as i64);
+            tx.prepare_cached(
+                "UPDATE attempts SET status = ?4, finished_at = ?5, error_kind = ?6, error_message = ?7, exit_code = ?8,
+                 duration_us = ?9, fuel_used = ?10, peak_memory = ?11, log = ?12
+                 WHERE run_id = ?1 AND task = ?2 AND attempt = ?3",
+            )?
+            .execute(params![run_id, task, attempt, status.as_str(), at, kind, message, code, d, f, p, log])?;
+            let interrupted = i64::from(status == AttemptStatus::Interrupted);
+            let state = task_state.map(TaskState::as_str);
+            tx.prepare_cached(
+                "UPDATE tasks SET duration_us = duration_us + ?3, fuel_used = fuel_used + ?4,
+                 peak_memory = CASE WHEN peak_memory < ?5 THEN ?5 ELSE peak_memory END,
+                 uncounted = uncounted + ?6, status = coalesce(?7, status),
+                 output = coalesce(?8, output),
+                 error_kind = CASE WHEN ?6 = 1 THEN error_kind ELSE ?9 END,
+                 error_message = CASE WHEN ?6 = 1 THEN error_message ELSE ?10 END,
+                 exit_code = CASE WHEN ?6 = 1 THEN exit_code ELSE ?11 END
+                 WHERE run_id = ?1 AND task = ?2",
+            )?
+            .execute(params![
+                run_id,
+                task,
+                d,
+                f,
+                p,
+                interrupted,
+                state,
+                output,
+                kind,
+                message,
+                code
+            ])?;
+        }
+        Transition::TaskDecided {
+            task,
+            state,
+            message,
+        } => {
+            tx.prepare_cached(
+                "UPDATE tasks SET status = ?3, error_kind = ?4, error_message = ?5, exit_code = NULL WHERE run_id = ?1 AND task = ?2",
+            )?
+            .execute(params![run_id, task, state.as_str(), state.as_str(), message])?;
+        }
+        Transition::RunEnded { status, at } => {
+            let finished = status.is_final().then_some(*at);
+            tx.prepare_cached(
+                "UPDATE runs SET status = ?2, finished_at = ?3, lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ?1",
+            )?
+            .execute(params![run_id, status.as_str(), finished])?;
+        }
+    }
+    Ok(())
+}
+
+fn err3(
+    kind: Option<String>,
+    message: Option<String>,
+    code: Option<i32>,
+) -> Option<(String, String, Option<i32>)> {
+    kind.map(|k| (k, message.unwrap_or_default(), code))
+}
+
+fn parse_json(text: Option<String>) -> Option<serde_json::Value> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_run(&self, run: NewRun) -> Result<(), StoreError> {
+        self.with(move |conn, path| {
+            let m = |e| map(path, e);
+            let tx = tx(conn, path)?;
+            tx.execute(
+                "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, workflow_yaml, params, status, created_at, lease_owner, lease_expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, ?9)",
+                params![
+                    run.run_id,
+                    run.workflow,
+                    run.workflow_hash,
+                    run.workflow_file.to_string_lossy(),
+                    run.workflow_yaml,
+                    json(&run.params),
+                    run.created_at,
+                    run.owner,
+                    run.lease_expires_at
+                ],
+            )
+            .map_err(m)?;
+            for p in &run.plugins {
+                tx.execute(
+                    "INSERT INTO run_plugins (run_id, reference, hash) VALUES (?1, ?2, ?3)",
+                    params![run.run_id, p.reference, p.hash],
+                )
+                .map_err(m)?;
+            }
+            for (i, task) in run.tasks.iter().enumerate() {
+                tx.prepare_cached("INSERT INTO tasks (run_id, task, position, status) VALUES (?1, ?2, ?3, 'pending')")
+                    .and_then(|mut s| s.execute(params![run.run_id, task, i as i64]))
+                    .map_err(m)?;
+            }
+            tx.commit().map_err(m)
+        })
+        .await
+    }
+
+    async fn commit(
+        &self,
+        run_id: &str,
+        owner: &str,
+        batch: Vec<Transition>,
+    ) -> Result<Commit, StoreError> {
+        let (run_id, owner) = (run_id.to_string(), owner.to_string());
+        self.with(move |conn, path| {
+            let m = |e| map(path, e);
+            let tx = tx(conn, path)?;
+            let row: Option<(Option<String>, i64)> = tx
+                .prepare_cached("SELECT lease_owner, cancel_requested FROM runs WHERE run_id = ?1")
+                .and_then(|mut s| {
+                    s.query_row([&run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                })
+                .map_err(m)?;
+            let Some((holder, cancel)) = row else {
+                return Err(StoreError::UnknownRun(run_id));
+            };
+            if holder.as_deref() != Some(owner.as_str()) {
+                return Err(StoreError::LostLease(run_id));
+            }
+            for t in &batch {
+                apply(&tx, &run_id, &owner, t).map_err(m)?;
+            }
+            if !batch
+                .iter()
+                .any(|t| matches!(t, Transition::RunEnded { .. }))
+            {
+                tx.prepare_cached("UPDATE runs SET lease_expires_at = ?2 WHERE run_id = ?1")
+                    .and_then(|mut s| s.execute(params![run_id, now_ms() + LEASE_TTL_MS]))
+                    .map_err(m)?;
+            }
+            tx.commit().map_err(m)?;
+            Ok(Commit {
+                cancel_requested: cancel != 0,
+            })
+        })
+        .await
+    }
+
+    async fn acquire(
+        &self,
+        run_id: &str,
+        owner: &Owner,
+        now: i64,
+        ttl: i64,
+    ) -> Result<(), StoreError> {
+        let (run_id, owner) = (run_id.to_string(), owner.clone());
+        self.with(move |conn, path| {
+            let m = |e| map(path, e);
+            let tx = tx(conn, path)?;
+            let row: Option<(String, Option<String>, Option<i64>)> = tx
+                .query_row(
+                    "SELECT status, lease_owner, lease_expires_at FROM runs WHERE run_id = ?1",
+                    [&run_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(m)?;
+            let Some((status, holder, until)) = row else {
+                return Err(StoreError::UnknownRun(run_id));
+            };
+            check_acquirable(&run_id, &status, holder.as_deref(), until, &owner, now)?;
+            tx.execute(
+                "UPDATE tasks SET uncounted = uncounted + (SELECT count(*) FROM attempts a
+                   WHERE a.run_id = tasks.run_id AND a.task = tasks.task AND a.status = 'running')
+                 WHERE run_id = ?1",
+                [&run_id],
+            )
+            .map_err(m)?;
+            tx.execute(
+                "UPDATE attempts SET status = 'interrupted', finished_at = ?2 WHERE run_id = ?1 AND status = 'running'",
+                params![run_id, now],
+            )
+            .map_err(m)?;
+            tx.execute(
+                "UPDATE runs SET lease_owner = ?2, lease_expires_at = ?3, status = 'running', cancel_requested = 0 WHERE run_id = ?1",
+                params![run_id, owner.0, now + ttl],
+            )
+            .map_err(m)?;
+            tx.commit().map_err(m)
+        })
+        .await
+    }
+
+    async fn release(&self, run_id: &str, owner: &str) -> Result<(), StoreError> {
+        let (run_id, owner) = (run_id.to_string(), owner.to_string());
+        self.with(move |conn, path| {
+            conn.execute(
+                "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ?1 AND lease_owner = ?2",
+                params![run_id, owner],
+            )
+            .map(|_| ())
+            .map_err(|e| map(path, e))
+        })
+        .await
+    }
+
+    async fn load(&self, run_id: &str) -> Result<StoredRun, StoreError> {
+        let run_id = run_id.to_string();
+        self.with(move |conn, path| {
+            load(conn, &run_id)
+                .map_err(|e| map(path, e))?
+                .ok_or(StoreError::UnknownRun(run_id))
+        })
+        .await
+    }
+
+    async fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
+        let filter = filter.clone();
+        self.with(move |conn, path| {
+            let limit = if filter.limit == 0 {
+                i64::MAX
+            } else {
+                filter.limit as i64
+            };
+            let mut stmt = conn
+                .prepare(
+                    "SELECT run_id, workflow, status, created_at, finished_at FROM runs
+                     WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2)
+                     ORDER BY created_at DESC, run_id DESC LIMIT ?3",
+                )
+                .map_err(|e| map(path, e))?;
+            let rows = stmt
+                .query_map(
+                    params![filter.workflow, filter.status.map(RunStatus::as_str), limit],
+                    |r| {
+                        Ok(RunSummary {
+                            run_id: r.get(0)?,
+                            workflow: r.get(1)?,
+                            status: r.get(2)?,
+                            started_at: rfc3339(r.get(3)?),
+                            finished_at: r.get::<_, Option<i64>>(4)?.map(rfc3339),
+                        })
+                    },
+                )
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(|e| map(path, e))?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn logs(
+        &self,
+        run_id: &str,
+        task: Option<&str>,
+        attempt: Option<u32>,
+    ) -> Result<Vec<AttemptLog>, StoreError> {
+        let (run_id, task) = (run_id.to_string(), task.map(str::to_string));
+        self.with(move |conn, path| {
+            let m = |e| map(path, e);
+            let exists: bool = conn
+                .query_row("SELECT count(*) FROM runs WHERE run_id = ?1", [&run_id], |r| r.get::<_, i64>(0))
+                .map_err(m)?
+                > 0;
+            if !exists {
+                return Err(StoreError::UnknownRun(run_id));
+            }
+            let mut stmt = conn
+                .prepare(
+                    "SELECT a.task, a.attempt, coalesce(a.log, '') FROM attempts a JOIN tasks t ON t.run_id = a.run_id AND t.task = a.task
+                     WHERE a.run_id = ?1 AND (?2 IS NULL OR a.task = ?2) AND (?3 IS NULL OR a.attempt = ?3)
+                     ORDER BY t.position, a.attempt",
+                )
+                .map_err(m)?;
+            let rows = stmt
+                .query_map(params![run_id, task, attempt], |r| {
+                    Ok(AttemptLog {
+                        task: r.get(0)?,
+                        attempt: r.get(1)?,
+                        log: r.get(2)?,
+                    })
+                })
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(m)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn unfinished(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        self.with(move |conn, path| {
+            let me = Owner::new();
+            let mut stmt = conn
+                .prepare(
+                    "SELECT run_id, status, lease_owner, lease_expires_at FROM runs
+                     WHERE status IN ('pending', 'running', 'interrupted') ORDER BY created_at, run_id",
+                )
+                .map_err(|e| map(path, e))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, Option<i64>>(3)?))
+                })
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(|e| map(path, e))?;
+            Ok(rows
+                .into_iter()
+                .filter(|(_, status, holder, until)| lease_is_free(status, holder.as_deref(), *until, &me, now))
+                .map(|(id, ..)| id)
+                .collect())
+        })
+        .await
+    }
+
+    async fn request_cancel(&self, run_id: &str, now: i64) -> Result<RunStatus, StoreError> {
+        let run_id = run_id.to_string();
+        self.with(move |conn, path| {
+            let m = |e| map(path, e);
+            let tx = tx(conn, path)?;
+            let row: Option<(String, Option<String>, Option<i64>)> = tx
+                .query_row(
+                    "SELECT status, lease_owner, lease_expires_at FROM runs WHERE run_id = ?1",
+                    [&run_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(m)?;
+            let Some((status, holder, until)) = row else {
+                return Err(StoreError::UnknownRun(run_id));
+            };
+            let status = RunStatus::parse(&status).unwrap_or(RunStatus::Interrupted);
+            if status.is_final() {
+                return Ok(status);
+            }
+            if !lease_is_free(status.as_str(), holder.as_deref(), until, &Owner::new(), now) {
+                tx.execute("UPDATE runs SET cancel_requested = 1 WHERE run_id = ?1", [&run_id]).map_err(m)?;
+                tx.commit().map_err(m)?;
+                return Ok(RunStatus::Running);
+            }
+            tx.execute(
+                "UPDATE attempts SET status = 'interrupted', finished_at = ?2 WHERE run_id = ?1 AND status = 'running'",
+                params![run_id, now],
+            )
+            .map_err(m)?;
+            tx.execute(
+                "UPDATE tasks SET status = 'cancelled', error_kind = 'cancelled', error_message = 'the run was cancelled'
+                 WHERE run_id = ?1 AND status = 'pending'",
+                [&run_id],
+            )
+            .map_err(m)?;
+            tx.execute(
+                "UPDATE runs SET status = 'cancelled', finished_at = ?2, lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ?1",
+                params![run_id, now],
+            )
+            .map_err(m)?;
+            tx.commit().map_err(m)?;
+            Ok(RunStatus::Cancelled)
+        })
+        .await
+    }
+
+    async fn reset_tasks(&self, run_id: &str, tasks: &[String]) -> Result<(), StoreError> {
+        let (run_id, tasks) = (run_id.to_string(), tasks.to_vec());
+        self.with(move |conn, path| {
+            let m = |e| map(path, e);
+            let tx = tx(conn, path)?;
+            let exists: i64 = tx
+                .query_row("SELECT count(*) FROM runs WHERE run_id = ?1", [&run_id], |r| r.get(0))
+                .map_err(m)?;
+            if exists == 0 {
+                return Err(StoreError::UnknownRun(run_id));
+            }
+            for task in &tasks {
+                tx.execute(
+                    "UPDATE tasks SET status = 'pending', output = NULL, error_kind = NULL, error_message = NULL,
+                     exit_code = NULL, uncounted = attempts WHERE run_id = ?1 AND task = ?2",
+                    params![run_id, task],
+                )
+                .map_err(m)?;
+            }
+            tx.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = NULL, cancel_requested = 0 WHERE run_id = ?1",
+                [&run_id],
+            )
+            .map_err(m)?;
+            tx.commit().map_err(m)
+        })
+        .await
+    }
+
+    async fn gc(&self, before: i64) -> Result<Vec<String>, StoreError> {
+        self.with(move |conn, path| {
+            let m = |e| map(path, e);
+            let tx = tx(conn, path)?;
+            let ids: Vec<String> = tx
+                .prepare("SELECT run_id FROM runs WHERE created_at < ?1 AND status IN ('succeeded', 'failed', 'cancelled')")
+                .and_then(|mut s| s.query_map([before], |r| r.get(0))?.collect())
+                .map_err(m)?;
+            tx.execute(
+                "DELETE FROM runs WHERE created_at < ?1 AND status IN ('succeeded', 'failed', 'cancelled')",
+                [before],
+            )
+            .map_err(m)?;
+            tx.commit().map_err(m)?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn plugin_hashes_in_use(&self) -> Result<Vec<String>, StoreError> {
+        self.with(move |conn, path| {
+            conn.prepare("SELECT DISTINCT hash FROM run_plugins ORDER BY hash")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .map_err(|e| map(path, e))
+        })
+        .await
+    }
+}
+
+/// Whether a run in `status` held by `holder` until `until` may be taken by `me` at `now`.
+pub(super) fn lease_is_free(
+    status: &str,
+    holder: Option<&str>,
+    until: Option<i64>,
+    me: &Owner,
+    now: i64,
+) -> bool {
+    if status == "interrupted" {
+        return true;
+    }
+    match (holder, until) {
+        (None, _) => true,
+        (Some(h), _) if h == me.0 => true,
+        (Some(h), Some(u)) => u <= now || me.is_dead_local(h),
+        (Some(h), None) => me.is_dead_local(h),
+    }
+}
+
+pub(super) fn check_acquirable(
+    run_id: &str,
+    status: &str,
+    holder: Option<&str>,
+    until: Option<i64>,
+    me: &Owner,
+    now: i64,
+) -> Result<(), StoreError> {
+    if RunStatus::parse(status).is_some_and(RunStatus::is_final) {
+        return Err(StoreError::Conflict(format!(
+            "run `{run_id}` already ended ({status}); nothing to resume (rerun a failed task with `bulkhead retry {run_id} TASK`)"
+        )));
+    }
+    if !lease_is_free(status, holder, until, me, now) {
+        return Err(StoreError::Held {
+            run_id: run_id.to_string(),
+            owner: holder.unwrap_or("?").to_string(),
+            until: until.map(rfc3339).unwrap_or_default(),
+        });
+    }
+    Ok(())
+}
+
+fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<StoredRun>> {
+    let run = conn
+        .query_row(
+            "SELECT workflow, workflow_hash, workflow_file, workflow_yaml, params, status, created_at, finished_at, lease_owner, lease_expires_at
+             FROM runs WHERE run_id = ?1",
+            [run_id],
+            |r| {
+                Ok(StoredRun {
+                    run_id: run_id.to_string(),
+                    workflow: r.get(0)?,
+                    workflow_hash: r.get(1)?,
+                    workflow_file: PathBuf::from(r.get::<_, String>(2)?),
+                    workflow_yaml: r.get(3)?,
+                    params: parse_json(r.get(4)?).unwrap_or(serde_json::Value::Null),
+                    status: RunStatus::parse(&r.get::<_, String>(5)?).unwrap_or(RunStatus::Interrupted),
+                    created_at: r.get(6)?,
+                    finished_at: r.get(7)?,
+                    lease_owner: r.get(8)?,
+                    lease_expires_at: r.get(9)?,
+                    plugins: Vec::new(),
+                    tasks: Vec::new(),
+                    attempts: Vec::new(),
+                })
+            },
+        )
+        .optional()?;
+    let Some(mut run) = run else { return Ok(None) };
+    run.plugins = conn
+        .prepare("SELECT reference, hash FROM run_plugins WHERE run_id = ?1 ORDER BY reference")?
+        .query_map([run_id], |r| {
+            Ok(PluginVersion {
+                reference: r.get(0)?,
+                hash: r.get(1)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    run.tasks = conn
+        .prepare(
+            "SELECT task, status, attempts, uncounted, output, error_kind, error_message, exit_code, duration_us, fuel_used, peak_memory
+             FROM tasks WHERE run_id = ?1 ORDER BY position",
+        )?
+        .query_map([run_id], |r| {
+            Ok(StoredTask {
+                task: r.get(0)?,
+                state: TaskState::parse(&r.get::<_, String>(1)?).unwrap_or(TaskState::Pending),
+                attempts: r.get(2)?,
+                uncounted: r.get(3)?,
+                output: parse_json(r.get(4)?),
+                error: err3(r.get(5)?, r.get(6)?, r.get(7)?),
+                duration_us: r.get::<_, i64>(8)? as u64,
+                fuel_used: r.get::<_, i64>(9)? as u64,
+                peak_memory: r.get::<_, i64>(10)? as u64,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    run.attempts = conn
+        .prepare(
+            "SELECT a.task, a.attempt, a.status, a.started_at, a.finished_at, a.error_kind, a.error_message, a.exit_code,
+                    coalesce(a.duration_us, 0), coalesce(a.fuel_used, 0), coalesce(a.peak_memory, 0)
+             FROM attempts a JOIN tasks t ON t.run_id = a.run_id AND t.task = a.task
+             WHERE a.run_id = ?1 ORDER BY t.position, a.attempt",
+        )?
+        .query_map([run_id], |r| {
+            Ok(StoredAttempt {
+                task: r.get(0)?,
+                attempt: r.get(1)?,
+                status: AttemptStatus::parse(&r.get::<_, String>(2)?).unwrap_or(AttemptStatus::Interrupted),
+                started_at: r.get(3)?,
+                finished_at: r.get(4)?,
+                error: err3(r.get(5)?, r.get(6)?, r.get(7)?),
+                duration_us: r.get::<_, i64>(8)? as u64,
+                fuel_used: r.get::<_, i64>(9)? as u64,
+                peak_memory: r.get::<_, i64>(10)? as u64,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(run))
+}

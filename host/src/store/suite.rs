@@ -1,0 +1,396 @@
+//! The trait-level suite: every backend must pass the same tests.
+
+use super::*;
+use serde_json::json;
+
+fn new_run(id: &str, owner: &Owner, created_at: i64) -> NewRun {
+    NewRun {
+        run_id: id.into(),
+        workflow: "wf".into(),
+        workflow_hash: "abc".into(),
+        workflow_file: "/flows/wf.yaml".into(),
+        workflow_yaml: "name: wf".into(),
+        params: json!({"day": "monday"}),
+        plugins: vec![PluginVersion {
+            reference: "p".into(),
+            hash: "h1".into(),
+        }],
+        tasks: vec!["a".into(), "b".into()],
+        owner: owner.0.clone(),
+        created_at,
+        lease_expires_at: now_ms() + LEASE_TTL_MS,
+    }
+}
+
+fn ended(task: &str, attempt: u32, end: AttemptEnd, state: Option<TaskState>) -> Transition {
+    Transition::AttemptEnded {
+        task: task.into(),
+        attempt,
+        at: 5,
+        end,
+        duration_us: 100,
+        fuel_used: 7,
+        peak_memory: 65536 * attempt as u64,
+        log: format!("log of {task} #{attempt}"),
+        task_state: state,
+    }
+}
+
+fn started(task: &str, attempt: u32) -> Transition {
+    Transition::AttemptStarted {
+        task: task.into(),
+        attempt,
+        at: 1,
+    }
+}
+
+async fn records_a_run_through_commits(store: &dyn Store) {
+    let me = Owner::new();
+    store.create_run(new_run("r1", &me, 10)).await.unwrap();
+    let fail = AttemptEnd::Failed {
+        kind: "transient".into(),
+        message: "later".into(),
+        exit_code: Some(75),
+    };
+    store
+        .commit("r1", &me.0, vec![started("a", 1)])
+        .await
+        .unwrap();
+    store
+        .commit(
+            "r1",
+            &me.0,
+            vec![ended("a", 1, fail, None), started("a", 2)],
+        )
+        .await
+        .unwrap();
+    store
+        .commit(
+            "r1",
+            &me.0,
+            vec![ended(
+                "a",
+                2,
+                AttemptEnd::Succeeded(json!({"n": 1})),
+                Some(TaskState::Succeeded),
+            )],
+        )
+        .await
+        .unwrap();
+    let run = store.load("r1").await.unwrap();
+    assert_eq!(run.status, RunStatus::Running);
+    assert_eq!(run.params, json!({"day": "monday"}));
+    assert_eq!(run.plugins[0].hash, "h1");
+    let a = &run.tasks[0];
+    assert_eq!(
+        (a.state, a.attempts, a.uncounted),
+        (TaskState::Succeeded, 2, 0)
+    );
+    assert_eq!(a.output, Some(json!({"n": 1})));
+    assert_eq!(
+        a.error, None,
+        "a success clears the error of an earlier attempt"
+    );
+    assert_eq!(
+        (a.duration_us, a.fuel_used, a.peak_memory),
+        (200, 14, 131072)
+    );
+    assert_eq!(run.attempts.len(), 2);
+    assert_eq!(run.attempts[0].error.as_ref().map(|e| e.2), Some(Some(75)));
+    assert_eq!(run.tasks[1].state, TaskState::Pending);
+
+    store
+        .commit(
+            "r1",
+            &me.0,
+            vec![
+                Transition::TaskDecided {
+                    task: "b".into(),
+                    state: TaskState::Skipped,
+                    message: "needs a".into(),
+                },
+                Transition::RunEnded {
+                    status: RunStatus::Succeeded,
+                    at: 99,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    let run = store.load("r1").await.unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!(run.finished_at, Some(99));
+    assert_eq!(run.tasks[1].state, TaskState::Skipped);
+    assert_eq!(run.lease_owner, None);
+    let logs = store.logs("r1", Some("a"), None).await.unwrap();
+    assert_eq!(
+        logs.iter().map(|l| l.log.as_str()).collect::<Vec<_>>(),
+        vec!["log of a #1", "log of a #2"]
+    );
+    assert_eq!(store.logs("r1", None, Some(2)).await.unwrap().len(), 1);
+    assert!(matches!(
+        store.logs("nope", None, None).await,
+        Err(StoreError::UnknownRun(_))
+    ));
+}
+
+async fn leases_keep_two_hosts_apart(store: &dyn Store) {
+    let me = Owner::new();
+    let other = Owner("elsewhere:1:x".into());
+    store.create_run(new_run("r2", &me, 10)).await.unwrap();
+    store
+        .commit("r2", &me.0, vec![started("a", 1)])
+        .await
+        .unwrap();
+    let now = now_ms();
+    match store.acquire("r2", &other, now, 1000).await {
+        Err(StoreError::Held { owner, .. }) => assert_eq!(owner, me.0),
+        other => panic!("expected Held, got {other:?}"),
+    }
+    assert!(
+        store.unfinished(now).await.unwrap().is_empty(),
+        "a live lease is not unfinished"
+    );
+    // The lease expires: the other host takes over; the attempt in flight becomes interrupted.
+    let later = now + LEASE_TTL_MS + 1;
+    assert_eq!(
+        store.unfinished(later).await.unwrap(),
+        vec!["r2".to_string()]
+    );
+    store.acquire("r2", &other, later, 1000).await.unwrap();
+    let run = store.load("r2").await.unwrap();
+    assert_eq!(run.attempts[0].status, AttemptStatus::Interrupted);
+    assert_eq!((run.tasks[0].attempts, run.tasks[0].uncounted), (1, 1));
+    // The first host lost the run: its commits are refused.
+    assert!(matches!(
+        store.commit("r2", &me.0, vec![]).await,
+        Err(StoreError::LostLease(_))
+    ));
+    store
+        .commit("r2", &other.0, vec![started("a", 2)])
+        .await
+        .unwrap();
+}
+
+async fn a_dead_local_holder_is_taken_over_at_once(store: &dyn Store) {
+    let me = Owner::new();
+    let host = me.0.split(':').next().unwrap().to_string();
+    // PIDs are below 2^22 on Linux: this one cannot be alive.
+    let dead = Owner(format!("{host}:4294967:dead"));
+    store.create_run(new_run("r3", &dead, 10)).await.unwrap();
+    if cfg!(target_os = "linux") {
+        store.acquire("r3", &me, now_ms(), 1000).await.unwrap();
+    }
+}
+
+async fn lists_filters_and_collects_garbage(store: &dyn Store) {
+    let me = Owner::new();
+    for (i, id) in ["g1", "g2", "g3"].iter().enumerate() {
+        let mut run = new_run(id, &me, 100 + i as i64);
+        run.plugins[0].hash = format!("hash-{id}");
+        if *id == "g3" {
+            run.workflow = "other".into();
+        }
+        store.create_run(run).await.unwrap();
+    }
+    store
+        .commit(
+            "g1",
+            &me.0,
+            vec![Transition::RunEnded {
+                status: RunStatus::Failed,
+                at: 150,
+            }],
+        )
+        .await
+        .unwrap();
+    let all = store.list(&RunFilter::default()).await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(ids, vec!["g3", "g2", "g1"], "newest first");
+    let wf = store
+        .list(&RunFilter {
+            workflow: Some("wf".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(wf.len(), 2);
+    let failed = store
+        .list(&RunFilter {
+            status: Some(RunStatus::Failed),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0].finished_at.as_deref(),
+        Some(rfc3339(150).as_str())
+    );
+    assert_eq!(
+        store
+            .list(&RunFilter {
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Only finished runs older than the cut go.
+    assert_eq!(store.gc(1000).await.unwrap(), vec!["g1".to_string()]);
+    assert!(matches!(
+        store.load("g1").await,
+        Err(StoreError::UnknownRun(_))
+    ));
+    let hashes = store.plugin_hashes_in_use().await.unwrap();
+    assert_eq!(hashes, vec!["hash-g2".to_string(), "hash-g3".to_string()]);
+}
+
+async fn cancel_and_manual_retry(store: &dyn Store) {
+    let me = Owner::new();
+    store.create_run(new_run("c1", &me, 10)).await.unwrap();
+    // Held by a live host: the request is passed on through the next commit.
+    assert_eq!(
+        store.request_cancel("c1", now_ms()).await.unwrap(),
+        RunStatus::Running
+    );
+    assert!(
+        store
+            .commit("c1", &me.0, vec![])
+            .await
+            .unwrap()
+            .cancel_requested
+    );
+    // Nobody holds it: cancelled at once.
+    store.release("c1", &me.0).await.unwrap();
+    store.commit("c1", &me.0, vec![]).await.unwrap_err();
+    store.create_run(new_run("c2", &me, 11)).await.unwrap();
+    store.release("c2", &me.0).await.unwrap();
+    assert_eq!(
+        store.request_cancel("c2", now_ms()).await.unwrap(),
+        RunStatus::Cancelled
+    );
+    let run = store.load("c2").await.unwrap();
+    assert!(run.tasks.iter().all(|t| t.state == TaskState::Cancelled));
+    assert!(
+        store.acquire("c2", &me, now_ms(), 1000).await.is_err(),
+        "a cancelled run is not resumed"
+    );
+
+    // Manual retry: the failed task and its skipped dependent go back to pending with a fresh budget.
+    store.create_run(new_run("m1", &me, 12)).await.unwrap();
+    let fail = AttemptEnd::Failed {
+        kind: "exit".into(),
+        message: "bad".into(),
+        exit_code: Some(1),
+    };
+    store
+        .commit(
+            "m1",
+            &me.0,
+            vec![
+                started("a", 1),
+                ended("a", 1, fail, Some(TaskState::Failed)),
+                Transition::TaskDecided {
+                    task: "b".into(),
+                    state: TaskState::Skipped,
+                    message: "x".into(),
+                },
+                Transition::RunEnded {
+                    status: RunStatus::Failed,
+                    at: 20,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .reset_tasks("m1", &["a".into(), "b".into()])
+        .await
+        .unwrap();
+    let run = store.load("m1").await.unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted);
+    assert_eq!(
+        (
+            run.tasks[0].state,
+            run.tasks[0].attempts,
+            run.tasks[0].uncounted
+        ),
+        (TaskState::Pending, 1, 1)
+    );
+    assert_eq!(run.tasks[0].error, None);
+    store.acquire("m1", &me, now_ms(), 1000).await.unwrap();
+}
+
+/// Runs every case on a fresh store from `make`.
+async fn suite(make: impl Fn() -> Box<dyn Store>) {
+    records_a_run_through_commits(&*make()).await;
+    leases_keep_two_hosts_apart(&*make()).await;
+    a_dead_local_holder_is_taken_over_at_once(&*make()).await;
+    lists_filters_and_collects_garbage(&*make()).await;
+    cancel_and_manual_retry(&*make()).await;
+    assert!(matches!(
+        make().load("missing").await,
+        Err(StoreError::UnknownRun(_))
+    ));
+}
+
+#[tokio::test]
+async fn memory_backend() {
+    suite(|| Box::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn sqlite_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    suite(|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::new(SqliteStore::open(&dir.path().join(format!("state-{i}.db"))).unwrap())
+    })
+    .await;
+}
+
+#[test]
+fn sqlite_refuses_a_newer_schema_and_leaves_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("INSERT INTO bulkhead_schema (version) VALUES (99)", [])
+        .unwrap();
+    drop(conn);
+    let before = std::fs::read(&path).unwrap();
+    match SqliteStore::open(&path) {
+        Err(StoreError::TooNew { found: 99, .. }) => {}
+        other => panic!("expected TooNew, got {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the newer database was not altered"
+    );
+}
+
+#[test]
+fn sqlite_names_the_file_when_it_is_not_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    std::fs::write(&path, vec![b'x'; 8192]).unwrap();
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("state.db"), "{err}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        vec![b'x'; 8192],
+        "the damaged file was not touched"
+    );
+}
+
+#[test]
+fn sqlite_names_a_missing_folder() {
+    let err = SqliteStore::open(std::path::Path::new("/nonexistent-dir/state.db")).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent-dir"), "{err}");
+}

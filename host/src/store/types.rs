@@ -1,0 +1,316 @@
+//! Plain data of the store: what is written, what is read back, and the errors.
+
+use std::path::PathBuf;
+
+/// Status of a run (DESIGN.md section 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Created, not started.
+    Pending,
+    /// A host is running it.
+    Running,
+    /// Stopped before its end (host died or was stopped); `bulkhead resume` continues it.
+    Interrupted,
+    /// Every non-optional task succeeded.
+    Succeeded,
+    /// A non-optional task failed for good.
+    Failed,
+    /// Cancelled on request; not resumed.
+    Cancelled,
+}
+
+/// Status of a task in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    /// Not finished (may have attempts in flight).
+    Pending,
+    /// Succeeded, with an output.
+    Succeeded,
+    /// Failed for good.
+    Failed,
+    /// Not run: something it needs failed.
+    Skipped,
+    /// Not finished when the run was cancelled.
+    Cancelled,
+}
+
+/// Status of one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptStatus {
+    /// Started, not ended (or the host died).
+    Running,
+    /// Ended with an output.
+    Succeeded,
+    /// Ended with a failure.
+    Failed,
+    /// Stopped by the host (shutdown or crash); does not count against the retry budget.
+    Interrupted,
+}
+
+macro_rules! names {
+    ($t:ty { $($v:ident = $s:literal),* $(,)? }) => {
+        impl $t {
+            /// The stored name.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),* }
+            }
+            /// Parses a stored name.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some(Self::$v),)* _ => None }
+            }
+        }
+    };
+}
+names!(RunStatus { Pending = "pending", Running = "running", Interrupted = "interrupted", Succeeded = "succeeded", Failed = "failed", Cancelled = "cancelled" });
+names!(TaskState { Pending = "pending", Succeeded = "succeeded", Failed = "failed", Skipped = "skipped", Cancelled = "cancelled" });
+names!(AttemptStatus { Running = "running", Succeeded = "succeeded", Failed = "failed", Interrupted = "interrupted" });
+
+impl RunStatus {
+    /// Whether the run has ended for good.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+}
+
+/// Who holds a lease: `host:pid:nonce`. On one machine a dead holder's lease is taken over at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner(pub String);
+
+impl Owner {
+    /// A new owner id for this process.
+    pub fn new() -> Owner {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        let nonce = uuid::Uuid::now_v7().simple().to_string();
+        Owner(format!(
+            "{host}:{}:{}",
+            std::process::id(),
+            &nonce[nonce.len() - 8..]
+        ))
+    }
+
+    /// Whether `other` names a process on this machine that no longer exists.
+    pub fn is_dead_local(&self, other: &str) -> bool {
+        let mine = self.0.split(':').next().unwrap_or("");
+        let mut parts = other.split(':');
+        let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
+            return false;
+        };
+        if host != mine {
+            return false;
+        }
+        match pid.parse::<u32>() {
+            Ok(pid) if pid == std::process::id() => false,
+            Ok(pid) => {
+                cfg!(target_os = "linux") && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl Default for Owner {
+    fn default() -> Self {
+        Owner::new()
+    }
+}
+
+/// A plugin version used by a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginVersion {
+    /// How the workflow names it (`clean`, or a path).
+    pub reference: String,
+    /// SHA-256 of its bytes.
+    pub hash: String,
+}
+
+/// A run to record.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub run_id: String,
+    pub workflow: String,
+    pub workflow_hash: String,
+    pub workflow_file: PathBuf,
+    pub workflow_yaml: String,
+    pub params: serde_json::Value,
+    pub plugins: Vec<PluginVersion>,
+    pub tasks: Vec<String>,
+    pub owner: String,
+    pub created_at: i64,
+    pub lease_expires_at: i64,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptEnd {
+    /// With an output.
+    Succeeded(serde_json::Value),
+    /// With a failure.
+    Failed {
+        kind: String,
+        message: String,
+        exit_code: Option<i32>,
+    },
+    /// Stopped by the host.
+    Interrupted,
+}
+
+/// One state change of a run. A batch of them is committed atomically.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    /// An attempt is about to start.
+    AttemptStarted { task: String, attempt: u32, at: i64 },
+    /// An attempt ended; `task_state` is set when this decides the task (no retry follows).
+    AttemptEnded {
+        task: String,
+        attempt: u32,
+        at: i64,
+        end: AttemptEnd,
+        duration_us: u64,
+        fuel_used: u64,
+        peak_memory: u64,
+        log: String,
+        task_state: Option<TaskState>,
+    },
+    /// A task is decided without running (skipped, or cancelled).
+    TaskDecided {
+        task: String,
+        state: TaskState,
+        message: String,
+    },
+    /// The run ended (or was interrupted).
+    RunEnded { status: RunStatus, at: i64 },
+}
+
+/// What a commit learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Commit {
+    /// `bulkhead cancel` asked for this run to stop.
+    pub cancel_requested: bool,
+}
+
+/// A run as listed by `bulkhead runs`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub workflow: String,
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// A task as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredTask {
+    pub task: String,
+    pub state: TaskState,
+    /// Attempts started, interrupted ones included.
+    pub attempts: u32,
+    /// Attempts that do not count against `max_attempts`: interrupted by the host, or made
+    /// before a manual `bulkhead retry`.
+    pub uncounted: u32,
+    pub output: Option<serde_json::Value>,
+    pub error: Option<(String, String, Option<i32>)>,
+    pub duration_us: u64,
+    pub fuel_used: u64,
+    pub peak_memory: u64,
+}
+
+/// An attempt as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAttempt {
+    pub task: String,
+    pub attempt: u32,
+    pub status: AttemptStatus,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub error: Option<(String, String, Option<i32>)>,
+    pub duration_us: u64,
+    pub fuel_used: u64,
+    pub peak_memory: u64,
+}
+
+/// Everything stored about a run.
+#[derive(Debug, Clone)]
+pub struct StoredRun {
+    pub run_id: String,
+    pub workflow: String,
+    pub workflow_hash: String,
+    pub workflow_file: PathBuf,
+    pub workflow_yaml: String,
+    pub params: serde_json::Value,
+    pub status: RunStatus,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    pub plugins: Vec<PluginVersion>,
+    /// In workflow order.
+    pub tasks: Vec<StoredTask>,
+    /// By task, then attempt.
+    pub attempts: Vec<StoredAttempt>,
+}
+
+/// One attempt's log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptLog {
+    pub task: String,
+    pub attempt: u32,
+    pub log: String,
+}
+
+/// Filters of `bulkhead runs`.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub workflow: Option<String>,
+    pub status: Option<RunStatus>,
+    pub limit: usize,
+}
+
+/// Why the store could not do something. Every variant names the file (or run) involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The state directory or database file cannot be opened or created.
+    #[error("cannot open the state store {}: {reason}", path.display())]
+    Open { path: PathBuf, reason: String },
+    /// The database is damaged or is not a Bulkhead database.
+    #[error("the state store {} is damaged or not a Bulkhead database ({reason}); move it aside and start again, or restore a backup", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+    /// A newer Bulkhead wrote the database.
+    #[error("the state store {} has schema version {found}, newer than this Bulkhead understands ({supported}); upgrade Bulkhead (the database was not changed)", path.display())]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    /// Another process holds the database lock for too long.
+    #[error("the state store {} is locked by another process; try again, or stop the other host", path.display())]
+    Locked { path: PathBuf },
+    /// The file system refused a write.
+    #[error("cannot write the state store {}: {reason}", path.display())]
+    Write { path: PathBuf, reason: String },
+    /// No such run.
+    #[error("no run `{0}` in the state store (list runs with `bulkhead runs`)")]
+    UnknownRun(String),
+    /// Another live host holds the run.
+    #[error("run `{run_id}` is held by {owner} until {until}; it cannot run on two hosts at once")]
+    Held {
+        run_id: String,
+        owner: String,
+        until: String,
+    },
+    /// Another host took the run over (our lease expired).
+    #[error("run `{0}` was taken over by another host; this host stopped working on it")]
+    LostLease(String),
+    /// The request does not fit the run's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Anything else from the database.
+    #[error("state store {}: {reason}", path.display())]
+    Other { path: PathBuf, reason: String },
+}
