@@ -4,8 +4,10 @@
 mod cli;
 
 use clap::{Parser, Subcommand};
+use cli::run::{ExecArgs, Job};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Bulkhead: run DAGs of sandboxed WebAssembly tasks.
 #[derive(Debug, Parser)]
@@ -28,14 +30,89 @@ struct Args {
         env = "BULKHEAD_CACHE_DIR"
     )]
     cache_dir: PathBuf,
+    /// The state store (SQLite file) where runs are recorded; `:memory:` records nothing durable.
+    #[arg(long, global = true, default_value = cli::DEFAULT_STORE, env = "BULKHEAD_STORE")]
+    store: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a workflow once and report how every task ended.
-    Run(cli::run::RunArgs),
+    /// Run a workflow once and report how every task ended. Prints the run id first.
+    Run {
+        /// The workflow file.
+        file: PathBuf,
+        /// A run parameter, `KEY=VALUE` (VALUE is read as JSON if it parses, else as a string).
+        #[arg(long = "param", value_name = "KEY=VALUE", value_parser = cli::run::parse_param)]
+        params: Vec<(String, serde_json::Value)>,
+        #[command(flatten)]
+        exec: ExecArgs,
+    },
+    /// Continue a run that was interrupted (host killed or stopped): finished tasks are kept.
+    Resume {
+        /// The run to continue.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        run_id: Option<String>,
+        /// Resume every interrupted run.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        exec: ExecArgs,
+    },
+    /// Run a failed task of a run again, with the dependents it skipped.
+    Retry {
+        /// The run.
+        run_id: String,
+        /// The failed task.
+        task: String,
+        #[command(flatten)]
+        exec: ExecArgs,
+    },
+    /// Cancel a run (the host running it stops it; it will not be resumed).
+    Cancel {
+        /// The run.
+        run_id: String,
+    },
+    /// List runs, newest first.
+    Runs {
+        /// Only runs of this workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Only runs with this status.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many (0: all).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a run: tasks and every attempt (kind, duration, fuel, peak memory).
+    Show {
+        /// The run.
+        run_id: String,
+        /// Print the run report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the logs (stderr) of a run's attempts.
+    Logs {
+        /// The run.
+        run_id: String,
+        /// Only this task.
+        task: Option<String>,
+        /// Only this attempt.
+        #[arg(long)]
+        attempt: Option<u32>,
+    },
+    /// Delete finished runs older than a duration, and the plugin copies no run needs.
+    Gc {
+        /// E.g. `30d`, `12h`.
+        #[arg(long, value_parser = |s: &str| bulkhead::workflow::parse_duration(s))]
+        older_than: Duration,
+    },
     /// Check workflow files (YAML, graph, limits, plugins) without running anything.
     Validate {
         /// Workflow files.
@@ -52,10 +129,6 @@ enum Command {
         #[arg(long, value_enum, default_value = "dot")]
         format: bulkhead::plan::GraphFormat,
     },
-    /// Measure per-task overhead, throughput and plugin load times (uses the `noop` plugin).
-    Bench(cli::bench::BenchArgs),
-    /// Print the JSON Schema of the workflow format.
-    Schema,
     /// List the plugins of the plugin folder: name, size, content hash, whether it loads, ABI.
     Plugins {
         #[command(flatten)]
@@ -64,25 +137,71 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure per-task overhead, throughput and plugin load times (uses the `noop` plugin).
+    Bench(cli::bench::BenchArgs),
+    /// Print the JSON Schema of the workflow format.
+    Schema,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let state = cli::State {
+        store: args.store,
+        cache_dir: args.cache_dir,
+    };
+    let quiet = |format| bulkhead::telemetry::init(format, "warn");
     match args.command {
-        Command::Run(run) => cli::run::main(run, args.log_format, args.cache_dir),
-        Command::Validate { files, plugins } => {
-            bulkhead::telemetry::init(args.log_format, "warn");
-            cli::validate(&files, &plugins, args.cache_dir)
+        Command::Run { file, params, exec } => {
+            cli::run::main(Job::Run { file, params }, exec, &state, args.log_format)
         }
-        Command::Bench(bench) => cli::bench::main(bench, args.cache_dir),
-        Command::Schema => {
-            print!("{}", bulkhead::workflow::json_schema());
-            ExitCode::SUCCESS
+        Command::Resume { run_id, exec, .. } => {
+            cli::run::main(Job::Resume { run_id }, exec, &state, args.log_format)
+        }
+        Command::Retry { run_id, task, exec } => {
+            cli::run::main(Job::Retry { run_id, task }, exec, &state, args.log_format)
+        }
+        Command::Cancel { run_id } => {
+            quiet(args.log_format);
+            cli::history::cancel(&state, run_id)
+        }
+        Command::Runs {
+            workflow,
+            status,
+            limit,
+            json,
+        } => {
+            quiet(args.log_format);
+            cli::history::runs(&state, workflow, status, limit, json)
+        }
+        Command::Show { run_id, json } => {
+            quiet(args.log_format);
+            cli::history::show(&state, run_id, json)
+        }
+        Command::Logs {
+            run_id,
+            task,
+            attempt,
+        } => {
+            quiet(args.log_format);
+            cli::history::logs(&state, run_id, task, attempt)
+        }
+        Command::Gc { older_than } => {
+            quiet(args.log_format);
+            cli::history::gc(&state, older_than)
+        }
+        Command::Validate { files, plugins } => {
+            quiet(args.log_format);
+            cli::validate(&files, &plugins, &state)
         }
         Command::Graph { file, format } => cli::graph(&file, format),
         Command::Plugins { plugins, json } => {
-            bulkhead::telemetry::init(args.log_format, "warn");
-            cli::plugins(&plugins, args.cache_dir, json)
+            quiet(args.log_format);
+            cli::plugins(&plugins, &state, json)
+        }
+        Command::Bench(bench) => cli::bench::main(bench, &state),
+        Command::Schema => {
+            print!("{}", bulkhead::workflow::json_schema());
+            ExitCode::SUCCESS
         }
     }
 }

@@ -52,6 +52,18 @@ impl Registry {
         Ok(out)
     }
 
+    /// The name a plugin reference gives its plugin: the name, or the file stem of a path.
+    pub fn name_of(plugin: &PluginRef) -> String {
+        match plugin {
+            PluginRef::Name(n) => n.clone(),
+            PluginRef::Path(p) => p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("plugin")
+                .to_string(),
+        }
+    }
+
     /// The file a task's plugin reference points at, or what is wrong with it.
     pub fn resolve(&self, plugin: &PluginRef) -> Result<PluginFile, String> {
         match plugin {
@@ -108,22 +120,34 @@ impl Registry {
         sandbox.load(&file.name, &bytes)
     }
 
-    /// Loads every plugin the workflow uses, once each; returns them by task index. Unknown or
-    /// broken plugins are reported as problems of the tasks that use them.
+    /// Loads every plugin the workflow uses from the plugin folder, once each; returns them (and
+    /// their files) by task index. Unknown or broken plugins are reported as problems of the
+    /// tasks that use them.
     pub fn load_for(
         &self,
         sandbox: &Sandbox,
         workflow: &Workflow,
-    ) -> Result<Vec<Arc<Plugin>>, WorkflowError> {
-        let mut loaded: HashMap<&PluginRef, Result<Arc<Plugin>, String>> = HashMap::new();
+    ) -> Result<Vec<(Arc<Plugin>, PathBuf)>, WorkflowError> {
+        self.load_with(sandbox, workflow, |r| self.resolve(r))
+    }
+
+    /// Like [`Registry::load_for`], with `resolve` deciding which file each reference means
+    /// (a resumed run loads the exact copies it started with).
+    pub fn load_with(
+        &self,
+        sandbox: &Sandbox,
+        workflow: &Workflow,
+        resolve: impl Fn(&PluginRef) -> Result<PluginFile, String>,
+    ) -> Result<Vec<(Arc<Plugin>, PathBuf)>, WorkflowError> {
+        let mut loaded: HashMap<&PluginRef, Result<(Arc<Plugin>, PathBuf), String>> =
+            HashMap::new();
         let mut problems = Vec::new();
         let mut out = Vec::with_capacity(workflow.tasks.len());
         for task in &workflow.tasks {
             let result = loaded.entry(&task.plugin).or_insert_with(|| {
-                let file = self.resolve(&task.plugin)?;
-                self.load(sandbox, &file)
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string())
+                let file = resolve(&task.plugin)?;
+                let plugin = self.load(sandbox, &file).map_err(|e| e.to_string())?;
+                Ok((Arc::new(plugin), file.path))
             });
             match result {
                 Ok(p) => out.push(p.clone()),

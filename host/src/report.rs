@@ -7,6 +7,12 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
+    /// Created, not started.
+    Pending,
+    /// A host is running it.
+    Running,
+    /// Stopped before its end; `bulkhead resume` continues it.
+    Interrupted,
     /// Every non-optional task succeeded.
     Succeeded,
     /// A non-optional task failed for good.
@@ -19,6 +25,8 @@ pub enum RunStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
+    /// Not finished yet (the run is going on, or was interrupted and can be resumed).
+    Pending,
     /// It produced an output.
     Succeeded,
     /// Its last attempt failed and no retry was left.
@@ -33,6 +41,9 @@ impl RunStatus {
     /// The contract name.
     pub fn as_str(self) -> &'static str {
         match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Interrupted => "interrupted",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
@@ -44,6 +55,7 @@ impl TaskStatus {
     /// The contract name.
     pub fn as_str(self) -> &'static str {
         match self {
+            TaskStatus::Pending => "pending",
             TaskStatus::Succeeded => "succeeded",
             TaskStatus::Failed => "failed",
             TaskStatus::Skipped => "skipped",
@@ -89,6 +101,30 @@ pub struct TaskReport {
     /// stderr of its last attempt (omitted when empty).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub log: String,
+    /// Every attempt, from the state store (`bulkhead show`; omitted when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<AttemptReport>,
+}
+
+/// One attempt, as `bulkhead show` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptReport {
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// `running`, `succeeded`, `failed` or `interrupted`.
+    pub status: String,
+    /// Why it failed.
+    pub error: Option<ErrorReport>,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339.
+    pub finished_at: Option<String>,
+    /// Wall-clock time in microseconds.
+    pub duration_us: u64,
+    /// Fuel used.
+    pub fuel_used: u64,
+    /// Peak linear memory in bytes.
+    pub peak_memory: u64,
 }
 
 /// The report of one run.
@@ -114,5 +150,83 @@ impl RunReport {
     /// Number of tasks with this status.
     pub fn count(&self, status: TaskStatus) -> usize {
         self.tasks.values().filter(|t| t.status == status).count()
+    }
+}
+
+impl RunReport {
+    /// The report of a stored run (`bulkhead show`), with every attempt.
+    pub fn from_stored(run: &crate::store::StoredRun) -> RunReport {
+        use crate::store::{self, TaskState};
+        let wf = crate::workflow::parse(&run.workflow_yaml, &run.workflow_file).ok();
+        let status = match run.status {
+            store::RunStatus::Pending => RunStatus::Pending,
+            store::RunStatus::Running => RunStatus::Running,
+            store::RunStatus::Interrupted => RunStatus::Interrupted,
+            store::RunStatus::Succeeded => RunStatus::Succeeded,
+            store::RunStatus::Failed => RunStatus::Failed,
+            store::RunStatus::Cancelled => RunStatus::Cancelled,
+        };
+        let error = |e: &Option<(String, String, Option<i32>)>| {
+            e.as_ref().map(|(kind, message, exit_code)| ErrorReport {
+                kind: kind.clone(),
+                message: message.clone(),
+                exit_code: *exit_code,
+            })
+        };
+        let tasks = run
+            .tasks
+            .iter()
+            .map(|t| {
+                let spec = wf
+                    .as_ref()
+                    .and_then(|w| w.tasks.iter().find(|s| s.id == t.task));
+                let history = run
+                    .attempts
+                    .iter()
+                    .filter(|a| a.task == t.task)
+                    .map(|a| AttemptReport {
+                        attempt: a.attempt,
+                        status: a.status.as_str().to_string(),
+                        error: error(&a.error),
+                        started_at: crate::store::rfc3339(a.started_at),
+                        finished_at: a.finished_at.map(crate::store::rfc3339),
+                        duration_us: a.duration_us,
+                        fuel_used: a.fuel_used,
+                        peak_memory: a.peak_memory,
+                    })
+                    .collect();
+                let report = TaskReport {
+                    status: match t.state {
+                        TaskState::Pending => TaskStatus::Pending,
+                        TaskState::Succeeded => TaskStatus::Succeeded,
+                        TaskState::Failed => TaskStatus::Failed,
+                        TaskState::Skipped => TaskStatus::Skipped,
+                        TaskState::Cancelled => TaskStatus::Cancelled,
+                    },
+                    attempts: t.attempts,
+                    error: error(&t.error),
+                    output: t.output.clone().unwrap_or(serde_json::Value::Null),
+                    duration_ms: t.duration_us / 1000,
+                    duration_us: t.duration_us,
+                    fuel_used: t.fuel_used,
+                    peak_memory: t.peak_memory,
+                    plugin: spec.map(|s| s.plugin.to_string()).unwrap_or_default(),
+                    optional: spec.is_some_and(|s| s.optional),
+                    log: String::new(),
+                    history,
+                };
+                (t.task.clone(), report)
+            })
+            .collect();
+        let end = run.finished_at.unwrap_or_else(crate::store::now_ms);
+        RunReport {
+            run_id: run.run_id.clone(),
+            workflow: run.workflow.clone(),
+            status,
+            tasks,
+            started_at: crate::store::rfc3339(run.created_at),
+            finished_at: crate::store::rfc3339(end),
+            duration_ms: (end - run.created_at).max(0) as u64,
+        }
     }
 }

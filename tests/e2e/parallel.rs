@@ -42,12 +42,13 @@ fn three_hundred_sleepers_share_a_few_threads() {
 
 #[cfg(unix)]
 #[test]
-fn ctrl_c_cancels_the_run_and_reports_it() {
+fn ctrl_c_stops_the_run_gracefully_and_it_can_be_resumed() {
     let case = Case::new(
         "name: stop\ntasks:\n  busy: {plugin: spin, limits: {timeout: 60s, fuel: 18000000000000000000}}\n  after: {plugin: noop, needs: [busy]}\n",
     );
-    let child = bulkhead()
-        .args(["run", "--json"])
+    let child = case
+        .bulkhead()
+        .args(["run", "--json", "--grace", "500ms"])
         .arg(case.file())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -66,7 +67,24 @@ fn ctrl_c_cancels_the_run_and_reports_it() {
         "stopped promptly"
     );
     assert_eq!(ran.code, 1, "{}", ran.stderr);
-    assert_eq!(ran.report["status"], "cancelled");
-    assert_eq!(ran.ended("busy"), ("cancelled".into(), "cancelled".into()));
-    assert_eq!(ran.ended("after").0, "cancelled");
+    assert_eq!(ran.report["status"], "interrupted");
+    assert_eq!(
+        ran.ended("busy").0,
+        "pending",
+        "interrupted after the grace period"
+    );
+    assert_eq!(ran.ended("after").0, "pending");
+    assert!(ran.stderr.contains("bulkhead resume"), "{}", ran.stderr);
+    let run_id = ran.report["run_id"].as_str().unwrap().to_string();
+    let out = case
+        .bulkhead()
+        .args(["show", "--json", &run_id])
+        .output()
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["status"], "interrupted");
+    assert_eq!(
+        shown["tasks"]["busy"]["history"][0]["status"],
+        "interrupted"
+    );
 }

@@ -44,9 +44,21 @@ impl Case {
         self.dir.path().join(rel)
     }
 
+    /// The binary, recording runs in this case's own state store.
+    pub fn bulkhead(&self) -> Command {
+        let mut cmd = bulkhead();
+        cmd.env("BULKHEAD_STORE", self.store());
+        cmd
+    }
+
+    /// This case's state store.
+    pub fn store(&self) -> PathBuf {
+        self.dir.path().join("state.db")
+    }
+
     /// `bulkhead run wf.yaml --json <extra>`: exit code, report, stderr.
     pub fn run(&self, extra: &[&str]) -> Ran {
-        let mut cmd = bulkhead();
+        let mut cmd = self.bulkhead();
         cmd.arg("run").arg(self.file()).arg("--json").args(extra);
         Ran::from(cmd.output().expect("run bulkhead"))
     }
@@ -61,7 +73,8 @@ pub fn bulkhead() -> Command {
         }
     }
     cmd.env("BULKHEAD_PLUGINS", test_plugins())
-        .env("BULKHEAD_CACHE_DIR", root().join("target/e2e-cache"));
+        .env("BULKHEAD_CACHE_DIR", root().join("target/e2e-cache"))
+        .env("BULKHEAD_STORE", ":memory:");
     cmd
 }
 

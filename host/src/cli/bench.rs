@@ -4,10 +4,12 @@
 use bulkhead::exec::{Event, Observer};
 use bulkhead::registry::PluginFile;
 use bulkhead::sandbox::Sandbox;
+use bulkhead::store::SqliteStore;
 use bulkhead::{Host, HostConfig, Loaded};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -102,7 +104,8 @@ fn layered(tasks: usize) -> String {
 fn load(host: &Host, dir: &Path, name: &str, yaml: &str) -> Result<Loaded, String> {
     let path = dir.join(format!("{name}.yaml"));
     let wf = bulkhead::workflow::parse(yaml, &path).map_err(|e| e.to_string())?;
-    host.prepare(wf).map_err(|e| e.to_string())
+    host.prepare(wf, yaml.to_string())
+        .map_err(|e| e.to_string())
 }
 
 async fn run(host: &Host, loaded: &Loaded, observer: &dyn Observer) -> Result<Duration, String> {
@@ -115,7 +118,8 @@ async fn run(host: &Host, loaded: &Loaded, observer: &dyn Observer) -> Result<Du
             observer,
             Default::default(),
         )
-        .await;
+        .await
+        .map_err(|e| e.to_string())?;
     let took = started.elapsed();
     if report.status != bulkhead::report::RunStatus::Succeeded {
         return Err(format!("benchmark run {} did not succeed", report.workflow));
@@ -210,37 +214,42 @@ fn python_rate(tasks: usize, repeat: usize) -> Result<f64, String> {
 }
 
 /// Runs the benchmark.
-pub fn main(args: BenchArgs, cache_dir: PathBuf) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(bench(&args, cache_dir)) {
-        Ok(figures) => {
-            if args.json {
-                println!("{figures:#}");
+pub fn main(args: BenchArgs, state: &super::State) -> ExitCode {
+    let cache_dir = state.cache_dir.clone();
+    super::block_on(async move {
+        match bench(&args, cache_dir).await {
+            Ok(figures) => {
+                if args.json {
+                    println!("{figures:#}");
+                }
+                ExitCode::SUCCESS
             }
-            ExitCode::SUCCESS
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value, String> {
     let repeat = args.repeat.max(1);
     let host = Host::new(HostConfig {
         plugins_dir: args.plugins.dir.clone(),
+        cache_dir: Some(cache_dir.clone()),
+        max_parallel: args.max_parallel,
+        store: None,
+        plugin_copies: None,
+    })
+    .map_err(|e| e.to_string())?;
+    let state = tempfile_dir()?;
+    let sqlite = SqliteStore::open(&state.join("bench.db")).map_err(|e| e.to_string())?;
+    let durable = Host::new(HostConfig {
+        plugins_dir: args.plugins.dir.clone(),
         cache_dir: Some(cache_dir),
         max_parallel: args.max_parallel,
+        store: Some(Arc::new(sqlite)),
+        plugin_copies: Some(state.join("plugins")),
     })
     .map_err(|e| e.to_string())?;
     let dir = args.plugins.dir.clone();
@@ -274,7 +283,13 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         c40.push(run(&host, &chain40, &Quiet).await?.as_secs_f64() * 1e3);
     }
     let chain40_ms = median(c40);
-    eprintln!("40-task chain: {chain40_ms:.2} ms");
+    let chain40 = load(&durable, &dir, "chain40", &chain(40))?;
+    let mut c40 = Vec::new();
+    for _ in 0..repeat.max(5) * 4 {
+        c40.push(run(&durable, &chain40, &Quiet).await?.as_secs_f64() * 1e3);
+    }
+    let chain40_sqlite_ms = median(c40);
+    eprintln!("40-task chain: {chain40_ms:.2} ms in memory, {chain40_sqlite_ms:.2} ms with the SQLite store (every step committed before the next)");
 
     let layers = load(&host, &dir, "layers", &layered(args.tasks))?;
     let n = layers.workflow.tasks.len();
@@ -284,7 +299,14 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         rates.push(n as f64 / run(&host, &layers, &Quiet).await?.as_secs_f64());
     }
     let rate = median(rates);
-    eprintln!("throughput, {n}-task layered DAG: {rate:.0} tasks/s");
+    let layers = load(&durable, &dir, "layers", &layered(args.tasks))?;
+    let mut rates = Vec::new();
+    for _ in 0..repeat {
+        rates.push(n as f64 / run(&durable, &layers, &Quiet).await?.as_secs_f64());
+    }
+    let rate_sqlite = median(rates);
+    eprintln!("throughput, {n}-task layered DAG: {rate:.0} tasks/s in memory, {rate_sqlite:.0} tasks/s with the SQLite store");
+    let _ = std::fs::remove_dir_all(&state);
 
     let (cold, warm) = load_times(&dir, repeat)?;
     eprintln!("plugin load: cold (compile) {cold:.1} ms, warm (cache) {warm:.3} ms");
@@ -307,7 +329,9 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         "cores": cores,
         "overhead_us": {"p50": p50, "p99": p99, "samples": gaps.len()},
         "chain40_ms": chain40_ms,
+        "chain40_sqlite_ms": chain40_sqlite_ms,
         "throughput_tasks_per_s": rate,
+        "throughput_sqlite_tasks_per_s": rate_sqlite,
         "dag_tasks": n,
         "plugin_load_ms": {"cold": cold, "warm": warm},
         "python_tasks_per_s": python,

@@ -1,16 +1,22 @@
-//! Subcommands other than `run`, and what they share.
+//! Subcommands and what they share: the state directory, the host, the async runtime.
 
 pub mod bench;
+pub mod history;
 pub mod progress;
 pub mod run;
 pub mod summary;
 
+use bulkhead::store::{MemoryStore, SqliteStore, Store};
 use bulkhead::{Host, HostConfig};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Exit code: the workflow, a plugin or the arguments are invalid; nothing ran.
 pub const EXIT_INVALID: u8 = 2;
+
+/// The default state store, beside the working directory.
+pub const DEFAULT_STORE: &str = ".bulkhead/bulkhead.db";
 
 /// `--plugins DIR`.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,22 +31,98 @@ pub struct PluginsArg {
     pub dir: PathBuf,
 }
 
-/// A host for commands that only load plugins (few slots).
-pub fn host(plugins: &Path, cache_dir: PathBuf, max_parallel: usize) -> Result<Host, ExitCode> {
-    Host::new(HostConfig {
-        plugins_dir: plugins.to_path_buf(),
-        cache_dir: Some(cache_dir),
-        max_parallel,
-    })
-    .map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(EXIT_INVALID)
-    })
+/// Where state lives: the store file and the compiled-plugin cache.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// `--store PATH` (`:memory:` keeps runs in memory only).
+    pub store: PathBuf,
+    /// `--cache-dir`.
+    pub cache_dir: PathBuf,
+}
+
+impl State {
+    /// Opens the store. The default location's folder is created; an explicit path's folder must
+    /// exist.
+    pub fn open_store(&self) -> Result<(Arc<dyn Store>, Option<PathBuf>), ExitCode> {
+        if self.store.as_os_str() == ":memory:" {
+            return Ok((Arc::new(MemoryStore::new()), None));
+        }
+        if self.store == Path::new(DEFAULT_STORE) {
+            if let Some(dir) = self.store.parent() {
+                if let Err(e) = std::fs::create_dir_all(dir) {
+                    eprintln!(
+                        "error: cannot create the state folder {}: {e}",
+                        dir.display()
+                    );
+                    return Err(ExitCode::FAILURE);
+                }
+            }
+        }
+        match SqliteStore::open(&self.store) {
+            Ok(s) => {
+                let copies = self
+                    .store
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join("plugins");
+                Ok((Arc::new(s), Some(copies)))
+            }
+            Err(e) => {
+                eprintln!("error: {e}\n  help: pass `--store PATH` or set BULKHEAD_STORE to use another file");
+                Err(ExitCode::FAILURE)
+            }
+        }
+    }
+
+    /// A host on `plugins` with the store and cache.
+    pub fn host(&self, plugins: &Path, max_parallel: usize) -> Result<Host, ExitCode> {
+        let (store, copies) = self.open_store()?;
+        Host::new(HostConfig {
+            plugins_dir: plugins.to_path_buf(),
+            cache_dir: Some(self.cache_dir.clone()),
+            max_parallel,
+            store: Some(store),
+            plugin_copies: copies,
+        })
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        })
+    }
+
+    /// A host that only loads plugins (no store, few slots).
+    pub fn loader(&self, plugins: &Path) -> Result<Host, ExitCode> {
+        Host::new(HostConfig {
+            plugins_dir: plugins.to_path_buf(),
+            cache_dir: Some(self.cache_dir.clone()),
+            max_parallel: 1,
+            store: None,
+            plugin_copies: None,
+        })
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        })
+    }
+}
+
+/// Runs a future on a multi-threaded runtime.
+pub fn block_on<F: std::future::Future<Output = ExitCode>>(f: F) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `bulkhead validate FILE...`
-pub fn validate(files: &[PathBuf], plugins: &PluginsArg, cache_dir: PathBuf) -> ExitCode {
-    let host = match host(&plugins.dir, cache_dir, 1) {
+pub fn validate(files: &[PathBuf], plugins: &PluginsArg, state: &State) -> ExitCode {
+    let host = match state.loader(&plugins.dir) {
         Ok(h) => h,
         Err(code) => return code,
     };
@@ -81,8 +163,8 @@ pub fn graph(file: &Path, format: bulkhead::plan::GraphFormat) -> ExitCode {
 }
 
 /// `bulkhead plugins`
-pub fn plugins(plugins: &PluginsArg, cache_dir: PathBuf, json: bool) -> ExitCode {
-    let host = match host(&plugins.dir, cache_dir, 1) {
+pub fn plugins(plugins: &PluginsArg, state: &State, json: bool) -> ExitCode {
+    let host = match state.loader(&plugins.dir) {
         Ok(h) => h,
         Err(code) => return code,
     };

@@ -1,33 +1,51 @@
-//! `bulkhead run FILE`: load, run once, report.
+//! `bulkhead run FILE`, `bulkhead resume RUN_ID`, `bulkhead retry RUN_ID TASK`: execute a run,
+//! show progress, handle Ctrl-C, report.
 
-use super::{progress::Progress, summary, PluginsArg, EXIT_INVALID};
-use bulkhead::exec::{LogObserver, Observer};
-use bulkhead::report::RunStatus;
+use super::{progress::Progress, summary, PluginsArg, State, EXIT_INVALID};
+use bulkhead::exec::{LogObserver, Observer, Stop};
+use bulkhead::report::{RunReport, RunStatus};
 use bulkhead::telemetry::{self, LogFormat};
+use bulkhead::{Host, HostError};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tokio_util::sync::CancellationToken;
+use std::time::Duration;
 
-/// Arguments of `bulkhead run`.
-#[derive(Debug, clap::Args)]
-pub struct RunArgs {
-    /// The workflow file.
-    file: PathBuf,
-    /// A run parameter, `KEY=VALUE` (VALUE is read as JSON if it parses, else as a string).
-    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
-    params: Vec<(String, serde_json::Value)>,
+/// Options shared by every command that executes a run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExecArgs {
     #[command(flatten)]
     plugins: PluginsArg,
     /// Attempts at once across the host (also the size of the sandbox pool).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     max_parallel: u32,
+    /// On Ctrl-C or SIGTERM, how long running attempts may finish before they are interrupted.
+    #[arg(long, default_value = "10s", value_parser = parse_grace)]
+    grace: Duration,
     /// Print the run report as one JSON document on stdout.
     #[arg(long)]
     json: bool,
 }
 
-fn parse_param(text: &str) -> Result<(String, serde_json::Value), String> {
+/// What to execute.
+pub enum Job {
+    /// A new run of a workflow file.
+    Run {
+        file: PathBuf,
+        params: Vec<(String, serde_json::Value)>,
+    },
+    /// Continue an unfinished run (or all of them).
+    Resume { run_id: Option<String> },
+    /// Run a failed task again.
+    Retry { run_id: String, task: String },
+}
+
+fn parse_grace(text: &str) -> Result<Duration, String> {
+    bulkhead::workflow::parse_duration(text)
+}
+
+/// `KEY=VALUE`; VALUE is read as JSON if it parses, else as a string.
+pub fn parse_param(text: &str) -> Result<(String, serde_json::Value), String> {
     let (key, value) = text
         .split_once('=')
         .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
@@ -39,92 +57,152 @@ fn parse_param(text: &str) -> Result<(String, serde_json::Value), String> {
     Ok((key.to_string(), value))
 }
 
-/// Runs the command; returns the process exit code.
-pub fn main(args: RunArgs, log_format: LogFormat, cache_dir: PathBuf) -> ExitCode {
+/// Runs the job; returns the process exit code.
+pub fn main(job: Job, args: ExecArgs, state: &State, log_format: LogFormat) -> ExitCode {
     let interactive = std::io::stderr().is_terminal() && log_format == LogFormat::Text;
     telemetry::init(log_format, if interactive { "warn" } else { "info" });
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(run(args, interactive, cache_dir))
+    super::block_on(execute(job, args, state, interactive))
 }
 
-async fn run(args: RunArgs, interactive: bool, cache_dir: PathBuf) -> ExitCode {
-    let host = match super::host(&args.plugins.dir, cache_dir, args.max_parallel as usize) {
+async fn execute(job: Job, args: ExecArgs, state: &State, interactive: bool) -> ExitCode {
+    let host = match state.host(&args.plugins.dir, args.max_parallel as usize) {
         Ok(h) => h,
         Err(code) => return code,
     };
-    let loaded = match host.load(&args.file) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
+    let stop = Stop {
+        grace: args.grace,
+        ..Stop::default()
+    };
+    tokio::spawn(stop_on_signal(stop.clone(), args.grace));
+    let mut worst = ExitCode::SUCCESS;
+    let runs: Vec<Job> = match job {
+        Job::Resume { run_id: None } => {
+            let Some(store) = host.store() else {
+                return ExitCode::from(EXIT_INVALID);
+            };
+            match store.unfinished(bulkhead::store::now_ms()).await {
+                Ok(ids) if ids.is_empty() => {
+                    eprintln!("no interrupted runs to resume");
+                    return ExitCode::SUCCESS;
+                }
+                Ok(ids) => ids
+                    .into_iter()
+                    .map(|id| Job::Resume { run_id: Some(id) })
+                    .collect(),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
         }
+        other => vec![other],
     };
-    let mut params = serde_json::Map::new();
-    for (k, v) in args.params {
-        params.insert(k, v);
+    for job in runs {
+        if stop.drain.is_cancelled() {
+            break;
+        }
+        let code = one(&host, job, &args, interactive, stop.clone()).await;
+        if code != ExitCode::SUCCESS {
+            worst = code;
+        }
     }
+    worst
+}
 
-    let cancel = CancellationToken::new();
-    tokio::spawn(stop_on_signal(cancel.clone()));
-
-    let run_id = bulkhead::new_run_id();
-    eprintln!(
-        "run {run_id}: workflow `{}` ({} tasks)",
-        loaded.workflow.name,
-        loaded.workflow.tasks.len()
-    );
-    let progress = interactive.then(|| Progress::new(loaded.workflow.tasks.len()));
-    let observer: &dyn Observer = match &progress {
-        Some(p) => p,
-        None => &LogObserver,
+async fn one(host: &Host, job: Job, args: &ExecArgs, interactive: bool, stop: Stop) -> ExitCode {
+    let (label, result) = match job {
+        Job::Run { file, params } => {
+            let loaded = match host.load(&file) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            let run_id = bulkhead::new_run_id();
+            eprintln!(
+                "run {run_id}: workflow `{}` ({} tasks)",
+                loaded.workflow.name,
+                loaded.workflow.tasks.len()
+            );
+            let params = serde_json::Value::Object(params.into_iter().collect());
+            let n = loaded.workflow.tasks.len();
+            let progress = interactive.then(|| Progress::new(n));
+            let observer: &dyn Observer = progress.as_ref().map_or(&LogObserver, |p| p);
+            let r = host
+                .run(&loaded, run_id.clone(), params, observer, stop)
+                .await;
+            if let Some(p) = progress {
+                p.finish();
+            }
+            (run_id, r)
+        }
+        Job::Resume {
+            run_id: Some(run_id),
+        } => {
+            eprintln!("resuming run {run_id}");
+            (
+                run_id.clone(),
+                host.resume(&run_id, &LogObserver, stop).await,
+            )
+        }
+        Job::Retry { run_id, task } => {
+            eprintln!("retrying task `{task}` of run {run_id}");
+            (
+                run_id.clone(),
+                host.retry(&run_id, &task, &LogObserver, stop).await,
+            )
+        }
+        Job::Resume { run_id: None } => return ExitCode::from(EXIT_INVALID),
     };
-    let report = host
-        .run(
-            &loaded,
-            run_id,
-            serde_json::Value::Object(params),
-            observer,
-            cancel,
-        )
-        .await;
-    if let Some(p) = progress {
-        p.finish();
+    match result {
+        Ok(report) => finish(&report, args.json),
+        Err(HostError::Workflow(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_INVALID)
+        }
+        Err(
+            e @ (HostError::Conflict(_)
+            | HostError::Store(bulkhead::store::StoreError::UnknownRun(_))),
+        ) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_INVALID)
+        }
+        Err(e) => {
+            eprintln!("error: {e}\n  the run stopped; what was committed is kept: continue with `bulkhead resume {label}`");
+            ExitCode::FAILURE
+        }
     }
-    eprint!("{}", summary::render(&report));
-    if args.json {
-        match serde_json::to_string_pretty(&report) {
+}
+
+fn finish(report: &RunReport, json: bool) -> ExitCode {
+    eprint!("{}", summary::render(report));
+    if report.status == RunStatus::Interrupted {
+        eprintln!("continue it with: bulkhead resume {}", report.run_id);
+    }
+    if json {
+        match serde_json::to_string_pretty(report) {
             Ok(text) => println!("{text}"),
             Err(e) => eprintln!("error: cannot write the JSON report: {e}"),
         }
     }
     match report.status {
         RunStatus::Succeeded => ExitCode::SUCCESS,
-        RunStatus::Failed | RunStatus::Cancelled => ExitCode::FAILURE,
+        _ => ExitCode::FAILURE,
     }
 }
 
-/// Ctrl-C or SIGTERM cancels the run cleanly; a second one exits at once.
-async fn stop_on_signal(cancel: CancellationToken) {
-    for round in 0..2 {
-        wait_for_signal().await;
-        if round == 0 {
-            eprintln!(
-                "\nstopping: interrupting running attempts (press Ctrl-C again to exit at once)"
-            );
-            cancel.cancel();
-        } else {
-            std::process::exit(130);
-        }
-    }
+/// First Ctrl-C or SIGTERM: graceful stop (running attempts get `grace`); second: interrupt
+/// them now; third: exit at once.
+async fn stop_on_signal(stop: Stop, grace: Duration) {
+    wait_for_signal().await;
+    eprintln!("\nstopping: no new attempts; running ones have {grace:?} to finish (Ctrl-C again to interrupt them now)");
+    stop.drain.cancel();
+    wait_for_signal().await;
+    eprintln!("\ninterrupting running attempts (Ctrl-C again to exit at once)");
+    stop.hurry.cancel();
+    wait_for_signal().await;
+    std::process::exit(130);
 }
 
 #[cfg(unix)]

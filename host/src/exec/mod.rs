@@ -1,17 +1,25 @@
 //! The executor: runs a workflow's ready tasks on tokio with bounded concurrency, applies the retry
 //! policy, skips what depends on a task that failed for good, and builds the run report.
 //!
+//! Write-ahead: every transition (attempt start, attempt end, skip, run end) goes to the
+//! [`Journal`] and is committed before the executor acts on it. Transitions that happen together
+//! (several completions, the starts they make possible) go in one batch: one commit.
+//!
 //! It knows nothing about wasmtime: attempts go through the [`Runner`] trait, and outcomes come
 //! back as plain [`AttemptOutcome`]s. Which task may run is the planner's call (`plan`).
 
 mod input;
+mod journal;
 mod observe;
 
+pub use input::{idempotency_key, ABI_VERSION};
+pub use journal::{Journal, NoJournal, StoreJournal};
 pub use observe::{Event, LogObserver, Observer};
 
-use crate::plan::{Plan, RunState};
+use crate::plan::{Plan, RunState, TaskState as Planned};
 use crate::report::{ErrorReport, RunReport, RunStatus, TaskReport, TaskStatus};
 use crate::sandbox::{AttemptOutcome, Failure};
+use crate::store::{self, AttemptEnd, StoreError, Transition};
 use crate::workflow::Workflow;
 use indexmap::IndexMap;
 use std::future::Future;
@@ -42,12 +50,31 @@ pub struct RunRequest {
     pub params: serde_json::Value,
     /// The host's bound on attempts at once (`--max-parallel`).
     pub max_parallel: usize,
+    /// What already happened, when resuming a run (one entry per task).
+    pub resumed: Option<Vec<store::StoredTask>>,
+}
+
+/// How a run is asked to stop.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    /// Graceful: start nothing new, give running attempts `grace`, then interrupt them. The run
+    /// ends `interrupted` and can be resumed.
+    pub drain: CancellationToken,
+    /// Ends the grace period at once (a second Ctrl-C).
+    pub hurry: CancellationToken,
+    /// Cancel: interrupt everything now. The run ends `cancelled` and is not resumed.
+    pub cancel: CancellationToken,
+    /// How long running attempts may go on after `drain`.
+    pub grace: Duration,
 }
 
 /// What the executor keeps per task while the run goes on.
 #[derive(Debug, Default)]
 struct Record {
+    /// Attempts started in all (numbers the next one).
     attempts: u32,
+    /// Attempts that do not count against `max_attempts`.
+    uncounted: u32,
     output: Option<serde_json::Value>,
     error: Option<ErrorReport>,
     duration: Duration,
@@ -56,148 +83,363 @@ struct Record {
     log: Vec<u8>,
 }
 
-/// Executes a run to its end (or until `cancel` fires) and returns its report.
+impl Record {
+    fn resumed(t: &store::StoredTask) -> Record {
+        Record {
+            attempts: t.attempts,
+            uncounted: t.uncounted,
+            output: t.output.clone(),
+            error: t
+                .error
+                .as_ref()
+                .map(|(kind, message, exit_code)| ErrorReport {
+                    kind: kind.clone(),
+                    message: message.clone(),
+                    exit_code: *exit_code,
+                }),
+            duration: Duration::from_micros(t.duration_us),
+            fuel_used: t.fuel_used,
+            peak_memory: t.peak_memory,
+            log: Vec::new(),
+        }
+    }
+}
+
+fn resumed_state(t: &store::StoredTask) -> Planned {
+    match t.state {
+        store::TaskState::Succeeded => Planned::Succeeded,
+        store::TaskState::Failed => Planned::Failed,
+        store::TaskState::Skipped => Planned::Skipped,
+        store::TaskState::Pending | store::TaskState::Cancelled => Planned::Waiting,
+    }
+}
+
+/// How often a durable run renews its lease while nothing else is committed.
+const LEASE_RENEWAL: Duration = Duration::from_secs(10);
+
+struct Exec<'a> {
+    wf: &'a Workflow,
+    plan: Plan,
+    state: RunState,
+    records: Vec<Record>,
+    batch: Vec<Transition>,
+    observer: &'a dyn Observer,
+    plugin_names: Vec<String>,
+    retry_tx: mpsc::UnboundedSender<usize>,
+    waiting_retries: usize,
+}
+
+impl Exec<'_> {
+    fn skip_dependents_of(&mut self, t: usize, skipped: Vec<usize>) {
+        let id = &self.wf.tasks[t].id;
+        for s in skipped {
+            let because = format!("`{id}` failed");
+            self.observer.event(Event::Skipped {
+                task: &self.wf.tasks[s].id,
+                because: &because,
+            });
+            let message = format!("not run: it depends on `{id}`, which failed");
+            self.batch.push(Transition::TaskDecided {
+                task: self.wf.tasks[s].id.clone(),
+                state: store::TaskState::Skipped,
+                message: message.clone(),
+            });
+            self.records[s].error = Some(ErrorReport {
+                kind: "skipped".into(),
+                message,
+                exit_code: None,
+            });
+        }
+    }
+
+    /// Records a finished attempt and decides what comes next for its task.
+    fn finished(&mut self, t: usize, attempt: u32, outcome: AttemptOutcome) {
+        let task = &self.wf.tasks[t];
+        let rec = &mut self.records[t];
+        rec.duration += outcome.duration;
+        rec.fuel_used += outcome.fuel_used;
+        rec.peak_memory = rec.peak_memory.max(outcome.peak_memory);
+        rec.log = outcome.log;
+        let log = String::from_utf8_lossy(&rec.log).into_owned();
+        let ended = |end, task_state| Transition::AttemptEnded {
+            task: task.id.clone(),
+            attempt,
+            at: store::now_ms(),
+            end,
+            duration_us: outcome.duration.as_micros() as u64,
+            fuel_used: outcome.fuel_used,
+            peak_memory: outcome.peak_memory,
+            log,
+            task_state,
+        };
+        let plugin = &self.plugin_names[t];
+        match outcome.result {
+            Ok(output) => {
+                self.batch.push(ended(
+                    AttemptEnd::Succeeded(output.clone()),
+                    Some(store::TaskState::Succeeded),
+                ));
+                rec.output = Some(output);
+                rec.error = None;
+                self.observer.event(Event::AttemptFinished {
+                    task: &task.id,
+                    plugin,
+                    attempt,
+                    failure: None,
+                    retry_in: None,
+                });
+                self.state.succeed(&self.plan, t);
+            }
+            Err(failure) => {
+                let counted = rec.attempts - rec.uncounted;
+                let retry = task.retry.should_retry(failure.kind, counted);
+                let delay = retry.then(|| task.retry.delay(counted, rand::random::<f64>()));
+                self.observer.event(Event::AttemptFinished {
+                    task: &task.id,
+                    plugin,
+                    attempt,
+                    failure: Some(&failure),
+                    retry_in: delay,
+                });
+                let end = AttemptEnd::Failed {
+                    kind: failure.kind.as_str().to_string(),
+                    message: failure.message.clone(),
+                    exit_code: failure.exit_code,
+                };
+                self.batch
+                    .push(ended(end, (!retry).then_some(store::TaskState::Failed)));
+                rec.error = Some(error_report(&failure));
+                match delay {
+                    Some(d) if d.is_zero() => self.state.retry(&self.plan, t),
+                    Some(d) => {
+                        self.waiting_retries += 1;
+                        let tx = self.retry_tx.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(d).await;
+                            let _ = tx.send(t);
+                        });
+                    }
+                    None => {
+                        let skipped = self.state.fail(&self.plan, t);
+                        self.skip_dependents_of(t, skipped);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Executes a run to its end (or until it is stopped) and returns its report. Fails only when the
+/// journal cannot commit: then running attempts are interrupted and the run can be resumed from
+/// its last committed state.
 pub async fn execute(
     req: RunRequest,
     runner: Arc<dyn Runner>,
+    journal: &dyn Journal,
     observer: &dyn Observer,
-    cancel: CancellationToken,
-) -> RunReport {
+    stop: Stop,
+) -> Result<RunReport, StoreError> {
     let started_at = SystemTime::now();
     let clock = Instant::now();
     let wf = req.workflow.clone();
     let plan = Plan::of(&wf);
-    let mut state = RunState::new(&plan);
-    let mut records: Vec<Record> = (0..plan.len()).map(|_| Record::default()).collect();
+    let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<usize>();
+    let (state, records, restored_skips) = match &req.resumed {
+        None => (
+            RunState::new(&plan),
+            (0..plan.len()).map(|_| Record::default()).collect(),
+            Vec::new(),
+        ),
+        Some(tasks) => {
+            let finished: Vec<Planned> = tasks.iter().map(resumed_state).collect();
+            let (state, skips) = RunState::restore(&plan, &finished);
+            (state, tasks.iter().map(Record::resumed).collect(), skips)
+        }
+    };
+    let mut x = Exec {
+        wf: &wf,
+        plan,
+        state,
+        records,
+        batch: Vec::new(),
+        observer,
+        plugin_names: wf.tasks.iter().map(|t| t.plugin.to_string()).collect(),
+        retry_tx,
+        waiting_retries: 0,
+    };
+    for s in restored_skips {
+        // A need failed before the host stopped; record the skip now.
+        let need = wf.tasks[s]
+            .needs
+            .iter()
+            .copied()
+            .find(|&n| x.state.state(n) != Planned::Succeeded)
+            .unwrap_or(s);
+        x.skip_dependents_of(need, vec![s]);
+    }
     let limit = wf
         .concurrency
         .map_or(usize::MAX, |c| c as usize)
         .min(req.max_parallel)
         .max(1);
     let mut running: JoinSet<(usize, u32, AttemptOutcome)> = JoinSet::new();
-    let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<usize>();
-    let mut waiting_retries = 0usize;
-    let mut cancelled = false;
+    let mut in_flight: Vec<(usize, u32)> = Vec::new();
     let ctx = input::Context::new(&wf, &req.run_id, &req.params);
-    let plugin_names: Vec<String> = wf.tasks.iter().map(|t| t.plugin.to_string()).collect();
+    let (mut draining, mut cancelled) = (false, false);
+    let mut grace_end = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+    let mut renew = tokio::time::interval(LEASE_RENEWAL);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    renew.tick().await;
 
-    loop {
-        while running.len() < limit {
-            let Some(t) = state.start_next() else { break };
-            let rec = &mut records[t];
+    let failure: Option<StoreError> = loop {
+        // Pick what starts now; record the starts (with whatever ended before) in one commit.
+        let mut starts = Vec::new();
+        while !draining && running.len() + starts.len() < limit {
+            let Some(t) = x.state.start_next() else { break };
+            let rec = &mut x.records[t];
             rec.attempts += 1;
-            let attempt = rec.attempts;
-            let input = ctx.document(t, attempt, |n| records[n].output.as_ref());
+            starts.push((t, rec.attempts));
+            x.batch.push(Transition::AttemptStarted {
+                task: wf.tasks[t].id.clone(),
+                attempt: rec.attempts,
+                at: store::now_ms(),
+            });
+        }
+        if !x.batch.is_empty() {
+            match journal.commit(std::mem::take(&mut x.batch)).await {
+                Ok(c) if c.cancel_requested => stop.cancel.cancel(),
+                Ok(_) => {}
+                Err(e) => break Some(e),
+            }
+        }
+        for (t, attempt) in starts {
+            let input = ctx.document(t, attempt, |n| x.records[n].output.as_ref());
             observer.event(Event::AttemptStarted {
                 task: &wf.tasks[t].id,
-                plugin: &plugin_names[t],
+                plugin: &x.plugin_names[t],
                 attempt,
             });
             let fut = runner.run(t, input);
+            in_flight.push((t, attempt));
             running.spawn(async move { (t, attempt, fut.await) });
         }
-        if running.is_empty() && waiting_retries == 0 {
-            break;
+        if running.is_empty() && (x.waiting_retries == 0 || draining) {
+            break None;
         }
         tokio::select! {
             biased;
-            _ = cancel.cancelled() => {
+            _ = stop.cancel.cancelled(), if !cancelled => {
                 cancelled = true;
-                break;
+                break None;
             }
-            Some(t) = retry_rx.recv() => {
-                waiting_retries -= 1;
-                state.retry(&plan, t);
+            _ = stop.drain.cancelled(), if !draining => {
+                draining = true;
+                grace_end = tokio::time::Instant::now() + stop.grace;
+            }
+            _ = stop.hurry.cancelled(), if draining => break None,
+            _ = tokio::time::sleep_until(grace_end), if draining => break None,
+            _ = renew.tick(), if journal.is_durable() => {
+                match journal.commit(Vec::new()).await {
+                    Ok(c) if c.cancel_requested => stop.cancel.cancel(),
+                    Ok(_) => {}
+                    Err(e) => break Some(e),
+                }
+            }
+            Some(t) = retry_rx.recv(), if x.waiting_retries > 0 => {
+                x.waiting_retries -= 1;
+                x.state.retry(&x.plan, t);
             }
             Some(joined) = running.join_next() => {
-                let (t, attempt, outcome) = match joined {
-                    Ok(done) => done,
-                    // A panic in the host while running an attempt: should not happen, but it
-                    // must not take the run down. We cannot tell which task it was from here,
-                    // so fall back to cancelling cleanly.
-                    Err(e) => {
-                        tracing::error!(error = %e, "an attempt task panicked in the host");
-                        cancelled = true;
-                        break;
-                    }
-                };
-                let task = &wf.tasks[t];
-                let rec = &mut records[t];
-                rec.duration += outcome.duration;
-                rec.fuel_used += outcome.fuel_used;
-                rec.peak_memory = rec.peak_memory.max(outcome.peak_memory);
-                match outcome.result {
-                    Ok(output) => {
-                        rec.output = Some(output);
-                        rec.error = None;
-                        rec.log = outcome.log;
-                        observer.event(Event::AttemptFinished { task: &task.id, plugin: &plugin_names[t], attempt, failure: None, retry_in: None });
-                        state.succeed(&plan, t);
-                    }
-                    Err(failure) => {
-                        let retry = task.retry.should_retry(failure.kind, attempt);
-                        let delay = retry.then(|| task.retry.delay(attempt, rand::random::<f64>()));
-                        observer.event(Event::AttemptFinished { task: &task.id, plugin: &plugin_names[t], attempt, failure: Some(&failure), retry_in: delay });
-                        rec.error = Some(error_report(&failure));
-                        rec.log = outcome.log;
-                        match delay {
-                            Some(d) if d.is_zero() => state.retry(&plan, t),
-                            Some(d) => {
-                                waiting_retries += 1;
-                                let tx = retry_tx.clone();
-                                tokio::spawn(async move {
-                                    tokio::time::sleep(d).await;
-                                    let _ = tx.send(t);
-                                });
-                            }
-                            None => {
-                                for s in state.fail(&plan, t) {
-                                    let because = format!("`{}` failed", task.id);
-                                    observer.event(Event::Skipped { task: &wf.tasks[s].id, because: &because });
-                                    records[s].error = Some(ErrorReport {
-                                        kind: "skipped".into(),
-                                        message: format!("not run: it depends on `{}`, which failed", task.id),
-                                        exit_code: None,
-                                    });
-                                }
-                            }
+                let mut next = Some(joined);
+                // Take every completion that is already there: they go in one commit.
+                while let Some(joined) = next {
+                    match joined {
+                        Ok((t, attempt, outcome)) => {
+                            in_flight.retain(|&(u, a)| (u, a) != (t, attempt));
+                            x.finished(t, attempt, outcome);
                         }
+                        Err(e) => tracing::error!(error = %e, "an attempt task failed in the host"),
                     }
+                    next = running.try_join_next();
                 }
             }
         }
-    }
+    };
 
-    if cancelled {
-        // Interrupt what runs: aborting drops each attempt's future, its store and its memory.
-        running.abort_all();
-        while let Some(joined) = running.join_next().await {
-            if let Ok((t, _, outcome)) = joined {
-                records[t].duration += outcome.duration;
+    // Interrupt what still runs: aborting drops each attempt's future, its store and its memory.
+    running.abort_all();
+    while running.join_next().await.is_some() {}
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let unfinished = !x.state.is_finished();
+    for (t, attempt) in in_flight {
+        x.batch.push(Transition::AttemptEnded {
+            task: wf.tasks[t].id.clone(),
+            attempt,
+            at: store::now_ms(),
+            end: AttemptEnd::Interrupted,
+            duration_us: 0,
+            fuel_used: 0,
+            peak_memory: 0,
+            log: String::new(),
+            task_state: None,
+        });
+        x.records[t].uncounted += 1;
+    }
+    let status = if cancelled {
+        for (i, task) in wf.tasks.iter().enumerate() {
+            if matches!(
+                x.state.state(i),
+                Planned::Waiting | Planned::Ready | Planned::Running
+            ) {
+                let message = "the run was cancelled".to_string();
+                x.batch.push(Transition::TaskDecided {
+                    task: task.id.clone(),
+                    state: store::TaskState::Cancelled,
+                    message,
+                });
             }
         }
-    }
-
-    let tasks = build_tasks(&wf, &state, records, cancelled);
-    let failed = tasks
-        .iter()
-        .zip(&wf.tasks)
-        .any(|((_, r), t)| r.status == TaskStatus::Failed && !t.optional);
-    let status = if cancelled {
         RunStatus::Cancelled
-    } else if failed {
+    } else if unfinished {
+        RunStatus::Interrupted
+    } else if wf
+        .tasks
+        .iter()
+        .enumerate()
+        .any(|(i, t)| x.state.state(i) == Planned::Failed && !t.optional)
+    {
         RunStatus::Failed
     } else {
         RunStatus::Succeeded
     };
-    RunReport {
+    x.batch.push(Transition::RunEnded {
+        status: store_status(status),
+        at: store::now_ms(),
+    });
+    journal.commit(std::mem::take(&mut x.batch)).await?;
+
+    Ok(RunReport {
         run_id: req.run_id,
         workflow: wf.name.clone(),
         status,
-        tasks,
+        tasks: build_tasks(&wf, &x.state, x.records, status),
         started_at: humantime::format_rfc3339_millis(started_at).to_string(),
         finished_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         duration_ms: clock.elapsed().as_millis() as u64,
+    })
+}
+
+/// The store's name for a report status.
+pub fn store_status(s: RunStatus) -> store::RunStatus {
+    match s {
+        RunStatus::Pending => store::RunStatus::Pending,
+        RunStatus::Running => store::RunStatus::Running,
+        RunStatus::Interrupted => store::RunStatus::Interrupted,
+        RunStatus::Succeeded => store::RunStatus::Succeeded,
+        RunStatus::Failed => store::RunStatus::Failed,
+        RunStatus::Cancelled => store::RunStatus::Cancelled,
     }
 }
 
@@ -213,36 +455,35 @@ fn build_tasks(
     wf: &Workflow,
     state: &RunState,
     records: Vec<Record>,
-    cancelled: bool,
+    run: RunStatus,
 ) -> IndexMap<String, TaskReport> {
-    use crate::plan::TaskState as S;
     wf.tasks
         .iter()
         .zip(records)
         .enumerate()
         .map(|(i, (task, rec))| {
             let (status, error) = match state.state(i) {
-                S::Succeeded => (TaskStatus::Succeeded, None),
-                S::Failed => (TaskStatus::Failed, rec.error),
-                S::Skipped => (TaskStatus::Skipped, rec.error),
-                S::Waiting | S::Ready | S::Running => {
-                    debug_assert!(
-                        cancelled,
-                        "an unfinished task in a run that was not cancelled"
-                    );
+                Planned::Succeeded => (TaskStatus::Succeeded, None),
+                Planned::Failed => (TaskStatus::Failed, rec.error),
+                Planned::Skipped => (TaskStatus::Skipped, rec.error),
+                Planned::Waiting | Planned::Ready | Planned::Running
+                    if run == RunStatus::Cancelled =>
+                {
                     let message = match rec.attempts {
                         0 => "not run: the run was cancelled".to_string(),
                         n => format!("the run was cancelled during or after attempt {n}"),
                     };
-                    let kind = "cancelled".to_string();
                     (
                         TaskStatus::Cancelled,
                         Some(ErrorReport {
-                            kind,
+                            kind: "cancelled".into(),
                             message,
                             exit_code: None,
                         }),
                     )
+                }
+                Planned::Waiting | Planned::Ready | Planned::Running => {
+                    (TaskStatus::Pending, rec.error)
                 }
             };
             let report = TaskReport {
@@ -257,6 +498,7 @@ fn build_tasks(
                 plugin: task.plugin.to_string(),
                 optional: task.optional,
                 log: String::from_utf8_lossy(&rec.log).into_owned(),
+                history: Vec::new(),
             };
             (task.id.clone(), report)
         })

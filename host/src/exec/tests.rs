@@ -18,6 +18,8 @@ enum Script {
 
 struct Scripted {
     scripts: Vec<Script>,
+    /// Starts committed so far, as `(task id, attempt)`, when a journal records them.
+    committed: Mutex<Vec<(String, u32)>>,
     calls: Mutex<HashMap<usize, usize>>,
     inputs: Mutex<HashMap<usize, serde_json::Value>>,
     running: AtomicUsize,
@@ -28,6 +30,7 @@ impl Scripted {
     fn new(scripts: Vec<Script>) -> Arc<Self> {
         Arc::new(Scripted {
             scripts,
+            committed: Mutex::default(),
             calls: Mutex::default(),
             inputs: Mutex::default(),
             running: AtomicUsize::new(0),
@@ -79,19 +82,57 @@ fn workflow(yaml: &str) -> Arc<Workflow> {
     Arc::new(crate::workflow::parse(yaml, std::path::Path::new("test.yaml")).unwrap())
 }
 
-async fn execute_with(
-    wf: Arc<Workflow>,
-    s: &Arc<Scripted>,
-    max_parallel: usize,
-    cancel: CancellationToken,
-) -> RunReport {
-    let req = RunRequest {
+/// Records every committed batch, and the starts, for the write-ahead check.
+struct Recording {
+    batches: Mutex<Vec<Vec<Transition>>>,
+    scripted: Arc<Scripted>,
+}
+
+impl Journal for Recording {
+    fn commit(&self, batch: Vec<Transition>) -> journal::CommitFuture<'_> {
+        for t in &batch {
+            if let Transition::AttemptStarted { task, attempt, .. } = t {
+                self.scripted
+                    .committed
+                    .lock()
+                    .unwrap()
+                    .push((task.clone(), *attempt));
+            }
+        }
+        self.batches.lock().unwrap().push(batch);
+        Box::pin(std::future::ready(Ok(store::Commit::default())))
+    }
+
+    fn is_durable(&self) -> bool {
+        false
+    }
+}
+
+fn request(wf: Arc<Workflow>, max_parallel: usize) -> RunRequest {
+    RunRequest {
         workflow: wf,
         run_id: "run-1".into(),
         params: serde_json::json!({"day": "monday"}),
         max_parallel,
-    };
-    execute(req, Arc::new(Handle(s.clone())), &LogObserver, cancel).await
+        resumed: None,
+    }
+}
+
+async fn execute_with(
+    wf: Arc<Workflow>,
+    s: &Arc<Scripted>,
+    max_parallel: usize,
+    stop: Stop,
+) -> RunReport {
+    execute(
+        request(wf, max_parallel),
+        Arc::new(Handle(s.clone())),
+        &NoJournal,
+        &LogObserver,
+        stop,
+    )
+    .await
+    .unwrap()
 }
 
 const DIAMOND: &str = "
@@ -114,7 +155,7 @@ async fn retries_until_success_within_the_budget() {
         Script::Ok,
         Script::Ok,
     ]);
-    let r = execute_with(workflow(DIAMOND), &s, 8, CancellationToken::new()).await;
+    let r = execute_with(workflow(DIAMOND), &s, 8, Stop::default()).await;
     assert_eq!(r.status, RunStatus::Succeeded);
     assert_eq!(r.tasks["a"].attempts, 3);
     assert_eq!(r.tasks["a"].fuel_used, 30);
@@ -131,7 +172,7 @@ async fn failure_skips_dependents_and_spares_independent_branches() {
         Script::Ok,
         Script::Ok,
     ]);
-    let r = execute_with(workflow(DIAMOND), &s, 8, CancellationToken::new()).await;
+    let r = execute_with(workflow(DIAMOND), &s, 8, Stop::default()).await;
     assert_eq!(r.status, RunStatus::Failed);
     // `exit` is not in the default `on` list: one attempt only.
     assert_eq!(r.tasks["b"].attempts, 1);
@@ -150,7 +191,7 @@ async fn failure_skips_dependents_and_spares_independent_branches() {
 async fn an_optional_failure_leaves_the_run_successful() {
     let yaml = "name: opt\ntasks:\n  a: {plugin: p, optional: true}\n  b: {plugin: p}\n";
     let s = Scripted::new(vec![Script::FailFirst(9, FailureKind::Trap), Script::Ok]);
-    let r = execute_with(workflow(yaml), &s, 8, CancellationToken::new()).await;
+    let r = execute_with(workflow(yaml), &s, 8, Stop::default()).await;
     assert_eq!(r.status, RunStatus::Succeeded);
     assert_eq!(r.tasks["a"].status, TaskStatus::Failed);
 }
@@ -163,17 +204,17 @@ async fn concurrency_is_bounded_by_workflow_and_host() {
     let sleep = Script::Sleep(Duration::from_millis(20));
     let s = Scripted::new(vec![sleep.clone(); 20]);
     let wf = workflow(&format!("name: wide\nconcurrency: 5\ntasks:\n{tasks}"));
-    execute_with(wf.clone(), &s, 100, CancellationToken::new()).await;
+    execute_with(wf.clone(), &s, 100, Stop::default()).await;
     assert_eq!(s.peak.load(Ordering::SeqCst), 5);
     let s = Scripted::new(vec![sleep; 20]);
-    execute_with(wf, &s, 3, CancellationToken::new()).await;
+    execute_with(wf, &s, 3, Stop::default()).await;
     assert_eq!(s.peak.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]
 async fn inputs_carry_the_outputs_of_needs() {
     let s = Scripted::new(vec![Script::Ok; 5]);
-    execute_with(workflow(DIAMOND), &s, 8, CancellationToken::new()).await;
+    execute_with(workflow(DIAMOND), &s, 8, Stop::default()).await;
     let inputs = s.inputs.lock().unwrap();
     let d = &inputs[&3];
     assert_eq!(
@@ -190,18 +231,157 @@ async fn inputs_carry_the_outputs_of_needs() {
 async fn cancel_interrupts_running_attempts() {
     let yaml = "name: slow\ntasks:\n  a: {plugin: p}\n  b: {plugin: p, needs: [a]}\n";
     let s = Scripted::new(vec![Script::Sleep(Duration::from_secs(60)), Script::Ok]);
-    let cancel = CancellationToken::new();
-    let trigger = cancel.clone();
+    let stop = Stop::default();
+    let trigger = stop.cancel.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(50)).await;
         trigger.cancel();
     });
     let started = Instant::now();
-    let r = execute_with(workflow(yaml), &s, 8, cancel).await;
+    let r = execute_with(workflow(yaml), &s, 8, stop).await;
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(r.status, RunStatus::Cancelled);
     assert_eq!(r.tasks["a"].status, TaskStatus::Cancelled);
     assert_eq!(r.tasks["a"].attempts, 1);
     assert_eq!(r.tasks["b"].status, TaskStatus::Cancelled);
     assert_eq!(r.tasks["b"].attempts, 0);
+}
+
+#[tokio::test]
+async fn every_transition_is_committed_before_it_is_acted_on() {
+    let s = Scripted::new(vec![
+        Script::FailFirst(1, FailureKind::Trap),
+        Script::Ok,
+        Script::Ok,
+        Script::Ok,
+        Script::Ok,
+    ]);
+    let journal = Recording {
+        batches: Mutex::default(),
+        scripted: s.clone(),
+    };
+    let r = execute(
+        request(workflow(DIAMOND), 8),
+        Arc::new(Handle(s.clone())),
+        &journal,
+        &LogObserver,
+        Stop::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded);
+    let batches = journal.batches.lock().unwrap();
+    let all: Vec<&Transition> = batches.iter().flatten().collect();
+    let starts = all
+        .iter()
+        .filter(|t| matches!(t, Transition::AttemptStarted { .. }))
+        .count();
+    let ends = all
+        .iter()
+        .filter(|t| matches!(t, Transition::AttemptEnded { .. }))
+        .count();
+    assert_eq!(
+        (starts, ends),
+        (6, 6),
+        "a's two attempts and one for each other task"
+    );
+    assert!(matches!(
+        all.last(),
+        Some(Transition::RunEnded {
+            status: store::RunStatus::Succeeded,
+            ..
+        })
+    ));
+    // Ends and the starts they allow share a commit: fewer commits than transitions.
+    assert!(batches.len() < all.len());
+}
+
+#[tokio::test]
+async fn a_graceful_stop_lets_running_attempts_finish_and_interrupts_the_rest() {
+    let yaml = "name: g\ntasks:\n  quick: {plugin: p}\n  slow: {plugin: p}\n  after: {plugin: p, needs: [quick]}\n";
+    let s = Scripted::new(vec![
+        Script::Sleep(Duration::from_millis(30)),
+        Script::Sleep(Duration::from_secs(60)),
+        Script::Ok,
+    ]);
+    let stop = Stop {
+        grace: Duration::from_millis(300),
+        ..Stop::default()
+    };
+    let drain = stop.drain.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        drain.cancel();
+    });
+    let r = execute_with(workflow(yaml), &s, 8, stop).await;
+    assert_eq!(r.status, RunStatus::Interrupted);
+    assert_eq!(
+        r.tasks["quick"].status,
+        TaskStatus::Succeeded,
+        "finished within the grace period"
+    );
+    assert_eq!(
+        r.tasks["slow"].status,
+        TaskStatus::Pending,
+        "interrupted, to be resumed"
+    );
+    assert_eq!(
+        r.tasks["after"].status,
+        TaskStatus::Pending,
+        "not started after the stop"
+    );
+    assert_eq!(r.tasks["after"].attempts, 0);
+}
+
+#[tokio::test]
+async fn a_resumed_run_keeps_finished_tasks_and_feeds_their_outputs() {
+    let s = Scripted::new(vec![Script::Ok; 5]);
+    let done = |task: &str, output: serde_json::Value| store::StoredTask {
+        task: task.into(),
+        state: store::TaskState::Succeeded,
+        attempts: 1,
+        uncounted: 0,
+        output: Some(output),
+        error: None,
+        duration_us: 10,
+        fuel_used: 1,
+        peak_memory: 1,
+    };
+    let pending = |task: &str, attempts| store::StoredTask {
+        state: store::TaskState::Pending,
+        attempts,
+        uncounted: attempts,
+        output: None,
+        ..done(task, serde_json::Value::Null)
+    };
+    let mut req = request(workflow(DIAMOND), 8);
+    req.resumed = Some(vec![
+        done("a", serde_json::json!("from before")),
+        done("b", serde_json::json!({"b": "old"})),
+        pending("c", 1),
+        pending("d", 0),
+        pending("lone", 0),
+    ]);
+    let r = execute(
+        req,
+        Arc::new(Handle(s.clone())),
+        &NoJournal,
+        &LogObserver,
+        Stop::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded);
+    let calls = s.calls.lock().unwrap();
+    assert!(
+        !calls.contains_key(&0) && !calls.contains_key(&1),
+        "finished tasks did not run again"
+    );
+    let inputs = s.inputs.lock().unwrap();
+    assert_eq!(inputs[&2]["inputs"]["a"], "from before");
+    assert_eq!(
+        inputs[&2]["attempt"], 2,
+        "the interrupted attempt 1 is followed by attempt 2"
+    );
+    assert_eq!(inputs[&3]["inputs"]["b"], serde_json::json!({"b": "old"}));
 }

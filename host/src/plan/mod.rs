@@ -102,6 +102,54 @@ impl RunState {
         rs
     }
 
+    /// The state of a run resumed from storage: `finished[i]` is `Succeeded`, `Failed` or
+    /// `Skipped` for tasks that ended; anything else means not finished (it will run again).
+    /// Returns the state and the unfinished tasks that must now be skipped because something they
+    /// need failed or was skipped (file order).
+    pub fn restore(plan: &Plan, finished: &[TaskState]) -> (RunState, Vec<usize>) {
+        let n = plan.len();
+        let mut state: Vec<TaskState> = (0..n)
+            .map(|i| match finished.get(i) {
+                Some(s @ (TaskState::Succeeded | TaskState::Failed | TaskState::Skipped)) => *s,
+                _ => TaskState::Waiting,
+            })
+            .collect();
+        let mut skipped = Vec::new();
+        let mut stack: Vec<usize> = (0..n)
+            .filter(|&i| matches!(state[i], TaskState::Failed | TaskState::Skipped))
+            .flat_map(|i| plan.dependents[i].iter().copied())
+            .collect();
+        while let Some(d) = stack.pop() {
+            if state[d] == TaskState::Waiting {
+                state[d] = TaskState::Skipped;
+                skipped.push(d);
+                stack.extend_from_slice(&plan.dependents[d]);
+            }
+        }
+        skipped.sort_unstable();
+        let unmet = (0..n)
+            .map(|i| {
+                plan.needs[i]
+                    .iter()
+                    .filter(|&&x| state[x] != TaskState::Succeeded)
+                    .count() as u32
+            })
+            .collect();
+        let open = state.iter().filter(|s| **s == TaskState::Waiting).count();
+        let mut rs = RunState {
+            state,
+            unmet,
+            ready: BinaryHeap::new(),
+            open,
+        };
+        for i in 0..n {
+            if rs.state[i] == TaskState::Waiting && rs.unmet[i] == 0 {
+                rs.make_ready(plan, i);
+            }
+        }
+        (rs, skipped)
+    }
+
     fn make_ready(&mut self, plan: &Plan, i: usize) {
         self.state[i] = TaskState::Ready;
         self.ready.push((plan.priority[i], Reverse(i)));

@@ -108,3 +108,37 @@ fn finds_and_orders_a_cycle() {
     let acyclic = [vec![], vec![0], vec![0, 1]];
     assert!(find_cycles(acyclic.iter().map(Vec::as_slice)).is_empty());
 }
+
+proptest! {
+    /// Stopping a run anywhere and restoring it from what had finished ends the same way as an
+    /// uninterrupted run: same final states, and no finished task runs again.
+    #[test]
+    fn a_restored_run_ends_like_an_uninterrupted_one(
+        needs in dag(), seed in any::<u64>(), stop_after in 0usize..40,
+    ) {
+        let fails: Vec<bool> = (0..needs.len()).map(|i| (seed >> (i % 64)) & 1 == 1 && i % 4 == 0).collect();
+        let (whole, _) = simulate(&needs, &fails, 1);
+        let plan = Plan::new(needs.clone(), vec![0; needs.len()]);
+        let mut rs = RunState::new(&plan);
+        for _ in 0..stop_after {
+            let Some(t) = rs.start_next() else { break };
+            if fails[t] { rs.fail(&plan, t); } else { rs.succeed(&plan, t); }
+        }
+        // A task started but not finished when the host died counts as unfinished.
+        let _in_flight = rs.start_next();
+        let finished: Vec<TaskState> = (0..needs.len()).map(|i| rs.state(i)).collect();
+        let (mut resumed, _) = RunState::restore(&plan, &finished);
+        let mut reran = Vec::new();
+        while let Some(t) = resumed.start_next() {
+            reran.push(t);
+            if fails[t] { resumed.fail(&plan, t); } else { resumed.succeed(&plan, t); }
+        }
+        prop_assert!(resumed.is_finished());
+        for (t, before) in finished.iter().enumerate() {
+            prop_assert_eq!(resumed.state(t), whole.state(t), "task {}", t);
+            if matches!(before, TaskState::Succeeded | TaskState::Failed | TaskState::Skipped) {
+                prop_assert!(!reran.contains(&t), "finished task {} ran again", t);
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! `bulkhead runs`, `show`, `logs`, `cancel`, `gc`: read and tend the run history.
+
+use super::{State, EXIT_INVALID};
+use bulkhead::report::RunReport;
+use bulkhead::store::{self, RunFilter, RunStatus, Store, StoreError};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn fail(e: StoreError) -> ExitCode {
+    eprintln!("error: {e}");
+    match e {
+        StoreError::UnknownRun(_) | StoreError::Conflict(_) => ExitCode::from(EXIT_INVALID),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+fn with_store<F, Fut>(state: &State, f: F) -> ExitCode
+where
+    F: FnOnce(Arc<dyn Store>, Option<std::path::PathBuf>) -> Fut,
+    Fut: std::future::Future<Output = Result<ExitCode, StoreError>>,
+{
+    let (store, copies) = match state.open_store() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    super::block_on(async move { f(store, copies).await.unwrap_or_else(fail) })
+}
+
+/// `bulkhead runs`
+pub fn runs(
+    state: &State,
+    workflow: Option<String>,
+    status: Option<String>,
+    limit: usize,
+    json: bool,
+) -> ExitCode {
+    let status = match status.as_deref().map(|s| (s, RunStatus::parse(s))) {
+        None => None,
+        Some((_, Some(s))) => Some(s),
+        Some((s, None)) => {
+            eprintln!("error: unknown status `{s}`; use pending, running, interrupted, succeeded, failed or cancelled");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    with_store(state, |store, _| async move {
+        let runs = store
+            .list(&RunFilter {
+                workflow,
+                status,
+                limit,
+            })
+            .await?;
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&runs).unwrap_or_default()
+            );
+        } else {
+            println!(
+                "{:<38} {:<20} {:<12} {:<25} FINISHED",
+                "RUN", "WORKFLOW", "STATUS", "STARTED"
+            );
+            for r in runs {
+                println!(
+                    "{:<38} {:<20} {:<12} {:<25} {}",
+                    r.run_id,
+                    r.workflow,
+                    r.status,
+                    r.started_at,
+                    r.finished_at.unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `bulkhead show RUN_ID`
+pub fn show(state: &State, run_id: String, json: bool) -> ExitCode {
+    with_store(state, |store, _| async move {
+        let run = store.load(&run_id).await?;
+        let report = RunReport::from_stored(&run);
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        eprint!("{}", super::summary::render(&report));
+        println!("\nattempts:");
+        println!(
+            "  {:<24} {:>3}  {:<11}  {:>10}  {:>14}  {:>10}  ERROR",
+            "TASK", "#", "STATUS", "DURATION", "FUEL", "PEAK MEM"
+        );
+        for (id, t) in &report.tasks {
+            for a in &t.history {
+                let error = a
+                    .error
+                    .as_ref()
+                    .map(|e| format!("{}: {}", e.kind, e.message))
+                    .unwrap_or_default();
+                println!(
+                    "  {:<24} {:>3}  {:<11}  {:>7.1} ms  {:>14}  {:>7} KiB  {}",
+                    id,
+                    a.attempt,
+                    a.status,
+                    a.duration_us as f64 / 1000.0,
+                    a.fuel_used,
+                    a.peak_memory / 1024,
+                    error.lines().next().unwrap_or("")
+                );
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `bulkhead logs RUN_ID [TASK] [--attempt N]`
+pub fn logs(state: &State, run_id: String, task: Option<String>, attempt: Option<u32>) -> ExitCode {
+    with_store(state, |store, _| async move {
+        let logs = store.logs(&run_id, task.as_deref(), attempt).await?;
+        if logs.is_empty() {
+            eprintln!("no attempts match");
+        }
+        for l in logs {
+            println!("== {} attempt {} ==", l.task, l.attempt);
+            print!("{}", l.log);
+            if !l.log.is_empty() && !l.log.ends_with('\n') {
+                println!();
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `bulkhead cancel RUN_ID`
+pub fn cancel(state: &State, run_id: String) -> ExitCode {
+    with_store(state, |store, _| async move {
+        match store.request_cancel(&run_id, store::now_ms()).await? {
+            RunStatus::Running => eprintln!("asked the host running {run_id} to cancel it"),
+            RunStatus::Cancelled => eprintln!("run {run_id} cancelled"),
+            other => eprintln!("run {run_id} already ended: {}", other.as_str()),
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `bulkhead gc --older-than 30d`
+pub fn gc(state: &State, older_than: Duration) -> ExitCode {
+    with_store(state, |store, copies| async move {
+        let cut = store::now_ms() - older_than.as_millis() as i64;
+        let deleted = store.gc(cut).await?;
+        let mut removed = 0;
+        if let Some(dir) = copies.filter(|d| d.is_dir()) {
+            let keep: std::collections::HashSet<String> =
+                store.plugin_hashes_in_use().await?.into_iter().collect();
+            let entries = std::fs::read_dir(&dir).map_err(|e| StoreError::Other {
+                path: dir.clone(),
+                reason: e.to_string(),
+            })?;
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let stem = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("")
+                    .to_string();
+                if path.extension().is_some_and(|e| e == "wasm")
+                    && !keep.contains(&stem)
+                    && std::fs::remove_file(&path).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        eprintln!(
+            "deleted {} runs and {removed} plugin copies no run needs",
+            deleted.len()
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}

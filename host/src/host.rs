@@ -1,0 +1,464 @@
+//! The host: a sandbox, a plugin folder and (optionally) a state store. Loads workflows, starts
+//! durable runs, resumes and retries them.
+
+use crate::exec::{self, Journal, NoJournal, Observer, RunRequest, Stop, StoreJournal};
+use crate::registry::{PluginFile, Registry};
+use crate::report::RunReport;
+use crate::runner::SandboxRunner;
+use crate::sandbox::{Plugin, Sandbox, SandboxError};
+use crate::store::{self, NewRun, Owner, PluginVersion, Store, StoreError, LEASE_TTL_MS};
+use crate::workflow::{self, PluginRef, Workflow, WorkflowError};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tracing::Instrument;
+
+/// Host-wide settings.
+#[derive(Clone)]
+pub struct HostConfig {
+    /// The plugin folder.
+    pub plugins_dir: PathBuf,
+    /// Where compiled plugins are cached (`None`: no disk cache).
+    pub cache_dir: Option<PathBuf>,
+    /// Attempts at once across the host.
+    pub max_parallel: usize,
+    /// Where runs are recorded (`None`: nowhere; runs cannot be resumed).
+    pub store: Option<Arc<dyn Store>>,
+    /// Where the exact plugin versions of recorded runs are kept, by content hash.
+    pub plugin_copies: Option<PathBuf>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            plugins_dir: PathBuf::from("plugins"),
+            cache_dir: Some(PathBuf::from(".bulkhead/cache")),
+            max_parallel: 256,
+            store: None,
+            plugin_copies: None,
+        }
+    }
+}
+
+/// Why the host could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// The workflow or one of its plugins is invalid (exit code 2).
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
+    /// The state store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Something about the files of the state directory.
+    #[error("{0}")]
+    State(String),
+    /// The request does not fit the run (e.g. retrying a task that succeeded).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// A sandbox, a plugin folder and a store: loads workflows and runs them.
+pub struct Host {
+    sandbox: Arc<Sandbox>,
+    registry: Registry,
+    max_parallel: usize,
+    store: Option<Arc<dyn Store>>,
+    plugin_copies: Option<PathBuf>,
+    owner: Owner,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("registry", &self.registry)
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A workflow with its plugins loaded, ready to run.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The validated workflow.
+    pub workflow: Arc<Workflow>,
+    /// The plugin of each task, by task index.
+    pub plugins: Vec<Arc<Plugin>>,
+    /// The file each task's plugin was loaded from.
+    pub files: Vec<PathBuf>,
+    /// The workflow's text, as it was validated.
+    pub text: String,
+}
+
+impl Host {
+    /// Creates the engine (a pool of `max_parallel` instance slots) and opens the plugin folder.
+    pub fn new(config: HostConfig) -> Result<Host, SandboxError> {
+        let slots = u32::try_from(config.max_parallel.max(1)).unwrap_or(u32::MAX);
+        let mut builder = Sandbox::builder().slots(slots);
+        if let Some(dir) = config.cache_dir {
+            builder = builder.cache_dir(dir);
+        }
+        Ok(Host {
+            sandbox: Arc::new(builder.build()?),
+            registry: Registry::new(config.plugins_dir),
+            max_parallel: config.max_parallel.max(1),
+            store: config.store,
+            plugin_copies: config.plugin_copies,
+            owner: Owner::new(),
+        })
+    }
+
+    /// The sandbox.
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.sandbox
+    }
+
+    /// The plugin folder.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The store, if runs are recorded.
+    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.store.as_ref()
+    }
+
+    /// Reads, validates and loads the plugins of a workflow file. Nothing runs.
+    pub fn load(&self, path: &Path) -> Result<Loaded, WorkflowError> {
+        let text = std::fs::read_to_string(path).map_err(|source| WorkflowError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.prepare(workflow::parse(&text, path)?, text)
+    }
+
+    /// Loads the plugins of an already validated workflow (`text` is its source).
+    pub fn prepare(&self, workflow: Workflow, text: String) -> Result<Loaded, WorkflowError> {
+        let loaded = self.registry.load_for(&self.sandbox, &workflow)?;
+        Ok(assemble(workflow, text, loaded))
+    }
+
+    /// Runs a loaded workflow once, recording it in the store if there is one.
+    pub async fn run(
+        &self,
+        loaded: &Loaded,
+        run_id: String,
+        params: serde_json::Value,
+        observer: &dyn Observer,
+        stop: Stop,
+    ) -> Result<RunReport, HostError> {
+        let Some(store) = &self.store else {
+            return self
+                .execute(loaded, run_id, params, None, &NoJournal, observer, stop)
+                .await;
+        };
+        let plugins = self.keep_plugin_copies(loaded)?;
+        let now = store::now_ms();
+        store
+            .create_run(NewRun {
+                run_id: run_id.clone(),
+                workflow: loaded.workflow.name.clone(),
+                workflow_hash: loaded.workflow.hash.clone(),
+                workflow_file: absolute(&loaded.workflow.file),
+                workflow_yaml: loaded.text.clone(),
+                params: params.clone(),
+                plugins,
+                tasks: loaded.workflow.tasks.iter().map(|t| t.id.clone()).collect(),
+                owner: self.owner.0.clone(),
+                created_at: now,
+                lease_expires_at: now + LEASE_TTL_MS,
+            })
+            .await?;
+        let journal = StoreJournal::new(store.clone(), &run_id, &self.owner.0);
+        let report = self
+            .execute(
+                loaded,
+                run_id.clone(),
+                params,
+                None,
+                &journal,
+                observer,
+                stop,
+            )
+            .await;
+        let _ = store.release(&run_id, &self.owner.0).await;
+        report
+    }
+
+    /// Continues an unfinished run with exactly the workflow and plugin versions it started with:
+    /// tasks that succeeded are not run again; attempts that were in flight run again.
+    pub async fn resume(
+        &self,
+        run_id: &str,
+        observer: &dyn Observer,
+        stop: Stop,
+    ) -> Result<RunReport, HostError> {
+        let store = self.require_store()?;
+        store
+            .acquire(run_id, &self.owner, store::now_ms(), LEASE_TTL_MS)
+            .await?;
+        let result = self.resume_held(store, run_id, observer, stop).await;
+        let _ = store.release(run_id, &self.owner.0).await;
+        result
+    }
+
+    async fn resume_held(
+        &self,
+        store: &Arc<dyn Store>,
+        run_id: &str,
+        observer: &dyn Observer,
+        stop: Stop,
+    ) -> Result<RunReport, HostError> {
+        let stored = store.load(run_id).await?;
+        let loaded = self.stored_workflow(&stored)?;
+        let journal = StoreJournal::new(store.clone(), run_id, &self.owner.0);
+        let resumed = Some(stored.tasks.clone());
+        self.execute(
+            &loaded,
+            run_id.to_string(),
+            stored.params.clone(),
+            resumed,
+            &journal,
+            observer,
+            stop,
+        )
+        .await
+    }
+
+    /// Runs a failed (or cancelled) task of a finished run again, with the dependents it skipped.
+    pub async fn retry(
+        &self,
+        run_id: &str,
+        task: &str,
+        observer: &dyn Observer,
+        stop: Stop,
+    ) -> Result<RunReport, HostError> {
+        let store = self.require_store()?;
+        let stored = store.load(run_id).await?;
+        let wf = workflow::parse(&stored.workflow_yaml, &stored.workflow_file)?;
+        let Some(index) = wf.task_index(task) else {
+            let known: Vec<&str> = wf.tasks.iter().map(|t| t.id.as_str()).collect();
+            return Err(HostError::Conflict(format!(
+                "run `{run_id}` has no task `{task}`{} (tasks: {})",
+                crate::suggest::did_you_mean(task, known.iter().copied()),
+                known.join(", ")
+            )));
+        };
+        let state = stored.tasks[index].state;
+        if !matches!(
+            state,
+            store::TaskState::Failed | store::TaskState::Cancelled
+        ) {
+            return Err(HostError::Conflict(format!(
+                "task `{task}` of run `{run_id}` is {}, not failed; only a failed or cancelled task can be retried",
+                state.as_str()
+            )));
+        }
+        let reset = downstream(&wf, index)
+            .into_iter()
+            .filter(|&i| {
+                i == index
+                    || matches!(
+                        stored.tasks[i].state,
+                        store::TaskState::Skipped | store::TaskState::Cancelled
+                    )
+            })
+            .map(|i| wf.tasks[i].id.clone())
+            .collect::<Vec<_>>();
+        store
+            .acquire(run_id, &self.owner, store::now_ms(), LEASE_TTL_MS)
+            .await
+            .or_else(|e| match e {
+                // A finished run has no lease to take: reset it first, then take it.
+                StoreError::Conflict(_) => Ok(()),
+                e => Err(e),
+            })?;
+        store.reset_tasks(run_id, &reset).await?;
+        store
+            .acquire(run_id, &self.owner, store::now_ms(), LEASE_TTL_MS)
+            .await?;
+        let result = self.resume_held(store, run_id, observer, stop).await;
+        let _ = store.release(run_id, &self.owner.0).await;
+        result
+    }
+
+    fn require_store(&self) -> Result<&Arc<dyn Store>, HostError> {
+        self.store
+            .as_ref()
+            .ok_or_else(|| HostError::State("this host records no runs (no state store)".into()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn execute(
+        &self,
+        loaded: &Loaded,
+        run_id: String,
+        params: serde_json::Value,
+        resumed: Option<Vec<store::StoredTask>>,
+        journal: &dyn Journal,
+        observer: &dyn Observer,
+        stop: Stop,
+    ) -> Result<RunReport, HostError> {
+        let runner = SandboxRunner::new(
+            self.sandbox.clone(),
+            &loaded.workflow,
+            loaded.plugins.clone(),
+        );
+        let request = RunRequest {
+            workflow: loaded.workflow.clone(),
+            run_id,
+            params,
+            max_parallel: self.max_parallel,
+            resumed,
+        };
+        let span =
+            tracing::info_span!("run", workflow = %loaded.workflow.name, run_id = %request.run_id);
+        Ok(
+            exec::execute(request, Arc::new(runner), journal, observer, stop)
+                .instrument(span)
+                .await?,
+        )
+    }
+
+    /// Copies each plugin of the run into the content-addressed folder; returns their versions.
+    fn keep_plugin_copies(&self, loaded: &Loaded) -> Result<Vec<PluginVersion>, HostError> {
+        let mut versions: HashMap<String, PluginVersion> = HashMap::new();
+        for ((task, plugin), file) in loaded
+            .workflow
+            .tasks
+            .iter()
+            .zip(&loaded.plugins)
+            .zip(&loaded.files)
+        {
+            let reference = task.plugin.to_string();
+            if versions.contains_key(&reference) {
+                continue;
+            }
+            if let Some(dir) = &self.plugin_copies {
+                copy_plugin(dir, file, &plugin.hash)?;
+            }
+            versions.insert(
+                reference.clone(),
+                PluginVersion {
+                    reference,
+                    hash: plugin.hash.clone(),
+                },
+            );
+        }
+        let mut out: Vec<PluginVersion> = versions.into_values().collect();
+        out.sort_by(|a, b| a.reference.cmp(&b.reference));
+        Ok(out)
+    }
+
+    /// The workflow of a stored run, with the plugin copies it started with.
+    fn stored_workflow(&self, stored: &store::StoredRun) -> Result<Loaded, HostError> {
+        let wf = workflow::parse(&stored.workflow_yaml, &stored.workflow_file)?;
+        let dir = self
+            .plugin_copies
+            .as_ref()
+            .ok_or_else(|| HostError::State("no folder of plugin copies is configured".into()))?;
+        let hashes: HashMap<&str, &str> = stored
+            .plugins
+            .iter()
+            .map(|p| (p.reference.as_str(), p.hash.as_str()))
+            .collect();
+        let loaded = self
+            .registry
+            .load_with(&self.sandbox, &wf, |r: &PluginRef| {
+                let reference = r.to_string();
+                let hash = hashes.get(reference.as_str()).ok_or_else(|| {
+                    format!(
+                        "run `{}` recorded no version of plugin `{reference}`",
+                        stored.run_id
+                    )
+                })?;
+                let path = dir.join(format!("{hash}.wasm"));
+                if !path.is_file() {
+                    return Err(format!(
+                        "the copy of plugin `{reference}` this run started with ({}) is missing",
+                        path.display()
+                    ));
+                }
+                Ok(PluginFile {
+                    name: Registry::name_of(r),
+                    path,
+                })
+            })?;
+        for ((_, (plugin, _)), p) in wf.tasks.iter().zip(&loaded).zip(&wf.tasks) {
+            let expected = hashes
+                .get(p.plugin.to_string().as_str())
+                .copied()
+                .unwrap_or("");
+            if plugin.hash != expected {
+                return Err(HostError::State(format!(
+                    "the copy of plugin `{}` does not match the hash the run recorded; the state folder was altered",
+                    p.plugin
+                )));
+            }
+        }
+        Ok(assemble(wf, stored.workflow_yaml.clone(), loaded))
+    }
+}
+
+fn assemble(workflow: Workflow, text: String, loaded: Vec<(Arc<Plugin>, PathBuf)>) -> Loaded {
+    let (plugins, files) = loaded.into_iter().unzip();
+    Loaded {
+        workflow: Arc::new(workflow),
+        plugins,
+        files,
+        text,
+    }
+}
+
+/// `index` and every task downstream of it, in file order.
+fn downstream(wf: &Workflow, index: usize) -> Vec<usize> {
+    let mut marked = vec![false; wf.tasks.len()];
+    marked[index] = true;
+    // File order is not a topological order in general: repeat until nothing changes.
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (i, t) in wf.tasks.iter().enumerate() {
+            if !marked[i] && t.needs.iter().any(|&n| marked[n]) {
+                marked[i] = true;
+                changed = true;
+            }
+        }
+    }
+    (0..wf.tasks.len()).filter(|&i| marked[i]).collect()
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Copies `file` to `dir/<hash>.wasm` unless it is there; checks the bytes still hash to `hash`.
+fn copy_plugin(dir: &Path, file: &Path, hash: &str) -> Result<(), HostError> {
+    let target = dir.join(format!("{hash}.wasm"));
+    if target.is_file() {
+        return Ok(());
+    }
+    let fail = |what: String| HostError::State(what);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+    let bytes =
+        std::fs::read(file).map_err(|e| fail(format!("cannot read {}: {e}", file.display())))?;
+    if hex::encode(Sha256::digest(&bytes)) != hash {
+        return Err(fail(format!(
+            "{} changed while it was being loaded; run again",
+            file.display()
+        )));
+    }
+    let tmp = dir.join(format!(".{hash}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, &bytes)
+        .and_then(|()| std::fs::rename(&tmp, &target))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            fail(format!(
+                "cannot keep a copy of {} in {}: {e}",
+                file.display(),
+                dir.display()
+            ))
+        })
+}
