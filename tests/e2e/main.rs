@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod durable;
 mod failures;
 mod parallel;
 mod retries;

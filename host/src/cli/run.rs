@@ -4,6 +4,7 @@
 use super::{progress::Progress, summary, PluginsArg, State, EXIT_INVALID};
 use bulkhead::exec::{LogObserver, Observer, Stop};
 use bulkhead::report::{RunReport, RunStatus};
+use bulkhead::store::StoreError;
 use bulkhead::telemetry::{self, LogFormat};
 use bulkhead::{Host, HostError};
 use std::io::IsTerminal;
@@ -163,7 +164,7 @@ async fn one(host: &Host, job: Job, args: &ExecArgs, interactive: bool, stop: St
         }
         Err(
             e @ (HostError::Conflict(_)
-            | HostError::Store(bulkhead::store::StoreError::UnknownRun(_))),
+            | HostError::Store(StoreError::UnknownRun(_) | StoreError::Conflict(_))),
         ) => {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_INVALID)

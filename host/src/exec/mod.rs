@@ -283,7 +283,7 @@ pub async fn execute(
         .min(req.max_parallel)
         .max(1);
     let mut running: JoinSet<(usize, u32, AttemptOutcome)> = JoinSet::new();
-    let mut in_flight: Vec<(usize, u32)> = Vec::new();
+    let mut in_flight: std::collections::HashSet<(usize, u32)> = std::collections::HashSet::new();
     let ctx = input::Context::new(&wf, &req.run_id, &req.params);
     let (mut draining, mut cancelled) = (false, false);
     let mut grace_end = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
@@ -320,7 +320,7 @@ pub async fn execute(
                 attempt,
             });
             let fut = runner.run(t, input);
-            in_flight.push((t, attempt));
+            in_flight.insert((t, attempt));
             running.spawn(async move { (t, attempt, fut.await) });
         }
         if running.is_empty() && (x.waiting_retries == 0 || draining) {
@@ -355,7 +355,7 @@ pub async fn execute(
                 while let Some(joined) = next {
                     match joined {
                         Ok((t, attempt, outcome)) => {
-                            in_flight.retain(|&(u, a)| (u, a) != (t, attempt));
+                            in_flight.remove(&(t, attempt));
                             x.finished(t, attempt, outcome);
                         }
                         Err(e) => tracing::error!(error = %e, "an attempt task failed in the host"),

@@ -1,0 +1,213 @@
+//! Durable runs: SIGKILL the host at any point, resume, and nothing finished runs twice.
+
+use crate::support::{Case, Ran};
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// 12 ledger tasks in three layers of four; each in a later layer needs two of the layer before.
+fn ledger_workflow(ms: &[u64; 12]) -> (String, HashMap<String, u64>) {
+    let mut yaml = String::from("name: ledger\nconcurrency: 3\ntasks:\n");
+    let mut value: HashMap<String, u64> = HashMap::new();
+    for i in 0..12 {
+        let id = format!("t{i}");
+        let needs: Vec<String> = if i < 4 {
+            vec![]
+        } else {
+            vec![
+                format!("t{}", i - 4),
+                format!("t{}", (i - 4 + 1) % 4 + (i / 4 - 1) * 4),
+            ]
+        };
+        let v = 1 + needs.iter().map(|n| value[n]).sum::<u64>();
+        value.insert(id.clone(), v);
+        yaml.push_str(&format!(
+            "  {id}:\n    plugin: ledger\n    params: {{ms: {}}}\n    needs: [{}]\n    mounts: [{{host: ledger, guest: /ledger, writable: true}}]\n",
+            ms[i],
+            needs.join(", ")
+        ));
+    }
+    (yaml, value)
+}
+
+fn ledger_counts(case: &Case) -> HashMap<String, usize> {
+    let text = std::fs::read_to_string(case.path("ledger/ledger.txt")).unwrap_or_default();
+    let mut counts = HashMap::new();
+    for line in text.lines() {
+        *counts
+            .entry(line.split(' ').next().unwrap_or("").to_string())
+            .or_insert(0) += 1;
+    }
+    counts
+}
+
+fn show(case: &Case, run_id: &str) -> serde_json::Value {
+    let out = case
+        .bulkhead()
+        .args(["show", "--json", run_id])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn runs(case: &Case) -> Vec<serde_json::Value> {
+    let out = case.bulkhead().args(["runs", "--json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Starts a run, SIGKILLs it after `kill_after`, resumes, and checks exactly-once and the outputs.
+/// Returns whether the kill landed before the run ended.
+fn kill_and_resume(ms: &[u64; 12], kill_after: Duration) -> bool {
+    let (yaml, expected) = ledger_workflow(ms);
+    let case = Case::new(&yaml);
+    std::fs::create_dir(case.path("ledger")).unwrap();
+    let mut child = case
+        .bulkhead()
+        .args(["run", "--json"])
+        .arg(case.file())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(kill_after);
+    let _ = child.kill(); // SIGKILL
+    let status = child.wait().unwrap();
+    let killed = status.code().is_none();
+
+    let listed = runs(&case);
+    if listed.is_empty() {
+        // Killed before the run was recorded: nothing may have run.
+        assert!(
+            ledger_counts(&case).is_empty(),
+            "a task ran before its run was recorded"
+        );
+        return killed;
+    }
+    assert_eq!(listed.len(), 1);
+    let run_id = listed[0]["run_id"].as_str().unwrap().to_string();
+    let before = show(&case, &run_id);
+    let done_before: Vec<String> = before["tasks"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, t)| t["status"] == "succeeded")
+        .map(|(id, _)| id.clone())
+        .collect();
+
+    let out = case
+        .bulkhead()
+        .args(["resume", "--all", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "resume: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let after = show(&case, &run_id);
+    assert_eq!(after["status"], "succeeded", "{after:#}");
+    let counts = ledger_counts(&case);
+    for (id, value) in &expected {
+        let t = &after["tasks"][id];
+        assert_eq!(t["status"], "succeeded", "task {id}");
+        assert_eq!(t["output"]["value"], *value, "output of {id}");
+        assert!(counts.get(id).copied().unwrap_or(0) >= 1, "{id} never ran");
+    }
+    for id in &done_before {
+        assert_eq!(
+            counts.get(id).copied(),
+            Some(1),
+            "{id} had succeeded before the kill but ran again"
+        );
+    }
+    // Every task's attempts carry the same idempotency key across the kill.
+    let text = std::fs::read_to_string(case.path("ledger/ledger.txt")).unwrap();
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split(' ').collect();
+        assert_eq!(parts[2], format!("{run_id}:{}", parts[0]));
+    }
+    killed && before["status"] != "succeeded"
+}
+
+#[test]
+fn killed_while_attempts_run() {
+    // Slow tasks: the kill lands inside attempts of the second layer.
+    assert!(kill_and_resume(
+        &[50, 50, 50, 50, 400, 400, 400, 400, 50, 50, 50, 50],
+        Duration::from_millis(300)
+    ));
+}
+
+#[test]
+fn killed_between_quick_steps() {
+    // Quick tasks: the kill lands between an attempt's end and its dependents' start, or amid commits.
+    assert!(kill_and_resume(&[5; 12], Duration::from_millis(30)));
+}
+
+#[test]
+fn killed_at_random_points() {
+    let mut seed: u64 = std::env::var("BULKHEAD_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_cafe);
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let started = Instant::now();
+    let mut mid_run = 0;
+    for _ in 0..30 {
+        let mut ms = [0u64; 12];
+        for m in ms.iter_mut() {
+            *m = next() % 60;
+        }
+        // A run takes about 10 ms to start and 100 to 300 ms to finish.
+        let kill_after = Duration::from_millis(5 + next() % 200);
+        if kill_and_resume(&ms, kill_after) {
+            mid_run += 1;
+        }
+    }
+    eprintln!(
+        "30 kills, {mid_run} in the middle of a run, in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        mid_run >= 5,
+        "only {mid_run} kills landed mid-run; the test did not test much"
+    );
+}
+
+#[test]
+fn resume_refuses_a_finished_run_and_an_unknown_one() {
+    let case = Case::new("name: fine\ntasks:\n  a: {plugin: noop}\n");
+    let ran: Ran = case.run(&[]);
+    assert_eq!(ran.code, 0);
+    let id = ran.report["run_id"].as_str().unwrap();
+    let out = case.bulkhead().args(["resume", id]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already ended"));
+    let out = case
+        .bulkhead()
+        .args(["resume", "no-such-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no run `no-such-run`"));
+}
