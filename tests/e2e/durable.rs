@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 fn ledger_workflow(ms: &[u64; 12]) -> (String, HashMap<String, u64>) {
     let mut yaml = String::from("name: ledger\nconcurrency: 3\ntasks:\n");
     let mut value: HashMap<String, u64> = HashMap::new();
-    for i in 0..12 {
+    for (i, sleep) in ms.iter().enumerate() {
         let id = format!("t{i}");
         let needs: Vec<String> = if i < 4 {
             vec![]
@@ -23,7 +23,7 @@ fn ledger_workflow(ms: &[u64; 12]) -> (String, HashMap<String, u64>) {
         value.insert(id.clone(), v);
         yaml.push_str(&format!(
             "  {id}:\n    plugin: ledger\n    params: {{ms: {}}}\n    needs: [{}]\n    mounts: [{{host: ledger, guest: /ledger, writable: true}}]\n",
-            ms[i],
+            sleep,
             needs.join(", ")
         ));
     }
