@@ -6,6 +6,7 @@ mod support;
 mod cli;
 mod durable;
 mod failures;
+mod history;
 mod parallel;
 mod retries;
 mod sandbox;

@@ -114,8 +114,9 @@ fn resumed_state(t: &store::StoredTask) -> Planned {
     }
 }
 
-/// How often a durable run renews its lease while nothing else is committed.
-const LEASE_RENEWAL: Duration = Duration::from_secs(10);
+/// How often a durable run renews its lease (and learns of a cancel request) when nothing else
+/// is committed.
+const LEASE_RENEWAL: Duration = Duration::from_secs(1);
 
 struct Exec<'a> {
     wf: &'a Workflow,

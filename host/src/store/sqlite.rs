@@ -76,11 +76,10 @@ impl SqliteStore {
                 supported: SCHEMA_VERSION,
             });
         }
-        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
-            .map_err(m)?;
+        enable_wal(&conn).map_err(m)?;
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .map_err(m)?;
-        migrate(&conn, version).map_err(m)?;
+        migrate(&conn).map_err(m)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             conn: Arc::new(Mutex::new(conn)),
@@ -132,14 +131,51 @@ fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
     )
 }
 
-fn migrate(conn: &Connection, from: i64) -> rusqlite::Result<()> {
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS bulkhead_schema (version INTEGER NOT NULL)")?;
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > from) {
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {sql}; INSERT INTO bulkhead_schema (version) VALUES ({version}); COMMIT;"
-        ))?;
+/// Switches to WAL. Changing the journal mode takes a lock that does not wait for the busy
+/// handler, so a host that opens the file while another one does retries for a while.
+fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())) {
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
     }
-    Ok(())
+}
+
+/// Applies the missing migrations in one write transaction; the version is read again inside
+/// it, so two hosts opening a new file at once apply each migration once.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        let from = schema_version(conn)?;
+        if from >= SCHEMA_VERSION {
+            return Ok(());
+        }
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS bulkhead_schema (version INTEGER NOT NULL)",
+        )?;
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > from) {
+            conn.execute_batch(sql)?;
+            conn.execute(
+                "INSERT INTO bulkhead_schema (version) VALUES (?1)",
+                [version],
+            )?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
 }
 
 fn tx<'c>(conn: &'c mut Connection, path: &Path) -> Result<Transaction<'c>, StoreError> {

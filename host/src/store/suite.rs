@@ -394,3 +394,21 @@ fn sqlite_names_a_missing_folder() {
     let err = SqliteStore::open(std::path::Path::new("/nonexistent-dir/state.db")).unwrap_err();
     assert!(err.to_string().contains("/nonexistent-dir"), "{err}");
 }
+
+#[test]
+fn two_hosts_opening_a_new_database_at_once_both_succeed() {
+    // Regression: both read schema version 0 and both applied migration 1.
+    for _ in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || SqliteStore::open(&path).map(|_| ()))
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+    }
+}

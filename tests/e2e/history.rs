@@ -1,0 +1,373 @@
+//! Run history and remediation through the state store: runs, show, logs, retry, cancel, gc,
+//! graceful stop, pinned plugin versions, and clear errors for a bad store.
+
+use crate::support::{test_plugins, Case, Ran};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn json(out: std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn wait_for_run(case: &Case, child: &mut std::process::Child) -> String {
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("the host exited early ({status}): {err}");
+        }
+        let runs = json(case.bulkhead().args(["runs", "--json"]).output().unwrap());
+        if let Some(id) = runs[0]["run_id"].as_str() {
+            return id.to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the run never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn retry_runs_a_failed_task_and_the_dependents_it_skipped() {
+    let case = Case::new(
+        "name: fix\ntasks:\n  flaky: {plugin: flaky, params: {succeed_on: 2}}\n  child: {plugin: echo, needs: [flaky]}\n  other: {plugin: noop}\n",
+    );
+    let ran = case.run(&[]);
+    assert_eq!(ran.code, 1);
+    assert_eq!(ran.ended("child").0, "skipped");
+    let id = ran.report["run_id"].as_str().unwrap().to_string();
+
+    let out = case
+        .bulkhead()
+        .args(["retry", "--json", &id, "child"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a skipped task is not retried by itself"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not failed"));
+
+    let retried = Ran::from(
+        case.bulkhead()
+            .args(["retry", "--json", &id, "flaky"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(retried.code, 0, "{}", retried.stderr);
+    assert_eq!(
+        retried.report["run_id"],
+        id.as_str(),
+        "the same run goes on"
+    );
+    assert_eq!(retried.task("flaky")["attempts"], 2);
+    assert_eq!(retried.task("flaky")["output"]["attempt"], 2);
+    assert_eq!(retried.ended("child").0, "succeeded");
+    assert_eq!(
+        retried.task("child")["output"]["received"]["inputs"]["flaky"]["attempt"],
+        2
+    );
+    let shown = json(
+        case.bulkhead()
+            .args(["show", "--json", &id])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(shown["status"], "succeeded");
+    assert_eq!(
+        shown["tasks"]["flaky"]["history"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(
+        shown["tasks"]["flaky"]["history"][0]["error"]["kind"],
+        "transient"
+    );
+    assert_eq!(
+        shown["tasks"]["other"]["attempts"], 1,
+        "a task that had succeeded did not run again"
+    );
+}
+
+#[test]
+fn cancel_stops_a_run_held_by_another_process() {
+    let case = Case::new("name: long\ntasks:\n  nap: {plugin: sleep, params: {ms: 60000}, limits: {timeout: 120s}}\n");
+    let mut child = case
+        .bulkhead()
+        .args(["run", "--json"])
+        .arg(case.file())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = wait_for_run(&case, &mut child);
+    let out = case.bulkhead().args(["cancel", &id]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started = Instant::now();
+    let ran = Ran::from(child.wait_with_output().unwrap());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the host noticed the cancel"
+    );
+    assert_eq!(ran.code, 1);
+    assert_eq!(ran.report["status"], "cancelled");
+    assert_eq!(ran.ended("nap"), ("cancelled".into(), "cancelled".into()));
+    let out = case.bulkhead().args(["resume", &id]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a cancelled run is not resumed");
+}
+
+#[test]
+fn logs_runs_and_gc() {
+    let case = Case::new("name: hist\ntasks:\n  bad: {plugin: panic, retry: {max_attempts: 2, initial_delay: 1ms}}\n");
+    let first = case.run(&[]);
+    let second = Case::run(&case, &[]);
+    assert_eq!((first.code, second.code), (1, 1));
+    let id = first.report["run_id"].as_str().unwrap();
+
+    let out = case
+        .bulkhead()
+        .args(["logs", id, "bad", "--attempt", "2"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("== bad attempt 2 ==") && text.contains("about to fail"),
+        "{text}"
+    );
+    assert!(!text.contains("attempt 1 =="), "{text}");
+
+    let runs = json(case.bulkhead().args(["runs", "--json"]).output().unwrap());
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["run_id"], second.report["run_id"], "newest first");
+    for key in ["run_id", "workflow", "status", "started_at", "finished_at"] {
+        assert!(runs[0].get(key).is_some(), "{key} missing");
+    }
+    assert_eq!(runs[0]["status"], "failed");
+    let one = json(
+        case.bulkhead()
+            .args([
+                "runs",
+                "--json",
+                "--limit",
+                "1",
+                "--workflow",
+                "hist",
+                "--status",
+                "failed",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(one.as_array().unwrap().len(), 1);
+    let none = json(
+        case.bulkhead()
+            .args(["runs", "--json", "--workflow", "other"])
+            .output()
+            .unwrap(),
+    );
+    assert!(none.as_array().unwrap().is_empty());
+    let out = case
+        .bulkhead()
+        .args(["runs", "--status", "bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    let copies = case.path("plugins");
+    assert_eq!(
+        std::fs::read_dir(&copies).unwrap().count(),
+        1,
+        "one plugin copy, kept once"
+    );
+    let out = case
+        .bulkhead()
+        .args(["gc", "--older-than", "1h"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        json(case.bulkhead().args(["runs", "--json"]).output().unwrap())
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let out = case
+        .bulkhead()
+        .args(["gc", "--older-than", "0s"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("deleted 2 runs and 1 plugin copies"));
+    assert!(
+        json(case.bulkhead().args(["runs", "--json"]).output().unwrap())
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(std::fs::read_dir(&copies).unwrap().count(), 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_lets_running_attempts_finish_and_resume_does_the_rest() {
+    let case = Case::new(
+        "name: term\ntasks:\n  first: {plugin: sleep, params: {ms: 800}}\n  second: {plugin: echo, needs: [first]}\n",
+    );
+    let mut child = case
+        .bulkhead()
+        .args(["run", "--json", "--grace", "10s"])
+        .arg(case.file())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = wait_for_run(&case, &mut child);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let ran = Ran::from(child.wait_with_output().unwrap());
+    assert_eq!(ran.report["status"], "interrupted", "{}", ran.stderr);
+    assert_eq!(
+        ran.ended("first").0,
+        "succeeded",
+        "finished within the grace period"
+    );
+    assert_eq!(ran.ended("second").0, "pending");
+    let resumed = Ran::from(
+        case.bulkhead()
+            .args(["resume", "--json", &id])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(resumed.task("first")["attempts"], 1);
+    assert_eq!(
+        resumed.task("second")["output"]["received"]["inputs"]["first"]["slept_ms"],
+        800
+    );
+}
+
+#[test]
+fn resume_uses_the_plugin_version_the_run_started_with() {
+    let case = Case::new(
+        "name: pinned\ntasks:\n  a: {plugin: sleep, params: {ms: 10}}\n  b: {plugin: sleep, needs: [a], params: {ms: 2000}}\n  c: {plugin: sleep, needs: [b], params: {ms: 10}}\n",
+    );
+    let plugins = case.path("myplugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(
+        test_plugins().join("sleep.wasm"),
+        plugins.join("sleep.wasm"),
+    )
+    .unwrap();
+    let mut child = case
+        .bulkhead()
+        .env("BULKHEAD_PLUGINS", &plugins)
+        .args(["run"])
+        .arg(case.file())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = wait_for_run(&case, &mut child);
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The plugin folder changes: `sleep` now prints garbage.
+    std::fs::copy(
+        test_plugins().join("badjson.wasm"),
+        plugins.join("sleep.wasm"),
+    )
+    .unwrap();
+    let resumed = Ran::from(
+        case.bulkhead()
+            .env("BULKHEAD_PLUGINS", &plugins)
+            .args(["resume", "--json", &id])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(resumed.task("c")["output"]["slept_ms"], 10);
+    assert_eq!(resumed.task("a")["attempts"], 1);
+    // A new run picks the new version up.
+    let fresh = Ran::from(
+        case.bulkhead()
+            .env("BULKHEAD_PLUGINS", &plugins)
+            .args(["run", "--json"])
+            .arg(case.file())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(fresh.ended("a"), ("failed".into(), "invalid_output".into()));
+}
+
+#[test]
+fn a_damaged_store_is_named_and_left_alone() {
+    let case = Case::new("name: x\ntasks:\n  a: {plugin: noop}\n");
+    std::fs::write(case.store(), vec![0x42; 16384]).unwrap();
+    for args in [vec!["runs"], vec!["run", case.file().to_str().unwrap()]] {
+        let out = case.bulkhead().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("state.db") && err.contains("damaged"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert_eq!(std::fs::read(case.store()).unwrap(), vec![0x42; 16384]);
+}
+
+#[test]
+fn a_missing_state_folder_is_named() {
+    let case = Case::new("name: x\ntasks:\n  a: {plugin: noop}\n");
+    let out = case
+        .bulkhead()
+        .env("BULKHEAD_STORE", "/nonexistent/state/bulkhead.db")
+        .arg("runs")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("/nonexistent/state") && err.contains("does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_locked_store_is_reported_not_waited_on_forever() {
+    let case = Case::new("name: x\ntasks:\n  a: {plugin: noop}\n");
+    assert_eq!(case.run(&[]).code, 0);
+    let conn = rusqlite::Connection::open(case.store()).unwrap();
+    conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let started = Instant::now();
+    let out = case
+        .bulkhead()
+        .arg("run")
+        .arg(case.file())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("locked by another process") && err.contains("state.db"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    conn.execute_batch("ROLLBACK").unwrap();
+}
