@@ -67,6 +67,7 @@ pub struct Host {
     store: Option<Arc<dyn Store>>,
     plugin_copies: Option<PathBuf>,
     owner: Owner,
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Host {
@@ -106,6 +107,7 @@ impl Host {
             store: config.store,
             plugin_copies: config.plugin_copies,
             owner: Owner::new(),
+            slots: Arc::new(tokio::sync::Semaphore::new(config.max_parallel.max(1))),
         })
     }
 
@@ -304,6 +306,7 @@ impl Host {
             self.sandbox.clone(),
             &loaded.workflow,
             loaded.plugins.clone(),
+            self.slots.clone(),
         );
         let request = RunRequest {
             workflow: loaded.workflow.clone(),

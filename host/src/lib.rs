@@ -17,6 +17,7 @@
 
 pub mod exec;
 mod host;
+pub mod metrics;
 pub mod plan;
 pub mod registry;
 pub mod report;
@@ -25,6 +26,7 @@ pub mod sandbox;
 pub mod store;
 mod suggest;
 pub mod telemetry;
+pub mod trigger;
 pub mod workflow;
 
 pub use host::{Host, HostConfig, HostError, Loaded};

@@ -15,11 +15,18 @@ struct Prepared {
 pub struct SandboxRunner {
     sandbox: Arc<Sandbox>,
     tasks: Vec<Arc<Prepared>>,
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl SandboxRunner {
-    /// `plugins[i]` is the plugin of task `i`.
-    pub fn new(sandbox: Arc<Sandbox>, workflow: &Workflow, plugins: Vec<Arc<Plugin>>) -> Self {
+    /// `plugins[i]` is the plugin of task `i`. `slots` bounds attempts across every run of the
+    /// host (the sandbox's instance pool has that many slots).
+    pub fn new(
+        sandbox: Arc<Sandbox>,
+        workflow: &Workflow,
+        plugins: Vec<Arc<Plugin>>,
+        slots: Arc<tokio::sync::Semaphore>,
+    ) -> Self {
         let tasks = workflow
             .tasks
             .iter()
@@ -32,7 +39,11 @@ impl SandboxRunner {
                 })
             })
             .collect();
-        SandboxRunner { sandbox, tasks }
+        SandboxRunner {
+            sandbox,
+            tasks,
+            slots,
+        }
     }
 }
 
@@ -40,6 +51,12 @@ impl Runner for SandboxRunner {
     fn run(&self, task: usize, input: Vec<u8>) -> AttemptFuture {
         let sandbox = self.sandbox.clone();
         let t = self.tasks[task].clone();
-        Box::pin(async move { sandbox.run(&t.plugin, input, &t.limits, &t.grants).await })
+        let slots = self.slots.clone();
+        Box::pin(async move {
+            // The semaphore is never closed; if it were, running without a permit is still
+            // bounded by the pool (the attempt would fail to instantiate, not crash the host).
+            let _permit = slots.acquire_owned().await.ok();
+            sandbox.run(&t.plugin, input, &t.limits, &t.grants).await
+        })
     }
 }

@@ -49,6 +49,7 @@ pub fn runs(
                 workflow,
                 status,
                 limit,
+                before: None,
             })
             .await?;
         if json {

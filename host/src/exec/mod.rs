@@ -174,6 +174,7 @@ impl Exec<'_> {
             task_state,
         };
         let plugin = &self.plugin_names[t];
+        let (duration, fuel_used) = (outcome.duration, outcome.fuel_used);
         match outcome.result {
             Ok(output) => {
                 self.batch.push(ended(
@@ -188,6 +189,8 @@ impl Exec<'_> {
                     attempt,
                     failure: None,
                     retry_in: None,
+                    duration,
+                    fuel_used,
                 });
                 self.state.succeed(&self.plan, t);
             }
@@ -201,6 +204,8 @@ impl Exec<'_> {
                     attempt,
                     failure: Some(&failure),
                     retry_in: delay,
+                    duration,
+                    fuel_used,
                 });
                 let end = AttemptEnd::Failed {
                     kind: failure.kind.as_str().to_string(),
@@ -319,6 +324,7 @@ pub async fn execute(
                 task: &wf.tasks[t].id,
                 plugin: &x.plugin_names[t],
                 attempt,
+                ready: x.state.ready_len(),
             });
             let fut = runner.run(t, input);
             in_flight.insert((t, attempt));

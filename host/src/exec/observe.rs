@@ -14,6 +14,8 @@ pub enum Event<'a> {
         plugin: &'a str,
         /// Attempt number, from 1.
         attempt: u32,
+        /// Tasks of this run still ready and waiting for a slot.
+        ready: usize,
     },
     /// An attempt ended.
     AttemptFinished {
@@ -27,6 +29,10 @@ pub enum Event<'a> {
         failure: Option<&'a Failure>,
         /// When it failed and will be retried: the delay before the next attempt.
         retry_in: Option<Duration>,
+        /// How long it ran.
+        duration: Duration,
+        /// Fuel it used.
+        fuel_used: u64,
     },
     /// A task will not run because something it needs failed for good.
     Skipped {
@@ -54,6 +60,7 @@ impl Observer for LogObserver {
                 task,
                 plugin,
                 attempt,
+                ..
             } => {
                 tracing::debug!(task, attempt, plugin, "attempt started")
             }
@@ -72,6 +79,7 @@ impl Observer for LogObserver {
                 attempt,
                 failure: Some(f),
                 retry_in: Some(d),
+                ..
             } => {
                 tracing::warn!(task, attempt, plugin, error.kind = %f.kind, retry_in = ?d, "attempt failed, will retry: {}", f.message)
             }
@@ -81,6 +89,7 @@ impl Observer for LogObserver {
                 attempt,
                 failure: Some(f),
                 retry_in: None,
+                ..
             } => {
                 tracing::error!(task, attempt, plugin, error.kind = %f.kind, "task failed: {}", f.message)
             }

@@ -17,6 +17,7 @@ struct Row {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     runs: Mutex<HashMap<String, Row>>,
+    triggers: Mutex<Vec<Trigger>>,
 }
 
 impl MemoryStore {
@@ -272,8 +273,9 @@ impl Store for MemoryStore {
                 .map(|r| &r.run)
                 .filter(|r| filter.workflow.as_ref().is_none_or(|w| &r.workflow == w))
                 .filter(|r| filter.status.is_none_or(|s| r.status == s))
+                .filter(|r| filter.before.as_ref().is_none_or(|b| &r.run_id < b))
                 .collect();
-            all.sort_by(|a, b| (b.created_at, &b.run_id).cmp(&(a.created_at, &a.run_id)));
+            all.sort_by(|a, b| b.run_id.cmp(&a.run_id));
             let limit = if filter.limit == 0 {
                 usize::MAX
             } else {
@@ -424,5 +426,77 @@ impl Store for MemoryStore {
             hashes.dedup();
             Ok(hashes)
         })
+    }
+
+    async fn add_trigger(&self, t: NewTrigger) -> Result<bool, StoreError> {
+        let mut triggers = self.triggers.lock().unwrap_or_else(|e| e.into_inner());
+        let key = t.key();
+        if triggers.iter().any(|x| x.key == key) {
+            return Ok(false);
+        }
+        triggers.push(Trigger {
+            key,
+            kind: t.kind,
+            workflow: t.workflow,
+            params: t.params,
+            due_at: t.due_at,
+            created_at: t.created_at,
+            run_id: t.run_id,
+            claimed_at: None,
+            error: None,
+        });
+        Ok(true)
+    }
+
+    async fn claim_due(&self, now: i64, limit: usize) -> Result<Vec<Trigger>, StoreError> {
+        let runs = self.with(|runs| {
+            runs.keys()
+                .cloned()
+                .collect::<std::collections::HashSet<String>>()
+        });
+        let mut triggers = self.triggers.lock().unwrap_or_else(|e| e.into_inner());
+        triggers.sort_by_key(|t| t.due_at);
+        let mut out = Vec::new();
+        for t in triggers
+            .iter_mut()
+            .filter(|t| t.claimed_at.is_none() && t.due_at <= now)
+            .take(limit)
+        {
+            t.claimed_at = Some(now);
+            out.push(t.clone());
+        }
+        let orphans = triggers
+            .iter()
+            .filter(|t| {
+                t.claimed_at.is_some_and(|c| c < now)
+                    && t.error.is_none()
+                    && !runs.contains(&t.run_id)
+            })
+            .take(limit)
+            .cloned();
+        out.extend(orphans);
+        Ok(out)
+    }
+
+    async fn fail_trigger(&self, key: &str, error: &str) -> Result<(), StoreError> {
+        let mut triggers = self.triggers.lock().unwrap_or_else(|e| e.into_inner());
+        for t in triggers.iter_mut().filter(|t| t.key == key) {
+            t.error = Some(error.to_string());
+        }
+        Ok(())
+    }
+
+    async fn trigger_of_run(&self, run_id: &str) -> Result<Option<Trigger>, StoreError> {
+        let triggers = self.triggers.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(triggers.iter().find(|t| t.run_id == run_id).cloned())
+    }
+
+    async fn last_cron_fire(&self, workflow: &str) -> Result<Option<i64>, StoreError> {
+        let triggers = self.triggers.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(triggers
+            .iter()
+            .filter(|t| t.kind == TriggerKind::Cron && t.workflow == workflow)
+            .map(|t| t.due_at)
+            .max())
     }
 }

@@ -18,10 +18,13 @@ pub use types::*;
 use async_trait::async_trait;
 
 /// The schema version this build writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The numbered migrations, applied in order to bring a database to [`SCHEMA_VERSION`].
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_init.sql")),
+    (2, include_str!("../../migrations/0002_triggers.sql")),
+];
 
 /// Durable state of runs. Implementations commit each call atomically.
 #[async_trait]
@@ -80,6 +83,22 @@ pub trait Store: Send + Sync {
 
     /// Content hashes of plugins that some stored run still uses.
     async fn plugin_hashes_in_use(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Records a trigger; `false` if one with the same key exists (a cron time fires once).
+    async fn add_trigger(&self, trigger: NewTrigger) -> Result<bool, StoreError>;
+
+    /// Claims up to `limit` triggers due at `now` (oldest first) and returns them, with any
+    /// claimed earlier whose run was never created (the host died in between).
+    async fn claim_due(&self, now_ms: i64, limit: usize) -> Result<Vec<Trigger>, StoreError>;
+
+    /// Marks a claimed trigger as failed to start (e.g. its workflow is gone).
+    async fn fail_trigger(&self, key: &str, error: &str) -> Result<(), StoreError>;
+
+    /// The trigger that will start (or started) `run_id`.
+    async fn trigger_of_run(&self, run_id: &str) -> Result<Option<Trigger>, StoreError>;
+
+    /// The latest scheduled time of a cron trigger of `workflow`.
+    async fn last_cron_fire(&self, workflow: &str) -> Result<Option<i64>, StoreError>;
 }
 
 /// Milliseconds since the Unix epoch.

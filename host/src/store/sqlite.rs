@@ -279,6 +279,23 @@ fn apply(tx: &Transaction<'_>, run_id: &str, owner: &str, t: &Transition) -> rus
     Ok(())
 }
 
+const TRIGGER_COLUMNS: &str =
+    "trigger_key, kind, workflow, params, due_at, created_at, run_id, claimed_at, error";
+
+fn trigger_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Trigger> {
+    Ok(Trigger {
+        key: r.get(0)?,
+        kind: TriggerKind::parse(&r.get::<_, String>(1)?).unwrap_or(TriggerKind::Once),
+        workflow: r.get(2)?,
+        params: parse_json(r.get(3)?).unwrap_or(serde_json::Value::Null),
+        due_at: r.get(4)?,
+        created_at: r.get(5)?,
+        run_id: r.get(6)?,
+        claimed_at: r.get(7)?,
+        error: r.get(8)?,
+    })
+}
+
 fn err3(
     kind: Option<String>,
     message: Option<String>,
@@ -452,12 +469,18 @@ impl Store for SqliteStore {
                 .prepare(
                     "SELECT run_id, workflow, status, created_at, finished_at FROM runs
                      WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2)
-                     ORDER BY created_at DESC, run_id DESC LIMIT ?3",
+                       AND (?4 IS NULL OR run_id < ?4)
+                     ORDER BY run_id DESC LIMIT ?3",
                 )
                 .map_err(|e| map(path, e))?;
             let rows = stmt
                 .query_map(
-                    params![filter.workflow, filter.status.map(RunStatus::as_str), limit],
+                    params![
+                        filter.workflow,
+                        filter.status.map(RunStatus::as_str),
+                        limit,
+                        filter.before
+                    ],
                     |r| {
                         Ok(RunSummary {
                             run_id: r.get(0)?,
@@ -637,6 +660,89 @@ impl Store for SqliteStore {
             conn.prepare("SELECT DISTINCT hash FROM run_plugins ORDER BY hash")
                 .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
                 .map_err(|e| map(path, e))
+        })
+        .await
+    }
+
+    async fn add_trigger(&self, t: NewTrigger) -> Result<bool, StoreError> {
+        self.with(move |conn, path| {
+            conn.execute(
+                "INSERT INTO triggers (trigger_key, kind, workflow, params, due_at, created_at, run_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (trigger_key) DO NOTHING",
+                params![t.key(), t.kind.as_str(), t.workflow, json(&t.params), t.due_at, t.created_at, t.run_id],
+            )
+            .map(|n| n == 1)
+            .map_err(|e| map(path, e))
+        })
+        .await
+    }
+
+    async fn claim_due(&self, now: i64, limit: usize) -> Result<Vec<Trigger>, StoreError> {
+        self.with(move |conn, path| {
+            let m = |e| map(path, e);
+            let tx = tx(conn, path)?;
+            let mut claimed: Vec<Trigger> = tx
+                .prepare_cached(&format!(
+                    "SELECT {TRIGGER_COLUMNS} FROM triggers WHERE claimed_at IS NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2"
+                ))
+                .and_then(|mut s| s.query_map(params![now, limit as i64], trigger_row)?.collect())
+                .map_err(m)?;
+            for t in &mut claimed {
+                tx.prepare_cached("UPDATE triggers SET claimed_at = ?2 WHERE trigger_key = ?1")
+                    .and_then(|mut s| s.execute(params![t.key, now]))
+                    .map_err(m)?;
+                t.claimed_at = Some(now);
+            }
+            let orphans: Vec<Trigger> = tx
+                .prepare_cached(&format!(
+                    "SELECT {TRIGGER_COLUMNS} FROM triggers t WHERE claimed_at IS NOT NULL AND claimed_at < ?1 AND error IS NULL
+                     AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id) ORDER BY due_at LIMIT ?2"
+                ))
+                .and_then(|mut s| s.query_map(params![now, limit as i64], trigger_row)?.collect())
+                .map_err(m)?;
+            tx.commit().map_err(m)?;
+            claimed.extend(orphans);
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn fail_trigger(&self, key: &str, error: &str) -> Result<(), StoreError> {
+        let (key, error) = (key.to_string(), error.to_string());
+        self.with(move |conn, path| {
+            conn.execute(
+                "UPDATE triggers SET error = ?2 WHERE trigger_key = ?1",
+                params![key, error],
+            )
+            .map(|_| ())
+            .map_err(|e| map(path, e))
+        })
+        .await
+    }
+
+    async fn trigger_of_run(&self, run_id: &str) -> Result<Option<Trigger>, StoreError> {
+        let run_id = run_id.to_string();
+        self.with(move |conn, path| {
+            conn.query_row(
+                &format!("SELECT {TRIGGER_COLUMNS} FROM triggers WHERE run_id = ?1"),
+                [run_id],
+                trigger_row,
+            )
+            .optional()
+            .map_err(|e| map(path, e))
+        })
+        .await
+    }
+
+    async fn last_cron_fire(&self, workflow: &str) -> Result<Option<i64>, StoreError> {
+        let workflow = workflow.to_string();
+        self.with(move |conn, path| {
+            conn.query_row(
+                "SELECT max(due_at) FROM triggers WHERE workflow = ?1 AND kind = 'cron'",
+                [workflow],
+                |r| r.get(0),
+            )
+            .map_err(|e| map(path, e))
         })
         .await
     }

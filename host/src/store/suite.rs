@@ -325,7 +325,96 @@ async fn cancel_and_manual_retry(store: &dyn Store) {
 }
 
 /// Runs every case on a fresh store from `make`.
+async fn triggers_fire_once(store: &dyn Store) {
+    let me = Owner::new();
+    let cron = |due_at| NewTrigger {
+        kind: TriggerKind::Cron,
+        workflow: "wf".into(),
+        params: json!({}),
+        due_at,
+        created_at: 1,
+        run_id: format!("run-{due_at}"),
+    };
+    assert!(store.add_trigger(cron(100)).await.unwrap());
+    assert!(
+        !store.add_trigger(cron(100)).await.unwrap(),
+        "the same scheduled time fires once"
+    );
+    assert!(store.add_trigger(cron(300)).await.unwrap());
+    let once = NewTrigger {
+        kind: TriggerKind::Once,
+        run_id: "run-once".into(),
+        due_at: 200,
+        ..cron(0)
+    };
+    assert!(store.add_trigger(once).await.unwrap());
+    assert_eq!(store.last_cron_fire("wf").await.unwrap(), Some(300));
+    assert_eq!(store.last_cron_fire("other").await.unwrap(), None);
+
+    let first = store.claim_due(250, 10).await.unwrap();
+    let ids: Vec<&str> = first.iter().map(|t| t.run_id.as_str()).collect();
+    assert_eq!(ids, vec!["run-100", "run-once"], "due ones, oldest first");
+    // Claimed once: a second claim at the same instant finds nothing new.
+    assert!(store.claim_due(250, 10).await.unwrap().is_empty());
+    // The host died before creating run-100's run: a later claim hands it out again.
+    let mut run = new_run("run-once", &me, 5);
+    run.tasks = vec![];
+    store.create_run(run).await.unwrap();
+    let again = store.claim_due(260, 10).await.unwrap();
+    assert_eq!(
+        again.iter().map(|t| t.run_id.as_str()).collect::<Vec<_>>(),
+        vec!["run-100"]
+    );
+    store
+        .fail_trigger(&again[0].key, "workflow gone")
+        .await
+        .unwrap();
+    assert!(
+        store.claim_due(270, 10).await.unwrap().is_empty(),
+        "a failed trigger is not retried"
+    );
+    let t = store.trigger_of_run("run-300").await.unwrap().unwrap();
+    assert_eq!(
+        (t.kind, t.due_at, t.claimed_at),
+        (TriggerKind::Cron, 300, None)
+    );
+    assert!(store.trigger_of_run("nope").await.unwrap().is_none());
+}
+
+async fn pages_through_runs(store: &dyn Store) {
+    let me = Owner::new();
+    for i in 0..5 {
+        store
+            .create_run(new_run(&format!("p{i}"), &me, 10 + i))
+            .await
+            .unwrap();
+    }
+    let page = store
+        .list(&RunFilter {
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
+        vec!["p4", "p3"]
+    );
+    let next = RunFilter {
+        limit: 2,
+        before: Some("p3".into()),
+        ..Default::default()
+    };
+    let page = store.list(&next).await.unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
+        vec!["p2", "p1"]
+    );
+}
+
 async fn suite(make: impl Fn() -> Box<dyn Store>) {
+    triggers_fire_once(&*make()).await;
+    pages_through_runs(&*make()).await;
     records_a_run_through_commits(&*make()).await;
     leases_keep_two_hosts_apart(&*make()).await;
     a_dead_local_holder_is_taken_over_at_once(&*make()).await;

@@ -268,7 +268,57 @@ pub struct AttemptLog {
 pub struct RunFilter {
     pub workflow: Option<String>,
     pub status: Option<RunStatus>,
+    /// At most this many (0: all).
     pub limit: usize,
+    /// Only runs older than this run id (paging: ids sort by creation time).
+    pub before: Option<String>,
+}
+
+/// Kind of trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerKind {
+    /// A scheduled time of a cron schedule.
+    Cron,
+    /// A one-off run (API, `bulkhead trigger`), now or later.
+    Once,
+}
+
+names!(TriggerKind { Cron = "cron", Once = "once" });
+
+/// A trigger to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTrigger {
+    pub kind: TriggerKind,
+    pub workflow: String,
+    pub params: serde_json::Value,
+    pub due_at: i64,
+    pub created_at: i64,
+    /// The id of the run it will start.
+    pub run_id: String,
+}
+
+impl NewTrigger {
+    /// The unique key: a cron time fires once per workflow; a one-off once per run id.
+    pub fn key(&self) -> String {
+        match self.kind {
+            TriggerKind::Cron => format!("cron:{}:{}", self.workflow, self.due_at),
+            TriggerKind::Once => format!("once:{}", self.run_id),
+        }
+    }
+}
+
+/// A stored trigger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trigger {
+    pub key: String,
+    pub kind: TriggerKind,
+    pub workflow: String,
+    pub params: serde_json::Value,
+    pub due_at: i64,
+    pub created_at: i64,
+    pub run_id: String,
+    pub claimed_at: Option<i64>,
+    pub error: Option<String>,
 }
 
 /// Why the store could not do something. Every variant names the file (or run) involved.

@@ -40,10 +40,8 @@ pub struct Workflow {
     pub hash: String,
     /// `concurrency:`; `None` means only the host's `--max-parallel` bounds the run.
     pub concurrency: Option<u32>,
-    /// `schedule:` cron expressions (used by `bulkhead serve`).
-    pub schedule: Vec<String>,
-    /// `timezone:` of the schedule.
-    pub timezone: Option<String>,
+    /// `schedule:`, `timezone:` and `catchup:` (used by `bulkhead serve`).
+    pub schedule: Option<crate::trigger::Schedule>,
     /// The tasks in file order; `Task::needs` holds indices into this list.
     pub tasks: Vec<Task>,
 }

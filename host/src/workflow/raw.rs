@@ -24,8 +24,10 @@ pub struct RawWorkflow {
     pub concurrency: Option<u32>,
     /// Cron expression(s), used by `bulkhead serve`.
     pub schedule: Option<OneOrMany>,
-    /// IANA time zone of the schedule.
+    /// IANA time zone of the schedule (default UTC).
     pub timezone: Option<String>,
+    /// Fires missed while no host ran: `none`, `latest` (default) or `all`.
+    pub catchup: Option<crate::trigger::Catchup>,
     /// Limits and retry policy for every task that does not set its own.
     #[serde(default)]
     pub defaults: RawDefaults,

@@ -81,13 +81,27 @@ fn schedule_accepts_one_or_many() {
         Path::new("w.yaml"),
     )
     .unwrap();
-    assert_eq!(one.schedule, vec!["@hourly"]);
+    assert_eq!(one.schedule.unwrap().expressions, vec!["@hourly"]);
     let many = parse(
         "name: s\nschedule: ['0 1 * * *', '0 2 * * *']\ntasks:\n  a: {plugin: p}\n",
         Path::new("w.yaml"),
     )
     .unwrap();
-    assert_eq!(many.schedule.len(), 2);
+    let many = many.schedule.unwrap();
+    assert_eq!(many.expressions.len(), 2);
+    assert_eq!(many.catchup, crate::trigger::Catchup::Latest);
+    let bad = problems(
+        "name: s\nschedule: '0 2 * *'\ntimezone: Mars/Olympus\ntasks:\n  a: {plugin: p}\n",
+    );
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert!(
+        bad[0].contains("field `schedule`") && bad[0].contains("has 4 fields"),
+        "{bad:?}"
+    );
+    assert!(
+        bad[1].contains("field `timezone`") && bad[1].contains("not an IANA time zone"),
+        "{bad:?}"
+    );
 }
 
 #[test]

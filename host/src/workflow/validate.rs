@@ -119,11 +119,12 @@ impl Validator<'_> {
                 "a workflow needs at least one task",
             ));
         }
-        let schedule = match raw.schedule {
+        let expressions = match raw.schedule {
             None => Vec::new(),
             Some(super::raw::OneOrMany::One(s)) => vec![s],
             Some(super::raw::OneOrMany::Many(v)) => v,
         };
+        let schedule = self.schedule(&expressions, raw.timezone.as_deref(), raw.catchup);
         let ids: HashMap<&str, usize> = raw
             .tasks
             .keys()
@@ -142,9 +143,47 @@ impl Validator<'_> {
             hash: hex::encode(Sha256::digest(text.as_bytes())),
             concurrency: raw.concurrency,
             schedule,
-            timezone: raw.timezone,
             tasks,
         }
+    }
+
+    fn schedule(
+        &mut self,
+        expressions: &[String],
+        timezone: Option<&str>,
+        catchup: Option<crate::trigger::Catchup>,
+    ) -> Option<crate::trigger::Schedule> {
+        use crate::trigger::{parse_cron, parse_timezone, Catchup, Schedule};
+        let mut ok = true;
+        for e in expressions {
+            if let Err(message) = parse_cron(e) {
+                ok = false;
+                self.report(Problem::new(None, Some("schedule"), message));
+            }
+        }
+        if let Some(tz) = timezone {
+            if let Err(message) = parse_timezone(tz) {
+                ok = false;
+                self.report(Problem::new(None, Some("timezone"), message));
+            }
+        }
+        if expressions.is_empty() {
+            if timezone.is_some() || catchup.is_some() {
+                self.report(
+                    Problem::new(
+                        None,
+                        Some("timezone"),
+                        "`timezone` and `catchup` need a `schedule`",
+                    )
+                    .hint("add `schedule:` or remove them"),
+                );
+            }
+            return None;
+        }
+        if !ok {
+            return None;
+        }
+        Schedule::new(expressions, timezone, catchup.unwrap_or(Catchup::Latest)).ok()
     }
 
     fn version(&mut self, version: Option<&serde_yaml::Value>) {
