@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod api;
 pub mod exec;
 mod host;
 pub mod metrics;
@@ -23,6 +24,7 @@ pub mod registry;
 pub mod report;
 pub mod runner;
 pub mod sandbox;
+pub mod serve;
 pub mod store;
 mod suggest;
 pub mod telemetry;

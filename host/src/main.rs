@@ -69,6 +69,25 @@ enum Command {
         #[command(flatten)]
         exec: ExecArgs,
     },
+    /// Serve: run scheduled and triggered workflows, watch the folders, serve the HTTP API.
+    Serve(cli::serve::ServeArgs),
+    /// Record a run of a workflow for `bulkhead serve` to start, now or later.
+    Trigger {
+        /// The workflow's name.
+        workflow: String,
+        /// A run parameter, `KEY=VALUE`.
+        #[arg(long = "param", value_name = "KEY=VALUE", value_parser = cli::run::parse_param)]
+        params: Vec<(String, serde_json::Value)>,
+        /// When (RFC 3339), e.g. 2026-11-23T02:00:00Z.
+        #[arg(long, conflicts_with = "after")]
+        at: Option<String>,
+        /// In how long, e.g. `10m` (`0s`: now).
+        #[arg(long = "in", value_parser = |s: &str| if s == "0" { Ok(Duration::ZERO) } else { bulkhead::workflow::parse_duration(s) })]
+        after: Option<Duration>,
+        /// Folder of workflow files (to check the name).
+        #[arg(long, default_value = "workflows", env = "BULKHEAD_WORKFLOWS")]
+        workflows: PathBuf,
+    },
     /// Cancel a run (the host running it stops it; it will not be resumed).
     Cancel {
         /// The run.
@@ -159,6 +178,20 @@ fn main() -> ExitCode {
         }
         Command::Retry { run_id, task, exec } => {
             cli::run::main(Job::Retry { run_id, task }, exec, &state, args.log_format)
+        }
+        Command::Serve(serve) => {
+            bulkhead::telemetry::init(args.log_format, "info");
+            cli::serve::serve(serve, &state)
+        }
+        Command::Trigger {
+            workflow,
+            params,
+            at,
+            after,
+            workflows,
+        } => {
+            quiet(args.log_format);
+            cli::serve::trigger(&state, &workflows, workflow, params, at, after)
         }
         Command::Cancel { run_id } => {
             quiet(args.log_format);

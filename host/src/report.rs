@@ -4,7 +4,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Created, not started.
@@ -22,7 +22,7 @@ pub enum RunStatus {
 }
 
 /// How a task ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     /// Not finished yet (the run is going on, or was interrupted and can be resumed).
@@ -65,7 +65,7 @@ impl TaskStatus {
 }
 
 /// The error of a failed, skipped or cancelled task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ErrorReport {
     /// A failure kind (`trap`, `timeout`, ...), or `skipped` / `cancelled`.
     pub kind: String,
@@ -76,7 +76,7 @@ pub struct ErrorReport {
 }
 
 /// One task in the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TaskReport {
     /// How it ended.
     pub status: TaskStatus,
@@ -85,6 +85,7 @@ pub struct TaskReport {
     /// Why it did not succeed.
     pub error: Option<ErrorReport>,
     /// Its output (`null` unless it succeeded).
+    #[schema(value_type = Object)]
     pub output: serde_json::Value,
     /// Time spent in its attempts, all of them, in milliseconds.
     pub duration_ms: u64,
@@ -107,7 +108,7 @@ pub struct TaskReport {
 }
 
 /// One attempt, as `bulkhead show` reports it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttemptReport {
     /// Attempt number, from 1.
     pub attempt: u32,
@@ -128,7 +129,7 @@ pub struct AttemptReport {
 }
 
 /// The report of one run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunReport {
     /// The run's id (a UUIDv7).
     pub run_id: String,
@@ -137,6 +138,7 @@ pub struct RunReport {
     /// How the run ended.
     pub status: RunStatus,
     /// Every task, in file order.
+    #[schema(value_type = std::collections::HashMap<String, TaskReport>)]
     pub tasks: IndexMap<String, TaskReport>,
     /// RFC 3339 start time.
     pub started_at: String,
@@ -154,6 +156,19 @@ impl RunReport {
 }
 
 impl RunReport {
+    /// The report of a run that is triggered but not started yet.
+    pub fn pending(run_id: &str, workflow: &str, due_at: i64) -> RunReport {
+        RunReport {
+            run_id: run_id.to_string(),
+            workflow: workflow.to_string(),
+            status: RunStatus::Pending,
+            tasks: IndexMap::new(),
+            started_at: crate::store::rfc3339(due_at),
+            finished_at: crate::store::rfc3339(due_at),
+            duration_ms: 0,
+        }
+    }
+
     /// The report of a stored run (`bulkhead show`), with every attempt.
     pub fn from_stored(run: &crate::store::StoredRun) -> RunReport {
         use crate::store::{self, TaskState};

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod history;
 pub mod progress;
 pub mod run;
+pub mod serve;
 pub mod summary;
 
 use bulkhead::store::{MemoryStore, SqliteStore, Store};

@@ -194,7 +194,7 @@ pub struct Commit {
 }
 
 /// A run as listed by `bulkhead runs`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct RunSummary {
     pub run_id: String,
     pub workflow: String,

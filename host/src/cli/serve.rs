@@ -1,0 +1,218 @@
+//! `bulkhead serve` and `bulkhead trigger`.
+
+use super::{State, EXIT_INVALID};
+use bulkhead::serve::Server;
+use bulkhead::store::{NewTrigger, TriggerKind};
+use bulkhead::trigger::{Clock, ShiftedClock, SystemClock};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Arguments of `bulkhead serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Folder of workflow files (`*.yaml`, `*.yml`), watched for changes.
+    #[arg(long, default_value = "workflows", env = "BULKHEAD_WORKFLOWS")]
+    workflows: PathBuf,
+    #[command(flatten)]
+    plugins: super::PluginsArg,
+    /// Address of the HTTP API.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "BULKHEAD_LISTEN")]
+    listen: SocketAddr,
+    /// Bearer token required by mutating API calls. Without one, serve listens on loopback only.
+    #[arg(long, env = "BULKHEAD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// On SIGTERM, how long running attempts may finish before they are interrupted.
+    #[arg(long, default_value = "10s", value_parser = |s: &str| bulkhead::workflow::parse_duration(s))]
+    grace: Duration,
+    /// Attempts at once across the host.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    max_parallel: u32,
+    /// Testing aid: start the scheduler's clock at this RFC 3339 time instead of now.
+    #[arg(long, hide = true)]
+    clock_start: Option<String>,
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub fn serve(args: ServeArgs, state: &State) -> ExitCode {
+    if args.token.as_deref().is_some_and(str::is_empty) {
+        eprintln!("error: --token is empty");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    if args.token.is_none() && !args.listen.ip().is_loopback() {
+        eprintln!(
+            "error: refusing to listen on {} without a token: anyone could start and cancel runs\n  help: pass `--token` (or set BULKHEAD_TOKEN), or listen on 127.0.0.1",
+            args.listen
+        );
+        return ExitCode::from(EXIT_INVALID);
+    }
+    if !args.workflows.is_dir() {
+        eprintln!(
+            "error: the workflow folder {} does not exist\n  help: pass `--workflows DIR` or set BULKHEAD_WORKFLOWS",
+            args.workflows.display()
+        );
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let clock: Arc<dyn Clock> = match &args.clock_start {
+        None => Arc::new(SystemClock),
+        Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
+            Ok(t) => Arc::new(ShiftedClock::starting_at(t.timestamp_millis())),
+            Err(e) => {
+                eprintln!("error: --clock-start `{t}` is not an RFC 3339 time: {e}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+        },
+    };
+    let host = match state.host(&args.plugins.dir, args.max_parallel as usize) {
+        Ok(h) => h,
+        Err(code) => return code,
+    };
+    super::block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {}: {e}", args.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        let workflows = args.workflows.clone();
+        let server = match tokio::task::spawn_blocking(move || {
+            Server::new(host, workflows, clock, args.grace)
+        })
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("error: cannot start: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        eprintln!("listening on http://{addr}");
+        tracing::info!(%addr, workflows = %args.workflows.display(), "serving");
+        let shutdown = CancellationToken::new();
+        tokio::spawn(signal(shutdown.clone()));
+        let app = bulkhead::api::router(server.clone(), args.token.clone());
+        let http_stop = shutdown.clone();
+        let http = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { http_stop.cancelled().await })
+                .await
+        });
+        server.run(shutdown).await;
+        match http.await {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(e)) => {
+                eprintln!("error: the HTTP server failed: {e}");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("error: the HTTP server failed: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn signal(shutdown: CancellationToken) {
+    super::run::wait_for_signal().await;
+    eprintln!("stopping: no new runs; running attempts may finish");
+    shutdown.cancel();
+    super::run::wait_for_signal().await;
+    std::process::exit(130);
+}
+
+/// `bulkhead trigger WORKFLOW [--param K=V]... [--at TIME | --in DURATION]`.
+pub fn trigger(
+    state: &State,
+    workflows: &Path,
+    workflow: String,
+    params: Vec<(String, serde_json::Value)>,
+    at: Option<String>,
+    after: Option<Duration>,
+) -> ExitCode {
+    let names = workflow_names(workflows);
+    if !names.contains(&workflow) {
+        let hint = bulkhead_suggest(&workflow, &names);
+        eprintln!(
+            "error: no workflow named `{workflow}` in {}{hint}\n  help: pass `--workflows DIR` or set BULKHEAD_WORKFLOWS",
+            workflows.display()
+        );
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let now = bulkhead::store::now_ms();
+    let due_at = match (at, after) {
+        (Some(at), _) => match chrono::DateTime::parse_from_rfc3339(&at) {
+            Ok(t) => t.timestamp_millis(),
+            Err(e) => {
+                eprintln!("error: --at `{at}` is not an RFC 3339 time ({e}); write e.g. 2026-11-23T02:00:00Z");
+                return ExitCode::from(EXIT_INVALID);
+            }
+        },
+        (None, Some(d)) => now + d.as_millis() as i64,
+        (None, None) => now,
+    };
+    let (store, _) = match state.open_store() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let run_id = bulkhead::new_run_id();
+    let trigger = NewTrigger {
+        kind: TriggerKind::Once,
+        workflow: workflow.clone(),
+        params: serde_json::Value::Object(params.into_iter().collect()),
+        due_at,
+        created_at: now,
+        run_id: run_id.clone(),
+    };
+    super::block_on(async move {
+        match store.add_trigger(trigger).await {
+            Ok(_) => {
+                println!("{run_id}");
+                eprintln!(
+                    "run {run_id} of `{workflow}` is due at {}; `bulkhead serve` starts it",
+                    bulkhead::store::rfc3339(due_at)
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn bulkhead_suggest(word: &str, names: &[String]) -> String {
+    let closest = names
+        .iter()
+        .map(|n| (strsim::damerau_levenshtein(word, n), n))
+        .filter(|(d, _)| *d <= 3)
+        .min_by_key(|(d, _)| *d);
+    closest
+        .map(|(_, n)| format!(" (did you mean `{n}`?)"))
+        .unwrap_or_default()
+}
+
+/// Names of the workflows defined in a folder (files that do not parse are skipped).
+fn workflow_names(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .filter_map(|p| bulkhead::workflow::load(&p).ok().map(|w| w.name))
+        .collect()
+}
