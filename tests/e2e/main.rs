@@ -10,4 +10,5 @@ mod history;
 mod parallel;
 mod retries;
 mod sandbox;
+mod serve;
 mod validation;
