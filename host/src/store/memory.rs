@@ -468,7 +468,7 @@ impl Store for MemoryStore {
         let orphans = triggers
             .iter()
             .filter(|t| {
-                t.claimed_at.is_some_and(|c| c < now)
+                t.claimed_at.is_some_and(|c| c < now - ORPHAN_AFTER_MS)
                     && t.error.is_none()
                     && !runs.contains(&t.run_id)
             })

@@ -88,7 +88,8 @@ pub trait Store: Send + Sync {
     async fn add_trigger(&self, trigger: NewTrigger) -> Result<bool, StoreError>;
 
     /// Claims up to `limit` triggers due at `now` (oldest first) and returns them, with any
-    /// claimed earlier whose run was never created (the host died in between).
+    /// claimed more than [`ORPHAN_AFTER_MS`] ago whose run was never created (the host died in
+    /// between).
     async fn claim_due(&self, now_ms: i64, limit: usize) -> Result<Vec<Trigger>, StoreError>;
 
     /// Marks a claimed trigger as failed to start (e.g. its workflow is gone).
@@ -100,6 +101,9 @@ pub trait Store: Send + Sync {
     /// The latest scheduled time of a cron trigger of `workflow`.
     async fn last_cron_fire(&self, workflow: &str) -> Result<Option<i64>, StoreError>;
 }
+
+/// A claimed trigger whose run does not exist after this long is handed out again.
+pub const ORPHAN_AFTER_MS: i64 = 30_000;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

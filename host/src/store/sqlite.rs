@@ -695,10 +695,10 @@ impl Store for SqliteStore {
             }
             let orphans: Vec<Trigger> = tx
                 .prepare_cached(&format!(
-                    "SELECT {TRIGGER_COLUMNS} FROM triggers t WHERE claimed_at IS NOT NULL AND claimed_at < ?1 AND error IS NULL
+                    "SELECT {TRIGGER_COLUMNS} FROM triggers t WHERE claimed_at IS NOT NULL AND claimed_at < ?1 - ?3 AND error IS NULL
                      AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id) ORDER BY due_at LIMIT ?2"
                 ))
-                .and_then(|mut s| s.query_map(params![now, limit as i64], trigger_row)?.collect())
+                .and_then(|mut s| s.query_map(params![now, limit as i64, ORPHAN_AFTER_MS], trigger_row)?.collect())
                 .map_err(m)?;
             tx.commit().map_err(m)?;
             claimed.extend(orphans);

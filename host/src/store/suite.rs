@@ -360,23 +360,39 @@ async fn triggers_fire_once(store: &dyn Store) {
     let mut run = new_run("run-once", &me, 5);
     run.tasks = vec![];
     store.create_run(run).await.unwrap();
-    let again = store.claim_due(260, 10).await.unwrap();
+    assert!(
+        store.claim_due(260, 10).await.unwrap().is_empty(),
+        "its run may still be being created"
+    );
+    let later = 250 + ORPHAN_AFTER_MS + 1;
+    let again = store.claim_due(later, 10).await.unwrap();
+    let ids: Vec<&str> = again.iter().map(|t| t.run_id.as_str()).collect();
     assert_eq!(
-        again.iter().map(|t| t.run_id.as_str()).collect::<Vec<_>>(),
-        vec!["run-100"]
+        ids,
+        vec!["run-300", "run-100"],
+        "run-300 is due now; run-100 is an orphan"
     );
     store
-        .fail_trigger(&again[0].key, "workflow gone")
+        .fail_trigger(&again[1].key, "workflow gone")
         .await
         .unwrap();
-    assert!(
-        store.claim_due(270, 10).await.unwrap().is_empty(),
-        "a failed trigger is not retried"
+    let much_later = later + 2 * ORPHAN_AFTER_MS;
+    let last: Vec<String> = store
+        .claim_due(much_later, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.run_id)
+        .collect();
+    assert_eq!(
+        last,
+        vec!["run-300".to_string()],
+        "a failed trigger is not handed out again"
     );
     let t = store.trigger_of_run("run-300").await.unwrap().unwrap();
     assert_eq!(
         (t.kind, t.due_at, t.claimed_at),
-        (TriggerKind::Cron, 300, None)
+        (TriggerKind::Cron, 300, Some(later))
     );
     assert!(store.trigger_of_run("nope").await.unwrap().is_none());
 }
