@@ -20,15 +20,12 @@ build() { # manifest, target dir, output folder
 
 build plugins/Cargo.toml target/wasm-plugins plugins
 
-# Plugins written in WebAssembly text (no SDK, no compiler: the contract is language-neutral).
-if ! command -v wat2wasm >/dev/null; then
-    echo "error: wat2wasm not found; install it with: apt-get install wabt (or brew install wabt)" >&2
-    exit 1
-fi
+# Plugins written in WebAssembly text (no SDK, no compiler: the contract is language-neutral),
+# assembled by tools/wat2wasm (the `wat` crate), so nothing beyond Rust is needed.
 for wat in plugins/wat/*.wat; do
     out="plugins/$(basename "${wat%.wat}").wasm"
     if [ ! -f "$out" ] || [ "$wat" -nt "$out" ]; then
-        wat2wasm "$wat" -o "$out"
+        CARGO_TARGET_DIR="$PWD/target/tools" cargo run --quiet --release --manifest-path tools/wat2wasm/Cargo.toml -- "$wat" "$out"
     fi
 done
 build tests/plugins/Cargo.toml target/wasm-tests target/test-plugins
