@@ -197,6 +197,17 @@ impl Host {
         stop: Stop,
     ) -> Result<RunReport, HostError> {
         let store = self.require_store()?;
+        self.continue_run(store, run_id, observer, stop).await
+    }
+
+    /// Takes the run's lease, executes what is left of it, and gives the lease up.
+    async fn continue_run(
+        &self,
+        store: &Arc<dyn Store>,
+        run_id: &str,
+        observer: &dyn Observer,
+        stop: Stop,
+    ) -> Result<RunReport, HostError> {
         store
             .acquire(run_id, &self.owner, store::now_ms(), LEASE_TTL_MS)
             .await?;
@@ -277,12 +288,7 @@ impl Host {
                 e => Err(e),
             })?;
         store.reset_tasks(run_id, &reset).await?;
-        store
-            .acquire(run_id, &self.owner, store::now_ms(), LEASE_TTL_MS)
-            .await?;
-        let result = self.resume_held(store, run_id, observer, stop).await;
-        let _ = store.release(run_id, &self.owner.0).await;
-        result
+        self.continue_run(store, run_id, observer, stop).await
     }
 
     fn require_store(&self) -> Result<&Arc<dyn Store>, HostError> {

@@ -3,23 +3,7 @@
 use indexmap::IndexMap;
 use serde::Serialize;
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Created, not started.
-    Pending,
-    /// A host is running it.
-    Running,
-    /// Stopped before its end; `bulkhead resume` continues it.
-    Interrupted,
-    /// Every non-optional task succeeded.
-    Succeeded,
-    /// A non-optional task failed for good.
-    Failed,
-    /// The run was stopped (Ctrl-C) before it finished.
-    Cancelled,
-}
+pub use crate::store::RunStatus;
 
 /// How a task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -35,20 +19,6 @@ pub enum TaskStatus {
     Skipped,
     /// The run was cancelled before it finished.
     Cancelled,
-}
-
-impl RunStatus {
-    /// The contract name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Pending => "pending",
-            RunStatus::Running => "running",
-            RunStatus::Interrupted => "interrupted",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-            RunStatus::Cancelled => "cancelled",
-        }
-    }
 }
 
 impl TaskStatus {
@@ -171,16 +141,9 @@ impl RunReport {
 
     /// The report of a stored run (`bulkhead show`), with every attempt.
     pub fn from_stored(run: &crate::store::StoredRun) -> RunReport {
-        use crate::store::{self, TaskState};
+        use crate::store::TaskState;
         let wf = crate::workflow::parse(&run.workflow_yaml, &run.workflow_file).ok();
-        let status = match run.status {
-            store::RunStatus::Pending => RunStatus::Pending,
-            store::RunStatus::Running => RunStatus::Running,
-            store::RunStatus::Interrupted => RunStatus::Interrupted,
-            store::RunStatus::Succeeded => RunStatus::Succeeded,
-            store::RunStatus::Failed => RunStatus::Failed,
-            store::RunStatus::Cancelled => RunStatus::Cancelled,
-        };
+        let status = run.status;
         let error = |e: &Option<(String, String, Option<i32>)>| {
             e.as_ref().map(|(kind, message, exit_code)| ErrorReport {
                 kind: kind.clone(),

@@ -1,6 +1,12 @@
 //! The other subcommands and argument errors.
 
-use crate::support::{bulkhead, root, Case};
+use crate::support::{bulkhead, root, test_plugins, Case};
+
+/// The example plugin folder (built, with the test plugins, on first use).
+fn examples() -> std::path::PathBuf {
+    test_plugins();
+    root().join("plugins")
+}
 
 #[test]
 fn graph_prints_dot_and_mermaid() {
@@ -126,16 +132,12 @@ fn bad_arguments_exit_2() {
 
 #[test]
 fn the_example_workflows_validate_and_run() {
-    let status = std::process::Command::new("bash")
-        .arg(root().join("scripts/build-plugins.sh"))
-        .status()
-        .unwrap();
-    assert!(status.success());
     let out = bulkhead()
-        .env("BULKHEAD_PLUGINS", root().join("plugins"))
+        .env("BULKHEAD_PLUGINS", examples())
         .arg("validate")
         .arg(root().join("workflows/etl.yaml"))
         .arg(root().join("workflows/hello.yaml"))
+        .arg(root().join("workflows/resilience.yaml"))
         .output()
         .unwrap();
     assert!(
@@ -144,7 +146,7 @@ fn the_example_workflows_validate_and_run() {
         String::from_utf8_lossy(&out.stderr)
     );
     let out = bulkhead()
-        .env("BULKHEAD_PLUGINS", root().join("plugins"))
+        .env("BULKHEAD_PLUGINS", examples())
         .args(["run", "--json"])
         .arg(root().join("workflows/hello.yaml"))
         .output()
@@ -155,15 +157,17 @@ fn the_example_workflows_validate_and_run() {
         ran.task("greet_both")["output"],
         serde_json::json!({"greeting": "hello, everyone!", "inputs": 2})
     );
+    // The hand-written WAT plugin got the task document on stdin.
+    assert!(
+        ran.task("measure")["output"]["input_bytes"]
+            .as_u64()
+            .unwrap()
+            > 100
+    );
 }
 
 #[test]
 fn the_etl_example_writes_its_report() {
-    let status = std::process::Command::new("bash")
-        .arg(root().join("scripts/build-plugins.sh"))
-        .status()
-        .unwrap();
-    assert!(status.success());
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("data")).unwrap();
     std::fs::create_dir(dir.path().join("out")).unwrap();
@@ -180,7 +184,7 @@ fn the_etl_example_writes_its_report() {
     )
     .unwrap();
     let out = bulkhead()
-        .env("BULKHEAD_PLUGINS", root().join("plugins"))
+        .env("BULKHEAD_PLUGINS", examples())
         .args(["run", "--json"])
         .arg(dir.path().join("etl.yaml"))
         .output()
@@ -193,4 +197,30 @@ fn the_etl_example_writes_its_report() {
     let report = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
     assert!(report.contains("| 137.49 | 3 | uk |"), "{report}");
     assert!(report.contains("| 66.0 | 3 | us |"), "{report}");
+}
+
+#[test]
+fn the_resilience_example_contains_every_failure() {
+    let out = bulkhead()
+        .env("BULKHEAD_PLUGINS", examples())
+        .args(["run", "--json"])
+        .arg(root().join("workflows/resilience.yaml"))
+        .output()
+        .unwrap();
+    let ran = crate::support::Ran::from(out);
+    assert_eq!(ran.code, 0, "the failures are optional: {}", ran.stderr);
+    assert_eq!(ran.task("flaky_fetch")["attempts"], 3);
+    assert_eq!(ran.ended("use_fetch").0, "succeeded");
+    assert_eq!(ran.ended("crashes"), ("failed".into(), "trap".into()));
+    assert_eq!(ran.task("crashes")["attempts"], 3);
+    assert_eq!(ran.ended("after_crash").0, "skipped");
+    assert_eq!(
+        ran.ended("loops_forever"),
+        ("failed".into(), "timeout".into())
+    );
+    assert_eq!(ran.ended("memory_hog"), ("failed".into(), "memory".into()));
+    assert_eq!(
+        ran.ended("output_flood"),
+        ("failed".into(), "output_too_large".into())
+    );
 }

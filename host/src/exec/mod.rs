@@ -422,7 +422,7 @@ pub async fn execute(
         RunStatus::Succeeded
     };
     x.batch.push(Transition::RunEnded {
-        status: store_status(status),
+        status,
         at: store::now_ms(),
     });
     journal.commit(std::mem::take(&mut x.batch)).await?;
@@ -436,18 +436,6 @@ pub async fn execute(
         finished_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         duration_ms: clock.elapsed().as_millis() as u64,
     })
-}
-
-/// The store's name for a report status.
-pub fn store_status(s: RunStatus) -> store::RunStatus {
-    match s {
-        RunStatus::Pending => store::RunStatus::Pending,
-        RunStatus::Running => store::RunStatus::Running,
-        RunStatus::Interrupted => store::RunStatus::Interrupted,
-        RunStatus::Succeeded => store::RunStatus::Succeeded,
-        RunStatus::Failed => store::RunStatus::Failed,
-        RunStatus::Cancelled => store::RunStatus::Cancelled,
-    }
 }
 
 fn error_report(f: &Failure) -> ErrorReport {

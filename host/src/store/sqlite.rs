@@ -279,6 +279,18 @@ fn apply(tx: &Transaction<'_>, run_id: &str, owner: &str, t: &Transition) -> rus
     Ok(())
 }
 
+/// `(status, lease owner, lease expiry)` of a run.
+type LeaseRow = (String, Option<String>, Option<i64>);
+
+fn lease_row(tx: &Transaction<'_>, run_id: &str) -> rusqlite::Result<Option<LeaseRow>> {
+    tx.query_row(
+        "SELECT status, lease_owner, lease_expires_at FROM runs WHERE run_id = ?1",
+        [run_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .optional()
+}
+
 const TRIGGER_COLUMNS: &str =
     "trigger_key, kind, workflow, params, due_at, created_at, run_id, claimed_at, error";
 
@@ -400,17 +412,7 @@ impl Store for SqliteStore {
         self.with(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
-            let row: Option<(String, Option<String>, Option<i64>)> = tx
-                .query_row(
-                    "SELECT status, lease_owner, lease_expires_at FROM runs WHERE run_id = ?1",
-                    [&run_id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()
-                .map_err(m)?;
-            let Some((status, holder, until)) = row else {
-                return Err(StoreError::UnknownRun(run_id));
-            };
+            let (status, holder, until) = lease_row(&tx, &run_id).map_err(m)?.ok_or(StoreError::UnknownRun(run_id.clone()))?;
             check_acquirable(&run_id, &status, holder.as_deref(), until, &owner, now)?;
             tx.execute(
                 "UPDATE tasks SET uncounted = uncounted + (SELECT count(*) FROM attempts a
@@ -565,17 +567,7 @@ impl Store for SqliteStore {
         self.with(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
-            let row: Option<(String, Option<String>, Option<i64>)> = tx
-                .query_row(
-                    "SELECT status, lease_owner, lease_expires_at FROM runs WHERE run_id = ?1",
-                    [&run_id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()
-                .map_err(m)?;
-            let Some((status, holder, until)) = row else {
-                return Err(StoreError::UnknownRun(run_id));
-            };
+            let (status, holder, until) = lease_row(&tx, &run_id).map_err(m)?.ok_or(StoreError::UnknownRun(run_id.clone()))?;
             let status = RunStatus::parse(&status).unwrap_or(RunStatus::Interrupted);
             if status.is_final() {
                 return Ok(status);

@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-/// Status of a run (DESIGN.md section 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Status of a run (DESIGN.md section 4). The names are part of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Created, not started.
     Pending,
