@@ -195,7 +195,7 @@ impl Exec<'_> {
                 self.state.succeed(&self.plan, t);
             }
             Err(failure) => {
-                let counted = rec.attempts - rec.uncounted;
+                let counted = rec.attempts.saturating_sub(rec.uncounted);
                 let retry = task.retry.should_retry(failure.kind, counted);
                 let delay = retry.then(|| task.retry.delay(counted, rand::random::<f64>()));
                 self.observer.event(Event::AttemptFinished {
