@@ -236,8 +236,8 @@ fn sigterm_lets_running_attempts_finish_and_resume_does_the_rest() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let id = wait_for_run(&case, &mut child);
-    std::thread::sleep(Duration::from_millis(200));
+    let _ = wait_for_run(&case, &mut child);
+    let id = crate::support::wait_for_attempt(&case.store(), "first");
     assert!(std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

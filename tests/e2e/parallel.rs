@@ -54,7 +54,7 @@ fn ctrl_c_stops_the_run_gracefully_and_it_can_be_resumed() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    crate::support::wait_for_attempt(&case.store(), "busy");
     let started = Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])

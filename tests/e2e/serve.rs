@@ -529,7 +529,7 @@ fn an_interrupted_run_is_resumed_when_serve_starts() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    crate::support::wait_for_attempt(&site.path("state.db"), "a");
     child.kill().unwrap();
     child.wait().unwrap();
     let s = site.serve(&[]);

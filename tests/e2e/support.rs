@@ -125,3 +125,36 @@ impl Ran {
             .to_string()
     }
 }
+
+/// Waits until the state store `store` has a run whose task `task` has started an attempt;
+/// returns the run id. For tests that stop a host while an attempt runs.
+pub fn wait_for_attempt(store: &Path, task: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let list = bulkhead()
+            .env("BULKHEAD_STORE", store)
+            .args(["runs", "--json"])
+            .output()
+            .expect("runs");
+        let runs: Value = serde_json::from_slice(&list.stdout).unwrap_or(Value::Null);
+        if let Some(id) = runs[0]["run_id"].as_str() {
+            let show = bulkhead()
+                .env("BULKHEAD_STORE", store)
+                .args(["show", "--json", id])
+                .output()
+                .expect("show");
+            let report: Value = serde_json::from_slice(&show.stdout).unwrap_or(Value::Null);
+            if report["tasks"][task]["history"]
+                .as_array()
+                .is_some_and(|h| !h.is_empty())
+            {
+                return id.to_string();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "task {task} never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(30));
+    }
+}
