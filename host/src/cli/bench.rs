@@ -325,6 +325,9 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
             }
         }
     };
+    if let Some(rss) = peak_rss_mib() {
+        eprintln!("host peak resident memory over the whole benchmark: {rss:.0} MiB");
+    }
     Ok(json!({
         "cores": cores,
         "overhead_us": {"p50": p50, "p99": p99, "samples": gaps.len()},
@@ -335,5 +338,13 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         "dag_tasks": n,
         "plugin_load_ms": {"cold": cold, "warm": warm},
         "python_tasks_per_s": python,
+        "peak_rss_mib": peak_rss_mib(),
     }))
+}
+
+/// The process's peak resident set (VmHWM), in MiB, where /proc tells it.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib / 1024.0)
 }
