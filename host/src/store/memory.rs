@@ -1,7 +1,8 @@
 //! The in-memory backend: the same behaviour as SQLite, kept in maps. For tests and for runs that
 //! need no durability (`--store :memory:`).
 
-use super::sqlite::{check_acquirable, lease_is_free, LEASE_TTL_MS};
+use super::lease::{check_acquirable, lease_is_free};
+use super::sqlite::LEASE_TTL_MS;
 use super::*;
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -5,6 +5,7 @@
 //! run), run history and garbage collection. It knows nothing about wasm or the executor loop:
 //! the executor hands it batches of [`Transition`]s and it commits each batch in one transaction.
 
+mod lease;
 mod memory;
 mod sqlite;
 #[cfg(test)]

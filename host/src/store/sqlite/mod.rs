@@ -3,9 +3,16 @@
 //! transition), one transaction per batch of transitions (group commit).
 
 use super::*;
+
+mod read;
+mod write;
+
+use super::lease::{check_acquirable, lease_is_free};
+use read::load;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use write::apply;
 
 /// How long a lease lasts without renewal. The executor renews it well before.
 pub const LEASE_TTL_MS: i64 = 60_000;
@@ -185,98 +192,6 @@ fn tx<'c>(conn: &'c mut Connection, path: &Path) -> Result<Transaction<'c>, Stor
 
 fn json(v: &serde_json::Value) -> String {
     v.to_string()
-}
-
-fn apply(tx: &Transaction<'_>, run_id: &str, owner: &str, t: &Transition) -> rusqlite::Result<()> {
-    match t {
-        Transition::AttemptStarted { task, attempt, at } => {
-            tx.prepare_cached(
-                "INSERT INTO attempts (run_id, task, attempt, status, lease_owner, started_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
-            )?
-            .execute(params![run_id, task, attempt, owner, at])?;
-            tx.prepare_cached("UPDATE tasks SET attempts = ?3 WHERE run_id = ?1 AND task = ?2")?
-                .execute(params![run_id, task, attempt])?;
-        }
-        Transition::AttemptEnded {
-            task,
-            attempt,
-            at,
-            end,
-            duration_us,
-            fuel_used,
-            peak_memory,
-            log,
-            task_state,
-        } => {
-            let (status, kind, message, code, output) = match end {
-                AttemptEnd::Succeeded(v) => {
-                    (AttemptStatus::Succeeded, None, None, None, Some(json(v)))
-                }
-                AttemptEnd::Failed {
-                    kind,
-                    message,
-                    exit_code,
-                } => (
-                    AttemptStatus::Failed,
-                    Some(kind.as_str()),
-                    Some(message.as_str()),
-                    *exit_code,
-                    None,
-                ),
-                AttemptEnd::Interrupted => (AttemptStatus::Interrupted, None, None, None, None),
-            };
-            let (d, f, p) = (*duration_us as i64, *fuel_used as i64, *peak_memory as i64);
-            tx.prepare_cached(
-                "UPDATE attempts SET status = ?4, finished_at = ?5, error_kind = ?6, error_message = ?7, exit_code = ?8,
-                 duration_us = ?9, fuel_used = ?10, peak_memory = ?11, log = ?12
-                 WHERE run_id = ?1 AND task = ?2 AND attempt = ?3",
-            )?
-            .execute(params![run_id, task, attempt, status.as_str(), at, kind, message, code, d, f, p, log])?;
-            let interrupted = i64::from(status == AttemptStatus::Interrupted);
-            let state = task_state.map(TaskState::as_str);
-            tx.prepare_cached(
-                "UPDATE tasks SET duration_us = duration_us + ?3, fuel_used = fuel_used + ?4,
-                 peak_memory = CASE WHEN peak_memory < ?5 THEN ?5 ELSE peak_memory END,
-                 uncounted = uncounted + ?6, status = coalesce(?7, status),
-                 output = coalesce(?8, output),
-                 error_kind = CASE WHEN ?6 = 1 THEN error_kind ELSE ?9 END,
-                 error_message = CASE WHEN ?6 = 1 THEN error_message ELSE ?10 END,
-                 exit_code = CASE WHEN ?6 = 1 THEN exit_code ELSE ?11 END
-                 WHERE run_id = ?1 AND task = ?2",
-            )?
-            .execute(params![
-                run_id,
-                task,
-                d,
-                f,
-                p,
-                interrupted,
-                state,
-                output,
-                kind,
-                message,
-                code
-            ])?;
-        }
-        Transition::TaskDecided {
-            task,
-            state,
-            message,
-        } => {
-            tx.prepare_cached(
-                "UPDATE tasks SET status = ?3, error_kind = ?4, error_message = ?5, exit_code = NULL WHERE run_id = ?1 AND task = ?2",
-            )?
-            .execute(params![run_id, task, state.as_str(), state.as_str(), message])?;
-        }
-        Transition::RunEnded { status, at } => {
-            let finished = status.is_final().then_some(*at);
-            tx.prepare_cached(
-                "UPDATE runs SET status = ?2, finished_at = ?3, lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ?1",
-            )?
-            .execute(params![run_id, status.as_str(), finished])?;
-        }
-    }
-    Ok(())
 }
 
 /// `(status, lease owner, lease expiry)` of a run.
@@ -738,125 +653,4 @@ impl Store for SqliteStore {
         })
         .await
     }
-}
-
-/// Whether a run in `status` held by `holder` until `until` may be taken by `me` at `now`.
-pub(super) fn lease_is_free(
-    status: &str,
-    holder: Option<&str>,
-    until: Option<i64>,
-    me: &Owner,
-    now: i64,
-) -> bool {
-    if status == "interrupted" {
-        return true;
-    }
-    match (holder, until) {
-        (None, _) => true,
-        (Some(h), _) if h == me.0 => true,
-        (Some(h), Some(u)) => u <= now || me.is_dead_local(h),
-        (Some(h), None) => me.is_dead_local(h),
-    }
-}
-
-pub(super) fn check_acquirable(
-    run_id: &str,
-    status: &str,
-    holder: Option<&str>,
-    until: Option<i64>,
-    me: &Owner,
-    now: i64,
-) -> Result<(), StoreError> {
-    if RunStatus::parse(status).is_some_and(RunStatus::is_final) {
-        return Err(StoreError::Conflict(format!(
-            "run `{run_id}` already ended ({status}); nothing to resume (rerun a failed task with `bulkhead retry {run_id} TASK`)"
-        )));
-    }
-    if !lease_is_free(status, holder, until, me, now) {
-        return Err(StoreError::Held {
-            run_id: run_id.to_string(),
-            owner: holder.unwrap_or("?").to_string(),
-            until: until.map(rfc3339).unwrap_or_default(),
-        });
-    }
-    Ok(())
-}
-
-fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<StoredRun>> {
-    let run = conn
-        .query_row(
-            "SELECT workflow, workflow_hash, workflow_file, workflow_yaml, params, status, created_at, finished_at, lease_owner, lease_expires_at
-             FROM runs WHERE run_id = ?1",
-            [run_id],
-            |r| {
-                Ok(StoredRun {
-                    run_id: run_id.to_string(),
-                    workflow: r.get(0)?,
-                    workflow_hash: r.get(1)?,
-                    workflow_file: PathBuf::from(r.get::<_, String>(2)?),
-                    workflow_yaml: r.get(3)?,
-                    params: parse_json(r.get(4)?).unwrap_or(serde_json::Value::Null),
-                    status: RunStatus::parse(&r.get::<_, String>(5)?).unwrap_or(RunStatus::Interrupted),
-                    created_at: r.get(6)?,
-                    finished_at: r.get(7)?,
-                    lease_owner: r.get(8)?,
-                    lease_expires_at: r.get(9)?,
-                    plugins: Vec::new(),
-                    tasks: Vec::new(),
-                    attempts: Vec::new(),
-                })
-            },
-        )
-        .optional()?;
-    let Some(mut run) = run else { return Ok(None) };
-    run.plugins = conn
-        .prepare("SELECT reference, hash FROM run_plugins WHERE run_id = ?1 ORDER BY reference")?
-        .query_map([run_id], |r| {
-            Ok(PluginVersion {
-                reference: r.get(0)?,
-                hash: r.get(1)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    run.tasks = conn
-        .prepare(
-            "SELECT task, status, attempts, uncounted, output, error_kind, error_message, exit_code, duration_us, fuel_used, peak_memory
-             FROM tasks WHERE run_id = ?1 ORDER BY position",
-        )?
-        .query_map([run_id], |r| {
-            Ok(StoredTask {
-                task: r.get(0)?,
-                state: TaskState::parse(&r.get::<_, String>(1)?).unwrap_or(TaskState::Pending),
-                attempts: r.get(2)?,
-                uncounted: r.get(3)?,
-                output: parse_json(r.get(4)?),
-                error: err3(r.get(5)?, r.get(6)?, r.get(7)?),
-                duration_us: r.get::<_, i64>(8)? as u64,
-                fuel_used: r.get::<_, i64>(9)? as u64,
-                peak_memory: r.get::<_, i64>(10)? as u64,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    run.attempts = conn
-        .prepare(
-            "SELECT a.task, a.attempt, a.status, a.started_at, a.finished_at, a.error_kind, a.error_message, a.exit_code,
-                    coalesce(a.duration_us, 0), coalesce(a.fuel_used, 0), coalesce(a.peak_memory, 0)
-             FROM attempts a JOIN tasks t ON t.run_id = a.run_id AND t.task = a.task
-             WHERE a.run_id = ?1 ORDER BY t.position, a.attempt",
-        )?
-        .query_map([run_id], |r| {
-            Ok(StoredAttempt {
-                task: r.get(0)?,
-                attempt: r.get(1)?,
-                status: AttemptStatus::parse(&r.get::<_, String>(2)?).unwrap_or(AttemptStatus::Interrupted),
-                started_at: r.get(3)?,
-                finished_at: r.get(4)?,
-                error: err3(r.get(5)?, r.get(6)?, r.get(7)?),
-                duration_us: r.get::<_, i64>(8)? as u64,
-                fuel_used: r.get::<_, i64>(9)? as u64,
-                peak_memory: r.get::<_, i64>(10)? as u64,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(Some(run))
 }
