@@ -250,6 +250,13 @@ fn trigger_watch_to_completion_and_fetch_logs() {
     ] {
         assert!(text.contains(name), "{name} missing in:\n{text}");
     }
+    let (code, page) = answer(ureq::get(&s.url("/")).call());
+    assert_eq!(code, 200);
+    let page = page.as_str().unwrap();
+    assert!(
+        page.contains("<title>Bulkhead</title>") && page.contains("/api/runs"),
+        "the web UI"
+    );
     let (code, health) = s.get("/healthz");
     assert_eq!((code, health["status"].as_str()), (200, Some("ok")));
     let (code, doc) = s.get("/api/openapi.json");

@@ -237,6 +237,7 @@ pub fn router(server: Arc<Server>, token: Option<String>) -> Router {
         token: token.map(Arc::from),
     };
     Router::new()
+        .route("/", get(ui))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route(
@@ -284,6 +285,21 @@ async fn authorize(
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The web UI: one page over this API (workflows, plugins, runs, a run's tasks and logs,
+/// trigger, cancel, retry). Everything the server sends is rendered as text, never as HTML.
+async fn ui() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+            ),
+        ],
+        include_str!("ui.html"),
+    )
 }
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The server is up")))]
