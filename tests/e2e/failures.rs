@@ -64,7 +64,7 @@ fn an_endless_loop_with_plenty_of_fuel_times_out() {
     let started = std::time::Instant::now();
     let ran = fail(
         "spin",
-        "    limits: {fuel: 18000000000000000000, timeout: 300ms}",
+        "    limits: {fuel: 9000000000000000000, timeout: 300ms}",
     );
     assert_eq!(ran.ended("t"), ("failed".into(), "timeout".into()));
     assert!(

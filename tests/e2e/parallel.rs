@@ -44,7 +44,7 @@ fn three_hundred_sleepers_share_a_few_threads() {
 #[test]
 fn ctrl_c_stops_the_run_gracefully_and_it_can_be_resumed() {
     let case = Case::new(
-        "name: stop\ntasks:\n  busy: {plugin: spin, limits: {timeout: 60s, fuel: 18000000000000000000}}\n  after: {plugin: noop, needs: [busy]}\n",
+        "name: stop\ntasks:\n  busy: {plugin: spin, limits: {timeout: 60s, fuel: 9000000000000000000}}\n  after: {plugin: noop, needs: [busy]}\n",
     );
     let child = case
         .bulkhead()

@@ -99,7 +99,8 @@ pub(super) async fn run(
             Ok(UpdateDeadline::Yield(1))
         }
     });
-    if let Err(e) = store.set_fuel(limits.fuel) {
+    let fuel = limits.fuel.min(super::MAX_FUEL);
+    if let Err(e) = store.set_fuel(fuel) {
         return AttemptOutcome::failed(Failure::new(
             FailureKind::Load,
             format!("cannot set fuel: {e}"),
@@ -112,14 +113,19 @@ pub(super) async fn run(
         start.call_async(&mut store, ()).await
     };
     // The outer timer catches a plugin blocked in a host call (e.g. a long sleep), where epochs
-    // are not checked. Dropping the call future drops the fiber and its stack.
-    let result = match tokio::time::timeout_at(deadline.into(), call).await {
+    // are not checked. It fires a few ticks after the deadline so that running wasm is stopped by
+    // the epoch trap. Dropping the call future drops the fiber and its stack.
+    let outer = deadline + 3 * super::engine::EPOCH_TICK;
+    let result = match tokio::time::timeout_at(outer.into(), call).await {
         Ok(r) => r,
         Err(_) => Err(Trap::Interrupt.into()),
     };
     let duration = started.elapsed();
 
-    let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+    // Exact, except after a timeout: compiled code keeps its running count in a register and
+    // writes it back at calls and returns, so a loop stopped by the epoch trap is counted only up
+    // to its last call (docs/limits.md).
+    let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
     let limiter = &store.data().limiter;
     let (peak, refused) = (limiter.peak as u64, limiter.refused);
     drop(store);

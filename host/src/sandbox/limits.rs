@@ -8,6 +8,9 @@ use std::time::Duration;
 /// The largest linear memory a plugin may be given (wasm32 addresses 4 GiB).
 pub const MAX_MEMORY: u64 = 4 << 30;
 
+/// The largest fuel budget (wasmtime keeps fuel in a signed 64-bit counter).
+pub const MAX_FUEL: u64 = i64::MAX as u64;
+
 /// Per-attempt resource limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {

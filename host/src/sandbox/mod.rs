@@ -15,7 +15,7 @@ mod outcome;
 mod pipes;
 
 pub use engine::{EPOCH_TICK, MAX_WASM_STACK};
-pub use limits::{FailureKind, Grants, Limits, Mount, MAX_MEMORY};
+pub use limits::{FailureKind, Grants, Limits, Mount, MAX_FUEL, MAX_MEMORY};
 pub use outcome::{AttemptOutcome, Failure};
 
 use attempt::AttemptState;

@@ -106,6 +106,10 @@ fn schedule_accepts_one_or_many() {
 
 #[test]
 fn bad_names_and_values_are_refused() {
+    assert!(
+        problems("name: n\ntasks:\n  a: {plugin: p, limits: {fuel: 9300000000000000000}}\n")[0]
+            .contains("more than the most fuel")
+    );
     assert!(problems("name: 'bad name'\ntasks:\n  a: {plugin: p}\n")[0]
         .contains("not a valid workflow name"));
     assert!(

@@ -341,6 +341,17 @@ impl Validator<'_> {
                 ));
                 d.fuel
             }
+            Some(f) if f > crate::sandbox::MAX_FUEL => {
+                self.report(Problem::new(
+                    Some(task),
+                    Some("limits.fuel"),
+                    format!(
+                        "{f} is more than the most fuel an attempt can have ({})",
+                        crate::sandbox::MAX_FUEL
+                    ),
+                ));
+                d.fuel
+            }
             Some(f) => f,
             None => d.fuel,
         };
