@@ -51,6 +51,9 @@ pub enum HostError {
     /// The state store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The run could not be recorded, so it did not start.
+    #[error("{0}; the run was not recorded and nothing ran")]
+    NotRecorded(StoreError),
     /// Something about the files of the state directory.
     #[error("{0}")]
     State(String),
@@ -171,7 +174,8 @@ impl Host {
                 created_at: now,
                 lease_expires_at: now + LEASE_TTL_MS,
             })
-            .await?;
+            .await
+            .map_err(HostError::NotRecorded)?;
         let journal = StoreJournal::new(store.clone(), &run_id, &self.owner.0);
         let report = self
             .execute(

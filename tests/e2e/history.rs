@@ -371,3 +371,62 @@ fn a_locked_store_is_reported_not_waited_on_forever() {
     assert!(started.elapsed() < Duration::from_secs(30));
     conn.execute_batch("ROLLBACK").unwrap();
 }
+
+/// Makes a file immutable (even for root) while alive.
+struct Immutable(std::path::PathBuf);
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_read_only_store_is_named_and_nothing_runs() {
+    let case = Case::new("name: x\ntasks:\n  a: {plugin: probe, params: {write: /out/ran.txt}, mounts: [{host: out, guest: /out, writable: true}]}\n");
+    std::fs::create_dir(case.path("out")).unwrap();
+    assert_eq!(case.run(&[]).code, 0);
+    std::fs::remove_file(case.path("out/ran.txt")).unwrap();
+    // Tests run as root, which ignores file modes; the immutable attribute binds root too.
+    let locked = std::process::Command::new("chattr")
+        .arg("+i")
+        .arg(case.store())
+        .status();
+    if !locked.is_ok_and(|s| s.success()) {
+        eprintln!(
+            "SKIPPED a_read_only_store_is_named_and_nothing_runs: chattr +i is not available here"
+        );
+        return;
+    }
+    let _guard = Immutable(case.store());
+    let before = std::fs::read(case.store()).unwrap();
+    let ran = case.run(&[]);
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("state.db") && ran.stderr.contains("read-only"),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("nothing ran"), "{}", ran.stderr);
+    assert!(
+        !ran.stderr.contains("bulkhead resume"),
+        "no resume hint for a run that was never recorded"
+    );
+    assert!(!case.path("out/ran.txt").exists(), "the task did not run");
+    assert!(!ran.stderr.contains("panicked"));
+    assert_eq!(
+        std::fs::read(case.store()).unwrap(),
+        before,
+        "the store is untouched"
+    );
+    // Reading the history still works.
+    let out = case.bulkhead().args(["runs", "--json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -169,6 +169,10 @@ async fn one(host: &Host, job: Job, args: &ExecArgs, interactive: bool, stop: St
             eprintln!("error: {e}");
             ExitCode::from(EXIT_INVALID)
         }
+        Err(e @ (HostError::Store(StoreError::Held { .. }) | HostError::NotRecorded(_))) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e}\n  the run stopped; what was committed is kept: continue with `bulkhead resume {label}`");
             ExitCode::FAILURE
