@@ -133,3 +133,76 @@ fn bad_names_and_values_are_refused() {
             .contains("listed twice")
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Random workflow-shaped YAML: known and unknown keys, odd values, random `needs`.
+    fn yamlish() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("plugin"),
+            Just("needs"),
+            Just("params"),
+            Just("retry"),
+            Just("limits"),
+            Just("env"),
+            Just("mounts"),
+            Just("optional"),
+            Just("priority"),
+            Just("neds"),
+            Just("plugn"),
+        ];
+        let value = prop_oneof![
+            Just("p".to_string()),
+            Just("[a, b, t0]".to_string()),
+            Just("{max_attempts: 0}".to_string()),
+            Just("{timeout: 30}".to_string()),
+            Just("{memory: 99GiB}".to_string()),
+            Just("-3".to_string()),
+            Just("true".to_string()),
+            Just("[{host: nowhere, guest: rel}]".to_string()),
+            "[a-z]{0,6}".prop_map(|s| s),
+        ];
+        let task = proptest::collection::vec((key, value), 0..5).prop_map(|kv| {
+            kv.into_iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        proptest::collection::vec(task, 0..6).prop_map(|tasks| {
+            let mut y = String::from("name: fuzz\ntasks:\n");
+            for (i, t) in tasks.iter().enumerate() {
+                y.push_str(&format!("  t{i}: {{{t}}}\n"));
+            }
+            y
+        })
+    }
+
+    proptest! {
+        /// Whatever the input, validation answers with a workflow or with problems; it never
+        /// panics, and every problem has a message.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            match parse(&text, Path::new("fuzz.yaml")) {
+                Ok(_) => {}
+                Err(WorkflowError::Invalid { problems, .. }) => prop_assert!(problems.iter().all(|p| !p.message.is_empty())),
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+
+        #[test]
+        fn workflow_shaped_yaml_is_valid_or_explained(yaml in yamlish()) {
+            match parse(&yaml, Path::new("fuzz.yaml")) {
+                Ok(wf) => {
+                    // A valid workflow has no cycles and only known needs.
+                    for (i, t) in wf.tasks.iter().enumerate() {
+                        prop_assert!(t.needs.iter().all(|&n| n < wf.tasks.len() && n != i));
+                    }
+                }
+                Err(WorkflowError::Invalid { problems, .. }) => prop_assert!(!problems.is_empty()),
+                Err(e) => prop_assert!(false, "unexpected error {e}"),
+            }
+        }
+    }
+}
