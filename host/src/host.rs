@@ -398,7 +398,7 @@ impl Host {
                     path,
                 })
             })?;
-        for ((_, (plugin, _)), p) in wf.tasks.iter().zip(&loaded).zip(&wf.tasks) {
+        for (p, (plugin, _)) in wf.tasks.iter().zip(&loaded) {
             let expected = hashes
                 .get(p.plugin.to_string().as_str())
                 .copied()

@@ -26,7 +26,7 @@ pub mod runner;
 pub mod sandbox;
 pub mod serve;
 pub mod store;
-mod suggest;
+pub mod suggest;
 pub mod telemetry;
 pub mod trigger;
 pub mod workflow;

@@ -45,6 +45,19 @@ pub struct ErrorReport {
     pub exit_code: Option<i32>,
 }
 
+impl ErrorReport {
+    /// The report of an error as the store keeps it: `(kind, message, exit code)`.
+    pub fn from_stored(error: &Option<(String, String, Option<i32>)>) -> Option<ErrorReport> {
+        error
+            .as_ref()
+            .map(|(kind, message, exit_code)| ErrorReport {
+                kind: kind.clone(),
+                message: message.clone(),
+                exit_code: *exit_code,
+            })
+    }
+}
+
 /// One task in the report.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TaskReport {
@@ -144,13 +157,7 @@ impl RunReport {
         use crate::store::TaskState;
         let wf = crate::workflow::parse(&run.workflow_yaml, &run.workflow_file).ok();
         let status = run.status;
-        let error = |e: &Option<(String, String, Option<i32>)>| {
-            e.as_ref().map(|(kind, message, exit_code)| ErrorReport {
-                kind: kind.clone(),
-                message: message.clone(),
-                exit_code: *exit_code,
-            })
-        };
+        let error = ErrorReport::from_stored;
         let tasks = run
             .tasks
             .iter()

@@ -143,7 +143,7 @@ pub fn trigger(
 ) -> ExitCode {
     let names = workflow_names(workflows);
     if !names.contains(&workflow) {
-        let hint = bulkhead_suggest(&workflow, &names);
+        let hint = bulkhead::suggest::did_you_mean(&workflow, names.iter().map(String::as_str));
         eprintln!(
             "error: no workflow named `{workflow}` in {}{hint}\n  help: pass `--workflows DIR` or set BULKHEAD_WORKFLOWS",
             workflows.display()
@@ -191,17 +191,6 @@ pub fn trigger(
             }
         }
     })
-}
-
-fn bulkhead_suggest(word: &str, names: &[String]) -> String {
-    let closest = names
-        .iter()
-        .map(|n| (strsim::damerau_levenshtein(word, n), n))
-        .filter(|(d, _)| *d <= 3)
-        .min_by_key(|(d, _)| *d);
-    closest
-        .map(|(_, n)| format!(" (did you mean `{n}`?)"))
-        .unwrap_or_default()
 }
 
 /// Names of the workflows defined in a folder (files that do not parse are skipped).

@@ -89,14 +89,7 @@ impl Record {
             attempts: t.attempts,
             uncounted: t.uncounted,
             output: t.output.clone(),
-            error: t
-                .error
-                .as_ref()
-                .map(|(kind, message, exit_code)| ErrorReport {
-                    kind: kind.clone(),
-                    message: message.clone(),
-                    exit_code: *exit_code,
-                }),
+            error: ErrorReport::from_stored(&t.error),
             duration: Duration::from_micros(t.duration_us),
             fuel_used: t.fuel_used,
             peak_memory: t.peak_memory,
