@@ -71,6 +71,25 @@ pub struct Host {
     plugin_copies: Option<PathBuf>,
     owner: Owner,
     slots: Arc<tokio::sync::Semaphore>,
+    /// Runs this host is executing now (from before its lease is taken to after it is given
+    /// up), so that a retry never overlaps the end of the execution it follows.
+    active: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Marks a run active on its host until dropped.
+struct Active<'a> {
+    host: &'a Host,
+    run_id: String,
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.host
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.run_id);
+    }
 }
 
 impl std::fmt::Debug for Host {
@@ -111,6 +130,28 @@ impl Host {
             plugin_copies: config.plugin_copies,
             owner: Owner::new(),
             slots: Arc::new(tokio::sync::Semaphore::new(config.max_parallel.max(1))),
+            active: std::sync::Mutex::new(std::collections::HashSet::new()),
+        })
+    }
+
+    /// Whether this host is executing `run_id` now (running, resuming or retrying it).
+    pub fn is_active(&self, run_id: &str) -> bool {
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(run_id)
+    }
+
+    fn mark_active(&self, run_id: &str) -> Result<Active<'_>, HostError> {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        if !active.insert(run_id.to_string()) {
+            return Err(HostError::Conflict(format!(
+                "run `{run_id}` is still going on this host; wait until it ends"
+            )));
+        }
+        Ok(Active {
+            host: self,
+            run_id: run_id.to_string(),
         })
     }
 
@@ -158,6 +199,7 @@ impl Host {
                 .execute(loaded, run_id, params, None, &NoJournal, observer, stop)
                 .await;
         };
+        let _active = self.mark_active(&run_id)?;
         let plugins = self.keep_plugin_copies(loaded)?;
         let now = store::now_ms();
         store
@@ -201,6 +243,7 @@ impl Host {
         stop: Stop,
     ) -> Result<RunReport, HostError> {
         let store = self.require_store()?;
+        let _active = self.mark_active(run_id)?;
         self.continue_run(store, run_id, observer, stop).await
     }
 
@@ -252,6 +295,7 @@ impl Host {
         stop: Stop,
     ) -> Result<RunReport, HostError> {
         let store = self.require_store()?;
+        let _active = self.mark_active(run_id)?;
         let stored = store.load(run_id).await?;
         let wf = workflow::parse(&stored.workflow_yaml, &stored.workflow_file)?;
         let Some(index) = wf.task_index(task) else {

@@ -67,8 +67,7 @@ pub struct TaskReport {
     pub attempts: u32,
     /// Why it did not succeed.
     pub error: Option<ErrorReport>,
-    /// Its output (`null` unless it succeeded).
-    #[schema(value_type = Object)]
+    /// Its output: any JSON value (`null` unless it succeeded).
     pub output: serde_json::Value,
     /// Time spent in its attempts, all of them, in milliseconds.
     pub duration_ms: u64,
@@ -123,12 +122,16 @@ pub struct RunReport {
     /// Every task, in file order.
     #[schema(value_type = std::collections::HashMap<String, TaskReport>)]
     pub tasks: IndexMap<String, TaskReport>,
-    /// RFC 3339 start time.
-    pub started_at: String,
-    /// RFC 3339 end time.
-    pub finished_at: String,
-    /// Wall-clock time of the whole run in milliseconds.
+    /// RFC 3339 start time; null while the run is pending.
+    pub started_at: Option<String>,
+    /// RFC 3339 end time; null while the run is not finished.
+    pub finished_at: Option<String>,
+    /// When the run's trigger was due (RFC 3339); null for a run started by `bulkhead run`.
+    pub due_at: Option<String>,
+    /// Wall-clock time of the whole run in milliseconds (until now while it runs).
     pub duration_ms: u64,
+    /// Why a triggered run could not start (its workflow was gone); null otherwise.
+    pub error: Option<String>,
 }
 
 impl RunReport {
@@ -139,16 +142,23 @@ impl RunReport {
 }
 
 impl RunReport {
-    /// The report of a run that is triggered but not started yet.
-    pub fn pending(run_id: &str, workflow: &str, due_at: i64) -> RunReport {
+    /// The report of a run whose trigger has not started it: pending, or cancelled or failed
+    /// before it started.
+    pub fn not_started(t: &crate::store::Trigger) -> RunReport {
+        let status = t.status();
         RunReport {
-            run_id: run_id.to_string(),
-            workflow: workflow.to_string(),
-            status: RunStatus::Pending,
+            run_id: t.run_id.clone(),
+            workflow: t.workflow.clone(),
+            status,
             tasks: IndexMap::new(),
-            started_at: crate::store::rfc3339(due_at),
-            finished_at: crate::store::rfc3339(due_at),
+            started_at: None,
+            finished_at: t
+                .cancelled_at
+                .or(t.error.as_ref().and(t.claimed_at))
+                .map(crate::store::rfc3339),
+            due_at: Some(crate::store::rfc3339(t.due_at)),
             duration_ms: 0,
+            error: t.error.clone(),
         }
     }
 
@@ -209,9 +219,11 @@ impl RunReport {
             workflow: run.workflow.clone(),
             status,
             tasks,
-            started_at: crate::store::rfc3339(run.created_at),
-            finished_at: crate::store::rfc3339(end),
+            started_at: Some(crate::store::rfc3339(run.created_at)),
+            finished_at: run.finished_at.map(crate::store::rfc3339),
+            due_at: None,
             duration_ms: (end - run.created_at).max(0) as u64,
+            error: None,
         }
     }
 }

@@ -166,8 +166,8 @@ fn the_example_workflows_validate_and_run() {
     );
 }
 
-#[test]
-fn the_etl_example_writes_its_report() {
+/// A folder holding the ETL example with its input data and an empty `out/`.
+fn etl_site() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("data")).unwrap();
     std::fs::create_dir(dir.path().join("out")).unwrap();
@@ -183,13 +183,23 @@ fn the_etl_example_writes_its_report() {
         dir.path().join("etl.yaml"),
     )
     .unwrap();
+    dir
+}
+
+fn run_etl(dir: &std::path::Path) -> crate::support::Ran {
     let out = bulkhead()
         .env("BULKHEAD_PLUGINS", examples())
         .args(["run", "--json"])
-        .arg(dir.path().join("etl.yaml"))
+        .arg(dir.join("etl.yaml"))
         .output()
         .unwrap();
-    let ran = crate::support::Ran::from(out);
+    crate::support::Ran::from(out)
+}
+
+#[test]
+fn the_etl_example_writes_its_report() {
+    let dir = etl_site();
+    let ran = run_etl(dir.path());
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     // Two users lack something (no email; no country match) and one order has a bad amount.
     assert_eq!(ran.task("clean_users")["output"]["dropped"], 1);
@@ -197,6 +207,38 @@ fn the_etl_example_writes_its_report() {
     let report = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
     assert!(report.contains("| 137.49 | 3 | uk |"), "{report}");
     assert!(report.contains("| 66.0 | 3 | us |"), "{report}");
+}
+
+#[test]
+fn concurrent_etl_runs_writing_one_report_all_succeed() {
+    // Each run writes out/report.md through a temporary file: the temporary names must not
+    // collide, or one run's rename takes another's file away and that run fails.
+    let dir = etl_site();
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            let path = dir.path().to_path_buf();
+            std::thread::spawn(move || run_etl(&path))
+        })
+        .collect();
+    for (i, r) in runs.into_iter().enumerate() {
+        let ran = r.join().unwrap();
+        assert_eq!(
+            ran.code,
+            0,
+            "run {i}: {:?} {}",
+            ran.ended("report"),
+            ran.message("report")
+        );
+    }
+    let report = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
+    assert!(report.contains("| 137.49 | 3 | uk |"), "{report}");
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "report.md")
+        .collect();
+    assert!(left.is_empty(), "temporary files left behind: {left:?}");
 }
 
 #[test]

@@ -11,4 +11,6 @@ mod parallel;
 mod retries;
 mod sandbox;
 mod serve;
+mod serve_api;
+mod serve_model;
 mod validation;

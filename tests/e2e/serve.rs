@@ -9,43 +9,43 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// A server process with its own folders and store.
-struct Served {
+pub struct Served {
     child: Option<Child>,
-    base: String,
+    pub base: String,
     log: mpsc::Receiver<String>,
     lines: Vec<String>,
 }
 
-struct Site {
+pub struct Site {
     dir: tempfile::TempDir,
 }
 
 impl Site {
-    fn new() -> Site {
+    pub fn new() -> Site {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("workflows")).unwrap();
         std::fs::create_dir(dir.path().join("plugins")).unwrap();
         Site { dir }
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
-    fn plugin(&self, name: &str) {
+    pub fn plugin(&self, name: &str) {
         copy_atomically(
             &test_plugins().join(format!("{name}.wasm")),
             &self.path(&format!("plugins/{name}.wasm")),
         );
     }
 
-    fn workflow(&self, file: &str, yaml: &str) {
+    pub fn workflow(&self, file: &str, yaml: &str) {
         let tmp = self.path(&format!("{file}.tmp"));
         std::fs::write(&tmp, yaml).unwrap();
         std::fs::rename(tmp, self.path(&format!("workflows/{file}"))).unwrap();
     }
 
-    fn serve(&self, extra: &[&str]) -> Served {
+    pub fn serve(&self, extra: &[&str]) -> Served {
         let mut child = bulkhead()
             .env("BULKHEAD_STORE", self.path("state.db"))
             .env("BULKHEAD_PLUGINS", self.path("plugins"))
@@ -97,11 +97,11 @@ fn copy_atomically(from: &Path, to: &Path) {
 }
 
 impl Served {
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn get(&self, path: &str) -> (u16, Value) {
+    pub fn get(&self, path: &str) -> (u16, Value) {
         answer(
             ureq::get(&self.url(path))
                 .config()
@@ -111,7 +111,7 @@ impl Served {
         )
     }
 
-    fn post(&self, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    pub fn post(&self, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
         let mut req = ureq::post(&self.url(path))
             .config()
             .http_status_as_error(false)
@@ -122,7 +122,7 @@ impl Served {
         answer(req.content_type("application/json").send(body))
     }
 
-    fn trigger(&self, token: Option<&str>, workflow: &str) -> String {
+    pub fn trigger(&self, token: Option<&str>, workflow: &str) -> String {
         let (status, body) = self.post(
             "/api/runs",
             token,
@@ -132,7 +132,7 @@ impl Served {
         body["run_id"].as_str().unwrap().to_string()
     }
 
-    fn wait_for(&self, run_id: &str, status: &str, within: Duration) -> Value {
+    pub fn wait_for(&self, run_id: &str, status: &str, within: Duration) -> Value {
         let deadline = Instant::now() + within;
         loop {
             let (code, body) = self.get(&format!("/api/runs/{run_id}"));
@@ -148,7 +148,7 @@ impl Served {
     }
 
     /// SIGTERM; returns the exit code.
-    fn stop(&mut self) -> Option<i32> {
+    pub fn stop(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -160,7 +160,7 @@ impl Served {
         status.code()
     }
 
-    fn saw(&mut self, text: &str) -> bool {
+    pub fn saw(&mut self, text: &str) -> bool {
         while let Ok(line) = self.log.try_recv() {
             self.lines.push(line);
         }
@@ -177,7 +177,7 @@ impl Drop for Served {
     }
 }
 
-fn answer(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, Value) {
+pub fn answer(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, Value) {
     let mut resp = r.expect("request");
     let status = resp.status().as_u16();
     let text = resp.body_mut().read_to_string().unwrap_or_default();
@@ -243,10 +243,16 @@ fn trigger_watch_to_completion_and_fetch_logs() {
     assert_eq!(code, 200);
     let text = metrics.as_str().unwrap();
     for name in [
-        "bulkhead_runs_total{status=\"succeeded\"} 1",
+        "bulkhead_runs_total{workflow=\"hello\",status=\"succeeded\"} 1",
+        "bulkhead_runs_total{workflow=\"fails\",status=\"failed\"} 1",
         "bulkhead_attempts_total{status=\"failed\",kind=\"trap\"} 1",
-        "bulkhead_schedule_lag_seconds_count 2",
+        "bulkhead_schedule_lag_seconds_count 0",
         "bulkhead_running_attempts 0",
+        "bulkhead_running_runs 0",
+        "bulkhead_run_duration_seconds_count{workflow=\"hello\"} 1",
+        "bulkhead_last_success_timestamp_seconds{workflow=\"hello\"} ",
+        "bulkhead_build_info{version=",
+        "process_resident_memory_bytes ",
     ] {
         assert!(text.contains(name), "{name} missing in:\n{text}");
     }

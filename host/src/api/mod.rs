@@ -5,9 +5,12 @@
 use crate::report::RunReport;
 use crate::serve::{FileStatus, PluginStatus, Server};
 use crate::store::{RunFilter, RunStatus, RunSummary, StoreError};
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
-use axum::middleware::{self, Next};
+mod guard;
+
+use crate::store::CancelOutcome;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -23,6 +26,8 @@ pub const MAX_BODY: usize = 64 << 10;
 pub struct Api {
     server: Arc<Server>,
     token: Option<Arc<str>>,
+    /// The address the server listens on (no-token mode serves only requests for it).
+    listen: std::net::SocketAddr,
 }
 
 /// An error response: `{"error": "..."}` with a status.
@@ -125,13 +130,16 @@ pub struct WorkflowList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerRequest {
-    /// The workflow's name.
+    /// The name of a loaded workflow (400 if none has it).
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.-]+$")]
     pub workflow: String,
-    /// Run parameters (an object).
+    /// Run parameters (an object; null or absent: none).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub params: Option<serde_json::Value>,
-    /// When to run (RFC 3339); now if absent.
+    /// When to run (RFC 3339); now if absent. At most 5 minutes in the past (clock skew) and
+    /// 366 days ahead.
+    #[schema(format = DateTime)]
     pub at: Option<String>,
 }
 
@@ -149,14 +157,17 @@ pub struct Triggered {
 /// `GET /api/runs` query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RunsQuery {
     /// Only runs of this workflow.
     pub workflow: Option<String>,
     /// Only runs with this status.
+    #[param(value_type = Option<RunStatus>)]
     pub status: Option<String>,
-    /// Page size (default 50, at most 500).
-    pub limit: Option<usize>,
-    /// `next_cursor` of the previous page.
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page (a run id).
     pub cursor: Option<String>,
 }
 
@@ -187,14 +198,14 @@ pub struct TaskLogs {
     pub task: String,
     /// Its status.
     pub status: String,
-    /// Its output.
-    #[schema(value_type = Object)]
+    /// Its output: any JSON value, null unless it succeeded.
     pub output: serde_json::Value,
     /// Every attempt's log.
     pub attempts: Vec<AttemptLogBody>,
 }
 
-/// Answer to cancel and retry.
+/// Answer to cancel and retry. `status` is `cancelling` (the host running the run was asked),
+/// `cancelled` (it was not running, or not started: it never will), or `retrying`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
     /// The run.
@@ -230,11 +241,12 @@ pub fn openapi_json() -> String {
     ApiDoc::openapi().to_pretty_json().unwrap_or_default()
 }
 
-/// The router.
-pub fn router(server: Arc<Server>, token: Option<String>) -> Router {
+/// The router of a server listening on `listen` (the bound address), with an optional token.
+pub fn router(server: Arc<Server>, token: Option<String>, listen: std::net::SocketAddr) -> Router {
     let api = Api {
         server,
         token: token.map(Arc::from),
+        listen,
     };
     Router::new()
         .route("/", get(ui))
@@ -252,39 +264,13 @@ pub fn router(server: Arc<Server>, token: Option<String>) -> Router {
         .route("/api/runs/{run_id}/cancel", post(cancel_run))
         .route("/api/runs/{run_id}/tasks/{task}/retry", post(retry_task))
         .fallback(|| async { ApiError::not_found("no such endpoint (see /api/openapi.json)") })
-        .layer(middleware::from_fn_with_state(api.clone(), authorize))
+        .layer(middleware::from_fn_with_state(
+            api.clone(),
+            guard::authorize,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(guard::json_errors))
         .with_state(api)
-}
-
-/// Mutating calls need `Authorization: Bearer TOKEN` when a token is configured.
-async fn authorize(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    req: Request,
-    next: Next,
-) -> Response {
-    let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if let (true, Some(token)) = (mutating, &api.token) {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
-            let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
-                .into_response();
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            return resp;
-        }
-    }
-    next.run(req).await
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The web UI: one page over this API (workflows, plugins, runs, a run's tasks and logs,
@@ -302,23 +288,38 @@ async fn ui() -> impl IntoResponse {
     )
 }
 
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The server is up")))]
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The server is up", body = Object), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody)))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-async fn metrics(State(api): State<Api>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        api.server.metrics.render(),
-    )
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format 0.0.4, or OpenMetrics 1.0 when the Accept header asks for `application/openmetrics-text`", content((String = "text/plain"), (String = "application/openmetrics-text"))), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody)))]
+async fn metrics(State(api): State<Api>, headers: HeaderMap) -> impl IntoResponse {
+    match api.server.store.pending_triggers().await {
+        Ok(n) => {
+            api.server.metrics.pending_triggers.set(n as i64);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot count pending triggers for /metrics"),
+    }
+    let openmetrics = api.server.metrics.render();
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if crate::metrics::wants_openmetrics(accept) {
+        (
+            [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+            openmetrics,
+        )
+    } else {
+        (
+            [(header::CONTENT_TYPE, crate::metrics::TEXT_CONTENT_TYPE)],
+            crate::metrics::to_text_format(&openmetrics),
+        )
+    }
 }
 
-#[utoipa::path(get, path = "/api/workflows", responses((status = 200, body = WorkflowList)))]
+#[utoipa::path(get, path = "/api/workflows", responses((status = 200, description = "Loaded workflows and broken workflow files", body = WorkflowList), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody)))]
 async fn list_workflows(State(api): State<Api>) -> Json<WorkflowList> {
     let now = api.server.clock.now_ms();
     let catalog = api
@@ -366,18 +367,30 @@ async fn list_workflows(State(api): State<Api>) -> Json<WorkflowList> {
     })
 }
 
-#[utoipa::path(get, path = "/api/plugins", responses((status = 200, body = [PluginStatus])))]
+#[utoipa::path(get, path = "/api/plugins", responses((status = 200, description = "Plugins of the plugin folder", body = [PluginStatus]), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody)))]
 async fn list_plugins(State(api): State<Api>) -> Json<Vec<PluginStatus>> {
     let catalog = api.server.catalog.read().unwrap_or_else(|e| e.into_inner());
     Json(catalog.plugins.values().cloned().collect())
 }
 
 #[utoipa::path(post, path = "/api/runs", request_body = TriggerRequest, security(("bearer" = [])),
-    responses((status = 201, body = Triggered), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 201, description = "The run is recorded; it starts when due", body = Triggered,
+        headers(("Location" = String, description = "The run: `/api/runs/{run_id}`"))), (status = 400, description = "The body or a field is invalid (named in the error)", body = ErrorBody), (status = 401, description = "Missing or wrong bearer token", body = ErrorBody), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody), (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody), (status = 415, description = "The body is not `application/json`", body = ErrorBody), (status = 503, description = "The server is shutting down", body = ErrorBody)))]
 async fn create_run(
     State(api): State<Api>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, Json<Triggered>)> {
+) -> ApiResult<(
+    StatusCode,
+    [(header::HeaderName, String); 1],
+    Json<Triggered>,
+)> {
+    if !guard::is_json(&headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be JSON, sent with `Content-Type: application/json`",
+        ));
+    }
     let req: TriggerRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
     if api.server.stop.drain.is_cancelled() {
@@ -414,19 +427,15 @@ async fn create_run(
     let due_at = match &req.at {
         None => None,
         Some(at) => Some(
-            chrono::DateTime::parse_from_rfc3339(at)
-                .map_err(|e| {
-                    ApiError::bad_request(format!(
-                        "field `at`: `{at}` is not an RFC 3339 time ({e})"
-                    ))
-                })?
-                .timestamp_millis(),
+            crate::trigger::due_time(at, api.server.clock.now_ms())
+                .map_err(|e| ApiError::bad_request(format!("field `at`: {e}")))?,
         ),
     };
     let run_id = api.server.trigger(&req.workflow, params, due_at).await?;
     let due = due_at.unwrap_or_else(|| api.server.clock.now_ms());
     Ok((
         StatusCode::CREATED,
+        [(header::LOCATION, format!("/api/runs/{run_id}"))],
         Json(Triggered {
             run_id,
             workflow: req.workflow,
@@ -435,7 +444,7 @@ async fn create_run(
     ))
 }
 
-#[utoipa::path(get, path = "/api/runs", params(RunsQuery), responses((status = 200, body = RunPage), (status = 400, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/runs", params(RunsQuery), responses((status = 200, description = "A page of runs, newest first", body = RunPage), (status = 400, description = "A query parameter is invalid (named in the error)", body = ErrorBody), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody)))]
 async fn list_runs(
     State(api): State<Api>,
     query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
@@ -450,11 +459,18 @@ async fn list_runs(
             ))
         })?),
     };
-    let limit = q.limit.unwrap_or(50);
+    let limit = q.limit.unwrap_or(50) as usize;
     if limit == 0 || limit > 500 {
         return Err(ApiError::bad_request(
             "query parameter `limit`: must be between 1 and 500",
         ));
+    }
+    if let Some(c) = &q.cursor {
+        if uuid::Uuid::try_parse(c).is_err() {
+            return Err(ApiError::bad_request(format!(
+                "query parameter `cursor`: `{c}` is not a run id; pass the `next_cursor` of the previous page"
+            )));
+        }
     }
     let mut runs = api
         .server
@@ -475,19 +491,24 @@ async fn list_runs(
     Ok(Json(RunPage { runs, next_cursor }))
 }
 
-#[utoipa::path(get, path = "/api/runs/{run_id}", responses((status = 200, body = RunReport), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/runs/{run_id}", params(("run_id" = String, Path, description = "The run's id")), responses((status = 200, description = "The run report", body = RunReport), (status = 404, description = "No such run (or task)", body = ErrorBody), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody)))]
 async fn get_run(State(api): State<Api>, Path(run_id): Path<String>) -> ApiResult<Json<RunReport>> {
+    let trigger = || api.server.store.trigger_of_run(&run_id);
     match api.server.store.load(&run_id).await {
-        Ok(run) => Ok(Json(RunReport::from_stored(&run))),
-        Err(StoreError::UnknownRun(_)) => match api.server.store.trigger_of_run(&run_id).await? {
-            Some(t) => Ok(Json(RunReport::pending(&t.run_id, &t.workflow, t.due_at))),
+        Ok(run) => {
+            let mut report = RunReport::from_stored(&run);
+            report.due_at = trigger().await?.map(|t| crate::store::rfc3339(t.due_at));
+            Ok(Json(report))
+        }
+        Err(StoreError::UnknownRun(_)) => match trigger().await? {
+            Some(t) => Ok(Json(RunReport::not_started(&t))),
             None => Err(ApiError::not_found(format!("no run `{run_id}`"))),
         },
         Err(e) => Err(e.into()),
     }
 }
 
-#[utoipa::path(get, path = "/api/runs/{run_id}/tasks/{task}/logs", responses((status = 200, body = TaskLogs), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/runs/{run_id}/tasks/{task}/logs", params(("run_id" = String, Path, description = "The run's id"), ("task" = String, Path, description = "The task's id")), responses((status = 200, description = "The task's status, output and every attempt's log", body = TaskLogs), (status = 404, description = "No such run (or task)", body = ErrorBody), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody)))]
 async fn task_logs(
     State(api): State<Api>,
     Path((run_id, task)): Path<(String, String)>,
@@ -514,20 +535,29 @@ async fn task_logs(
     }))
 }
 
-#[utoipa::path(post, path = "/api/runs/{run_id}/cancel", security(("bearer" = [])),
-    responses((status = 202, body = Accepted), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/runs/{run_id}/cancel", params(("run_id" = String, Path, description = "The run's id")), security(("bearer" = [])),
+    responses((status = 202, description = "Cancelled, or its host was asked to cancel it", body = Accepted), (status = 401, description = "Missing or wrong bearer token", body = ErrorBody), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody), (status = 404, description = "No such run (or task)", body = ErrorBody), (status = 409, description = "The run already ended, or is starting right now", body = ErrorBody), (status = 415, description = "The body is not `application/json`", body = ErrorBody)))]
 async fn cancel_run(
     State(api): State<Api>,
     Path(run_id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
-    let status = api
+    let outcome = api
         .server
         .store
         .request_cancel(&run_id, crate::store::now_ms())
         .await?;
-    let status = match status {
-        RunStatus::Running => "cancelling",
-        other => other.as_str(),
+    let status = match outcome {
+        CancelOutcome::Asked => "cancelling",
+        CancelOutcome::Cancelled => "cancelled",
+        CancelOutcome::AlreadyEnded(status) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "run `{run_id}` already ended ({}); there is nothing to cancel",
+                    status.as_str()
+                ),
+            ))
+        }
     };
     Ok((
         StatusCode::ACCEPTED,
@@ -538,18 +568,36 @@ async fn cancel_run(
     ))
 }
 
-#[utoipa::path(post, path = "/api/runs/{run_id}/tasks/{task}/retry", security(("bearer" = [])),
-    responses((status = 202, body = Accepted), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/runs/{run_id}/tasks/{task}/retry", params(("run_id" = String, Path, description = "The run's id"), ("task" = String, Path, description = "The task's id")), security(("bearer" = [])),
+    responses((status = 202, description = "The task runs again, with the dependents it skipped", body = Accepted), (status = 401, description = "Missing or wrong bearer token", body = ErrorBody), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody), (status = 404, description = "No such run (or task)", body = ErrorBody), (status = 409, description = "The task is not failed or cancelled, or the run is still going", body = ErrorBody), (status = 415, description = "The body is not `application/json`", body = ErrorBody), (status = 503, description = "The server is shutting down", body = ErrorBody)))]
 async fn retry_task(
     State(api): State<Api>,
     Path((run_id, task)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
+    if api.server.stop.drain.is_cancelled() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down",
+        ));
+    }
     let run = api.server.store.load(&run_id).await?;
     let Some(t) = run.tasks.iter().find(|t| t.task == task) else {
         return Err(ApiError::not_found(format!(
             "run `{run_id}` has no task `{task}`"
         )));
     };
+    if !run.status.is_final() || api.server.host.is_active(&run_id) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "run `{run_id}` is {}; a task can be retried once the run has ended",
+                match api.server.host.is_active(&run_id) {
+                    true => "still finishing",
+                    false => run.status.as_str(),
+                }
+            ),
+        ));
+    }
     if !matches!(
         t.state,
         crate::store::TaskState::Failed | crate::store::TaskState::Cancelled

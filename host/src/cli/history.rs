@@ -2,7 +2,7 @@
 
 use super::{State, EXIT_INVALID};
 use bulkhead::report::RunReport;
-use bulkhead::store::{self, RunFilter, RunStatus, Store, StoreError};
+use bulkhead::store::{self, CancelOutcome, RunFilter, RunStatus, Store, StoreError};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,15 +60,20 @@ pub fn runs(
         } else {
             println!(
                 "{:<38} {:<20} {:<12} {:<25} FINISHED",
-                "RUN", "WORKFLOW", "STATUS", "STARTED"
+                "RUN", "WORKFLOW", "STATUS", "STARTED (OR DUE)"
             );
             for r in runs {
+                let started = match (r.started_at, r.due_at) {
+                    (Some(s), _) => s,
+                    (None, Some(due)) => format!("due {due}"),
+                    (None, None) => "-".into(),
+                };
                 println!(
                     "{:<38} {:<20} {:<12} {:<25} {}",
                     r.run_id,
                     r.workflow,
-                    r.status,
-                    r.started_at,
+                    r.status.as_str(),
+                    started,
                     r.finished_at.unwrap_or_else(|| "-".into())
                 );
             }
@@ -140,9 +145,15 @@ pub fn logs(state: &State, run_id: String, task: Option<String>, attempt: Option
 pub fn cancel(state: &State, run_id: String) -> ExitCode {
     with_store(state, |store, _| async move {
         match store.request_cancel(&run_id, store::now_ms()).await? {
-            RunStatus::Running => eprintln!("asked the host running {run_id} to cancel it"),
-            RunStatus::Cancelled => eprintln!("run {run_id} cancelled"),
-            other => eprintln!("run {run_id} already ended: {}", other.as_str()),
+            CancelOutcome::Asked => eprintln!("asked the host running {run_id} to cancel it"),
+            CancelOutcome::Cancelled => eprintln!("run {run_id} cancelled"),
+            CancelOutcome::AlreadyEnded(status) => {
+                eprintln!(
+                    "error: run {run_id} already ended ({}); nothing to cancel",
+                    status.as_str()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Ok(ExitCode::SUCCESS)
     })

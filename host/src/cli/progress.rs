@@ -88,6 +88,7 @@ impl Observer for Progress {
                 self.failed.fetch_add(1, Ordering::Relaxed);
                 self.bar.println(format!("skipped: `{task}` ({because})"));
             }
+            Event::Committed { .. } => return,
         }
         self.refresh();
     }

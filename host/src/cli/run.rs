@@ -102,7 +102,7 @@ async fn execute(job: Job, args: ExecArgs, state: &State, interactive: bool) -> 
         if stop.drain.is_cancelled() {
             break;
         }
-        let code = one(&host, job, &args, interactive, stop.clone()).await;
+        let code = one(&host, job, &args, interactive, stop.for_run()).await;
         if code != ExitCode::SUCCESS {
             worst = code;
         }

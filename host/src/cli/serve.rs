@@ -94,15 +94,19 @@ pub fn serve(args: ServeArgs, state: &State) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let addr = listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let bound = match listener.local_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("error: cannot read the address of {}: {e}", args.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        let addr = bound.to_string();
         eprintln!("listening on http://{addr}");
         tracing::info!(%addr, workflows = %args.workflows.display(), "serving");
         let shutdown = CancellationToken::new();
         tokio::spawn(signal(shutdown.clone()));
-        let app = bulkhead::api::router(server.clone(), args.token.clone());
+        let app = bulkhead::api::router(server.clone(), args.token.clone(), bound);
         let http_stop = shutdown.clone();
         let http = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -152,13 +156,20 @@ pub fn trigger(
     }
     let now = bulkhead::store::now_ms();
     let due_at = match (at, after) {
-        (Some(at), _) => match chrono::DateTime::parse_from_rfc3339(&at) {
-            Ok(t) => t.timestamp_millis(),
+        (Some(at), _) => match bulkhead::trigger::due_time(&at, now) {
+            Ok(t) => t,
             Err(e) => {
-                eprintln!("error: --at `{at}` is not an RFC 3339 time ({e}); write e.g. 2026-11-23T02:00:00Z");
+                eprintln!("error: --at {e}");
                 return ExitCode::from(EXIT_INVALID);
             }
         },
+        (None, Some(d)) if d.as_millis() as i64 > bulkhead::trigger::AT_MAX_AHEAD_MS => {
+            eprintln!(
+                "error: --in {}: a one-off run can be scheduled at most 366 days ahead",
+                humantime::format_duration(d)
+            );
+            return ExitCode::from(EXIT_INVALID);
+        }
         (None, Some(d)) => now + d.as_millis() as i64,
         (None, None) => now,
     };

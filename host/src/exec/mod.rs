@@ -68,6 +68,20 @@ pub struct Stop {
     pub grace: Duration,
 }
 
+impl Stop {
+    /// The stop of one run under this one (a server's): a server stop (`drain`, `hurry`,
+    /// `cancel`) reaches the run, but the run's own cancel reaches only the run. Every run a
+    /// long-running host starts gets its own, so cancelling one run never touches another.
+    pub fn for_run(&self) -> Stop {
+        Stop {
+            drain: self.drain.child_token(),
+            hurry: self.hurry.child_token(),
+            cancel: self.cancel.child_token(),
+            grace: self.grace,
+        }
+    }
+}
+
 /// What the executor keeps per task while the run goes on.
 #[derive(Debug, Default)]
 struct Record {
@@ -305,7 +319,14 @@ pub async fn execute(
             });
         }
         if !x.batch.is_empty() {
-            match journal.commit(std::mem::take(&mut x.batch)).await {
+            let began = Instant::now();
+            let committed = journal.commit(std::mem::take(&mut x.batch)).await;
+            if journal.is_durable() {
+                observer.event(Event::Committed {
+                    duration: began.elapsed(),
+                });
+            }
+            match committed {
                 Ok(c) if c.cancel_requested => stop.cancel.cancel(),
                 Ok(_) => {}
                 Err(e) => break Some(e),
@@ -425,8 +446,10 @@ pub async fn execute(
         workflow: wf.name.clone(),
         status,
         tasks: build_tasks(&wf, &x.state, x.records, status),
-        started_at: humantime::format_rfc3339_millis(started_at).to_string(),
-        finished_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        started_at: Some(humantime::format_rfc3339_millis(started_at).to_string()),
+        finished_at: Some(humantime::format_rfc3339_millis(SystemTime::now()).to_string()),
+        due_at: None,
+        error: None,
         duration_ms: clock.elapsed().as_millis() as u64,
     })
 }

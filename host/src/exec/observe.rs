@@ -41,6 +41,11 @@ pub enum Event<'a> {
         /// Why.
         because: &'a str,
     },
+    /// A batch of transitions was committed to the state store.
+    Committed {
+        /// How long the commit took (on disk, fsync included).
+        duration: Duration,
+    },
 }
 
 /// Receives run events. Called on the executor's loop: keep it quick.
@@ -94,6 +99,7 @@ impl Observer for LogObserver {
                 tracing::error!(task, attempt, plugin, error.kind = %f.kind, "task failed: {}", f.message)
             }
             Event::Skipped { task, because } => tracing::warn!(task, "task skipped: {because}"),
+            Event::Committed { .. } => {}
         }
     }
 }

@@ -7,7 +7,7 @@ mod catalog;
 pub use catalog::{Catalog, FileStatus, PluginStatus};
 
 use crate::exec::{LogObserver, Stop};
-use crate::metrics::{Metrics, MetricsObserver, Status};
+use crate::metrics::{Metrics, MetricsObserver};
 use crate::store::{NewTrigger, Store, StoreError, TriggerKind};
 use crate::trigger::Clock;
 use crate::{Host, HostError};
@@ -214,9 +214,12 @@ impl Server {
                 self.store.fail_trigger(&t.key, &error).await?;
                 continue;
             };
-            self.metrics
-                .schedule_lag
-                .observe((now - t.due_at).max(0) as f64 / 1000.0);
+            if t.kind == TriggerKind::Cron {
+                // Only scheduled fires: a client's `at` says nothing about the scheduler.
+                self.metrics
+                    .schedule_lag
+                    .observe((now - t.due_at).max(0) as f64 / 1000.0);
+            }
             self.spawn_run(loaded, t.run_id, t.params);
         }
         Ok(())
@@ -238,7 +241,7 @@ impl Server {
                     run_id.clone(),
                     params,
                     &observer,
-                    server.stop.clone(),
+                    server.stop.for_run(),
                 )
                 .await;
             server.finished(&run_id, result);
@@ -251,7 +254,7 @@ impl Server {
             let observer = MetricsObserver::new(server.metrics.clone(), &LogObserver);
             let result = server
                 .host
-                .resume(&run_id, &observer, server.stop.clone())
+                .resume(&run_id, &observer, server.stop.for_run())
                 .await;
             server.finished(&run_id, result);
         });
@@ -264,7 +267,7 @@ impl Server {
             let observer = MetricsObserver::new(server.metrics.clone(), &LogObserver);
             let result = server
                 .host
-                .retry(&run_id, &task, &observer, server.stop.clone())
+                .retry(&run_id, &task, &observer, server.stop.for_run())
                 .await;
             server.finished(&run_id, result);
         });
@@ -279,12 +282,7 @@ impl Server {
     fn finished(&self, run_id: &str, result: Result<crate::report::RunReport, HostError>) {
         match result {
             Ok(report) => {
-                self.metrics
-                    .runs
-                    .get_or_create(&Status {
-                        status: report.status.as_str().into(),
-                    })
-                    .inc();
+                self.metrics.run_ended(&report);
                 tracing::info!(run_id, status = report.status.as_str(), "run ended");
             }
             Err(e) => tracing::error!(run_id, error = %e, "run could not go on"),

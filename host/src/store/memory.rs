@@ -268,10 +268,44 @@ impl Store for MemoryStore {
     }
 
     async fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
+        let due: std::collections::HashMap<String, i64> = self
+            .triggers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|t| (t.run_id.clone(), t.due_at))
+            .collect();
+        let waiting: Vec<Trigger> = self.with(|runs| {
+            self.triggers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .filter(|t| !runs.contains_key(&t.run_id))
+                .cloned()
+                .collect()
+        });
         self.with(|runs| {
-            let mut all: Vec<&StoredRun> = runs
-                .values()
-                .map(|r| &r.run)
+            let started = runs.values().map(|r| &r.run).map(|r| RunSummary {
+                run_id: r.run_id.clone(),
+                workflow: r.workflow.clone(),
+                status: r.status,
+                started_at: Some(rfc3339(r.created_at)),
+                finished_at: r.finished_at.map(rfc3339),
+                due_at: due.get(&r.run_id).copied().map(rfc3339),
+            });
+            let not_started = waiting.into_iter().map(|t| RunSummary {
+                status: t.status(),
+                started_at: None,
+                finished_at: t
+                    .cancelled_at
+                    .or(t.error.as_ref().and(t.claimed_at))
+                    .map(rfc3339),
+                due_at: Some(rfc3339(t.due_at)),
+                run_id: t.run_id,
+                workflow: t.workflow,
+            });
+            let mut all: Vec<RunSummary> = started
+                .chain(not_started)
                 .filter(|r| filter.workflow.as_ref().is_none_or(|w| &r.workflow == w))
                 .filter(|r| filter.status.is_none_or(|s| r.status == s))
                 .filter(|r| filter.before.as_ref().is_none_or(|b| &r.run_id < b))
@@ -282,17 +316,8 @@ impl Store for MemoryStore {
             } else {
                 filter.limit
             };
-            Ok(all
-                .into_iter()
-                .take(limit)
-                .map(|r| RunSummary {
-                    run_id: r.run_id.clone(),
-                    workflow: r.workflow.clone(),
-                    status: r.status.as_str().to_string(),
-                    started_at: rfc3339(r.created_at),
-                    finished_at: r.finished_at.map(rfc3339),
-                })
-                .collect())
+            all.truncate(limit);
+            Ok(all)
         })
     }
 
@@ -355,13 +380,32 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn request_cancel(&self, run_id: &str, now: i64) -> Result<RunStatus, StoreError> {
+    async fn request_cancel(&self, run_id: &str, now: i64) -> Result<CancelOutcome, StoreError> {
         let me = Owner::new();
+        let exists = self.with(|runs| runs.contains_key(run_id));
+        if !exists {
+            let mut triggers = self.triggers.lock().unwrap_or_else(|e| e.into_inner());
+            let t = triggers
+                .iter_mut()
+                .find(|t| t.run_id == run_id)
+                .ok_or_else(|| StoreError::UnknownRun(run_id.to_string()))?;
+            return match (t.status(), t.claimed_at) {
+                (RunStatus::Pending, None) => {
+                    t.cancelled_at = Some(now);
+                    t.claimed_at = Some(now);
+                    Ok(CancelOutcome::Cancelled)
+                }
+                (RunStatus::Pending, Some(_)) => Err(StoreError::Conflict(format!(
+                    "run `{run_id}` is starting right now; cancel it again in a moment"
+                ))),
+                (status, _) => Ok(CancelOutcome::AlreadyEnded(status)),
+            };
+        }
         self.with(|runs| {
             let row = row(runs, run_id)?;
             let r = &mut row.run;
             if r.status.is_final() {
-                return Ok(r.status);
+                return Ok(CancelOutcome::AlreadyEnded(r.status));
             }
             if !lease_is_free(
                 r.status.as_str(),
@@ -371,7 +415,7 @@ impl Store for MemoryStore {
                 now,
             ) {
                 row.cancel_requested = true;
-                return Ok(RunStatus::Running);
+                return Ok(CancelOutcome::Asked);
             }
             interrupt_running(r, now);
             for t in r.tasks.iter_mut().filter(|t| t.state == TaskState::Pending) {
@@ -382,7 +426,7 @@ impl Store for MemoryStore {
             r.finished_at = Some(now);
             r.lease_owner = None;
             r.lease_expires_at = None;
-            Ok(RunStatus::Cancelled)
+            Ok(CancelOutcome::Cancelled)
         })
     }
 
@@ -445,6 +489,7 @@ impl Store for MemoryStore {
             run_id: t.run_id,
             claimed_at: None,
             error: None,
+            cancelled_at: None,
         });
         Ok(true)
     }
@@ -471,6 +516,7 @@ impl Store for MemoryStore {
             .filter(|t| {
                 t.claimed_at.is_some_and(|c| c < now - ORPHAN_AFTER_MS)
                     && t.error.is_none()
+                    && t.cancelled_at.is_none()
                     && !runs.contains(&t.run_id)
             })
             .take(limit)
@@ -490,6 +536,11 @@ impl Store for MemoryStore {
     async fn trigger_of_run(&self, run_id: &str) -> Result<Option<Trigger>, StoreError> {
         let triggers = self.triggers.lock().unwrap_or_else(|e| e.into_inner());
         Ok(triggers.iter().find(|t| t.run_id == run_id).cloned())
+    }
+
+    async fn pending_triggers(&self) -> Result<u64, StoreError> {
+        let triggers = self.triggers.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(triggers.iter().filter(|t| t.claimed_at.is_none()).count() as u64)
     }
 
     async fn last_cron_fire(&self, workflow: &str) -> Result<Option<i64>, StoreError> {

@@ -19,12 +19,13 @@ pub use types::*;
 use async_trait::async_trait;
 
 /// The schema version this build writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The numbered migrations, applied in order to bring a database to [`SCHEMA_VERSION`].
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_init.sql")),
     (2, include_str!("../../migrations/0002_triggers.sql")),
+    (3, include_str!("../../migrations/0003_trigger_cancel.sql")),
 ];
 
 /// Durable state of runs. Implementations commit each call atomically.
@@ -58,7 +59,8 @@ pub trait Store: Send + Sync {
     /// Everything stored about a run.
     async fn load(&self, run_id: &str) -> Result<StoredRun, StoreError>;
 
-    /// Runs, newest first.
+    /// Runs, newest first, with the runs that triggers will start (or that were cancelled or
+    /// failed before they started) listed as [`Trigger::status`] says.
     async fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError>;
 
     /// Logs of a run's attempts (of one task, and one attempt, if given), in order.
@@ -72,8 +74,10 @@ pub trait Store: Send + Sync {
     /// Ids of runs that did not finish: `interrupted`, or `running`/`pending` with no live lease.
     async fn unfinished(&self, now_ms: i64) -> Result<Vec<String>, StoreError>;
 
-    /// Asks the host running the run to cancel it; a run nobody holds is marked `cancelled` at once.
-    async fn request_cancel(&self, run_id: &str, now_ms: i64) -> Result<RunStatus, StoreError>;
+    /// Asks the host running the run to cancel it; a run nobody holds is marked `cancelled` at
+    /// once, and so is a run whose trigger is not due yet (it then never starts). A run that
+    /// had ended keeps its status.
+    async fn request_cancel(&self, run_id: &str, now_ms: i64) -> Result<CancelOutcome, StoreError>;
 
     /// Puts finished tasks of a run back to `pending` (manual retry), and the run to `interrupted`
     /// so that resume picks it up.
@@ -98,6 +102,9 @@ pub trait Store: Send + Sync {
 
     /// The trigger that will start (or started) `run_id`.
     async fn trigger_of_run(&self, run_id: &str) -> Result<Option<Trigger>, StoreError>;
+
+    /// Number of triggers not claimed yet: runs that will start when due.
+    async fn pending_triggers(&self) -> Result<u64, StoreError>;
 
     /// The latest scheduled time of a cron trigger of `workflow`.
     async fn last_cron_fire(&self, workflow: &str) -> Result<Option<i64>, StoreError>;

@@ -254,7 +254,7 @@ async fn cancel_and_manual_retry(store: &dyn Store) {
     // Held by a live host: the request is passed on through the next commit.
     assert_eq!(
         store.request_cancel("c1", now_ms()).await.unwrap(),
-        RunStatus::Running
+        CancelOutcome::Asked
     );
     assert!(
         store
@@ -270,7 +270,12 @@ async fn cancel_and_manual_retry(store: &dyn Store) {
     store.release("c2", &me.0).await.unwrap();
     assert_eq!(
         store.request_cancel("c2", now_ms()).await.unwrap(),
-        RunStatus::Cancelled
+        CancelOutcome::Cancelled
+    );
+    assert_eq!(
+        store.request_cancel("c2", now_ms()).await.unwrap(),
+        CancelOutcome::AlreadyEnded(RunStatus::Cancelled),
+        "a second cancel changes nothing and says so"
     );
     let run = store.load("c2").await.unwrap();
     assert!(run.tasks.iter().all(|t| t.state == TaskState::Cancelled));
@@ -322,6 +327,97 @@ async fn cancel_and_manual_retry(store: &dyn Store) {
     );
     assert_eq!(run.tasks[0].error, None);
     store.acquire("m1", &me, now_ms(), 1000).await.unwrap();
+}
+
+/// A trigger not yet due is listed as a pending run with its due time, can be cancelled (then
+/// it is never handed out and is listed as cancelled), and a started run shows its due time.
+async fn pending_runs_are_listed_and_cancellable(store: &dyn Store) {
+    let me = Owner::new();
+    let once = |run_id: &str, due_at| NewTrigger {
+        kind: TriggerKind::Once,
+        workflow: "wf".into(),
+        params: json!({}),
+        due_at,
+        created_at: 1,
+        run_id: run_id.into(),
+    };
+    for (id, due) in [("t1", 100), ("t2", 5_000), ("t3", 6_000), ("t4", 7_000)] {
+        assert!(store.add_trigger(once(id, due)).await.unwrap());
+    }
+    assert_eq!(store.pending_triggers().await.unwrap(), 4);
+    let claimed = store.claim_due(200, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(store.pending_triggers().await.unwrap(), 3);
+    store.create_run(new_run("t1", &me, 200)).await.unwrap();
+    let pending = store
+        .list(&RunFilter {
+            status: Some(RunStatus::Pending),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<&str> = pending.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(ids, vec!["t4", "t3", "t2"], "pending runs, newest first");
+    assert_eq!(pending[2].due_at.as_deref(), Some(rfc3339(5_000).as_str()));
+    assert_eq!(pending[2].started_at, None, "not started");
+    assert_eq!(pending[2].finished_at, None);
+    let all = store.list(&RunFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 4, "started and pending runs together");
+    let started = all.iter().find(|r| r.run_id == "t1").unwrap();
+    assert_eq!(started.status, RunStatus::Running);
+    assert_eq!(started.due_at.as_deref(), Some(rfc3339(100).as_str()));
+    assert!(started.started_at.is_some());
+
+    assert_eq!(
+        store.request_cancel("t2", 300).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    assert_eq!(
+        store.request_cancel("t2", 301).await.unwrap(),
+        CancelOutcome::AlreadyEnded(RunStatus::Cancelled)
+    );
+    assert_eq!(store.pending_triggers().await.unwrap(), 2, "t3 and t4");
+    let t2 = store.trigger_of_run("t2").await.unwrap().unwrap();
+    assert_eq!(t2.status(), RunStatus::Cancelled);
+    let due = store.claim_due(10_000, 10).await.unwrap();
+    let ids: Vec<&str> = due.iter().map(|t| t.run_id.as_str()).collect();
+    assert_eq!(ids, vec!["t3", "t4"], "a cancelled trigger never starts");
+    // t3 was claimed: it is starting, so a cancel now is refused rather than lost.
+    assert!(matches!(
+        store.request_cancel("t3", 10_001).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .fail_trigger(&due[1].key, "no workflow")
+        .await
+        .unwrap();
+    let page = store
+        .list(&RunFilter {
+            limit: 2,
+            before: Some("t4".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let got: Vec<(&str, RunStatus)> = page.iter().map(|r| (r.run_id.as_str(), r.status)).collect();
+    assert_eq!(
+        got,
+        vec![("t3", RunStatus::Pending), ("t2", RunStatus::Cancelled)]
+    );
+    assert_eq!(page[1].finished_at.as_deref(), Some(rfc3339(300).as_str()));
+    let failed = store
+        .list(&RunFilter {
+            status: Some(RunStatus::Failed),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].run_id, "t4");
+    assert!(matches!(
+        store.request_cancel("nope", 1).await,
+        Err(StoreError::UnknownRun(_))
+    ));
 }
 
 /// Runs every case on a fresh store from `make`.
@@ -430,6 +526,7 @@ async fn pages_through_runs(store: &dyn Store) {
 
 async fn suite(make: impl Fn() -> Box<dyn Store>) {
     triggers_fire_once(&*make()).await;
+    pending_runs_are_listed_and_cancellable(&*make()).await;
     pages_through_runs(&*make()).await;
     records_a_run_through_commits(&*make()).await;
     leases_keep_two_hosts_apart(&*make()).await;

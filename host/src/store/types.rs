@@ -187,6 +187,17 @@ pub enum Transition {
     RunEnded { status: RunStatus, at: i64 },
 }
 
+/// What a cancel request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// A live host runs the run; it was asked to cancel it and will within about a second.
+    Asked,
+    /// The run (or its trigger, before it was due) was cancelled now.
+    Cancelled,
+    /// The run had already ended with this status; nothing changed.
+    AlreadyEnded(RunStatus),
+}
+
 /// What a commit learned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Commit {
@@ -197,11 +208,18 @@ pub struct Commit {
 /// A run as listed by `bulkhead runs`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct RunSummary {
+    /// The run's id (a UUIDv7: ids sort by creation time).
     pub run_id: String,
+    /// The workflow's name.
     pub workflow: String,
-    pub status: String,
-    pub started_at: String,
+    /// `pending`, `running`, `interrupted`, `succeeded`, `failed` or `cancelled`.
+    pub status: RunStatus,
+    /// When the run started (RFC 3339); null while it is pending.
+    pub started_at: Option<String>,
+    /// When it ended (RFC 3339); null while it is not finished.
     pub finished_at: Option<String>,
+    /// When its trigger was due (RFC 3339); null for a run started by `bulkhead run`.
+    pub due_at: Option<String>,
 }
 
 /// A task as stored.
@@ -320,6 +338,22 @@ pub struct Trigger {
     pub run_id: String,
     pub claimed_at: Option<i64>,
     pub error: Option<String>,
+    /// Cancelled before it started its run.
+    pub cancelled_at: Option<i64>,
+}
+
+impl Trigger {
+    /// The status of its run while no run exists: `cancelled` if it was cancelled before it was
+    /// due, `failed` if it could not start (its workflow is gone), `pending` otherwise.
+    pub fn status(&self) -> RunStatus {
+        if self.cancelled_at.is_some() {
+            RunStatus::Cancelled
+        } else if self.error.is_some() {
+            RunStatus::Failed
+        } else {
+            RunStatus::Pending
+        }
+    }
 }
 
 /// Why the store could not do something. Every variant names the file (or run) involved.

@@ -204,5 +204,35 @@ impl Clock for ShiftedClock {
     }
 }
 
+/// How far in the past a one-off run's `at` may be: clock skew between the caller and the
+/// server. Anything older is refused rather than run at once by surprise.
+pub const AT_PAST_TOLERANCE_MS: i64 = 5 * 60_000;
+
+/// How far ahead a one-off run may be scheduled (a year and a day).
+pub const AT_MAX_AHEAD_MS: i64 = 366 * 86_400_000;
+
+/// The due time of a one-off run asked for `at` (RFC 3339), checked against `now_ms`: at most
+/// [`AT_PAST_TOLERANCE_MS`] in the past and [`AT_MAX_AHEAD_MS`] ahead. The error says why, for
+/// a user to read after the name of the field.
+pub fn due_time(at: &str, now_ms: i64) -> Result<i64, String> {
+    let t = DateTime::parse_from_rfc3339(at)
+        .map_err(|e| {
+            format!("`{at}` is not an RFC 3339 time ({e}); write e.g. 2026-11-23T02:00:00Z")
+        })?
+        .timestamp_millis();
+    if t < now_ms - AT_PAST_TOLERANCE_MS {
+        return Err(format!(
+            "`{at}` is more than 5 minutes in the past (the server's time is {}); leave it out to run now",
+            crate::store::rfc3339(now_ms)
+        ));
+    }
+    if t > now_ms + AT_MAX_AHEAD_MS {
+        return Err(format!(
+            "`{at}` is more than a year ahead; a one-off run can be scheduled at most 366 days ahead"
+        ));
+    }
+    Ok(t)
+}
+
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@
 //! assert_eq!(wf.tasks[1].needs, vec![0]);
 //! ```
 
+mod duplicates;
 mod error;
 mod raw;
 mod retry;

@@ -17,6 +17,10 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Workflow, WorkflowError> 
         file: file.to_path_buf(),
         problems,
     };
+    let duplicates = super::duplicates::duplicate_keys(text);
+    if !duplicates.is_empty() {
+        return Err(invalid(duplicates));
+    }
     let raw: RawWorkflow =
         serde_yaml::from_str(text).map_err(|e| invalid(vec![yaml_problem(&e)]))?;
     let mut v = Validator {

@@ -53,11 +53,16 @@ fn report(task: Task<Params>) -> Result<Output, TaskError> {
                 .map_err(|e| TaskError::permanent(format!("input `{name}` has no groups: {e}")))?;
         table(&mut text, name, &groups);
     }
-    // Write to a temporary name, then rename: a retried attempt never leaves half a report.
-    let tmp = format!("{}.tmp", task.params.path);
+    // Write to a temporary name, then rename: a retried attempt never leaves half a report. The
+    // name is unique to this run and attempt, so concurrent runs writing one report never race
+    // on the temporary file; the last rename wins, whole.
+    let tmp = format!("{}.{}.{}.tmp", task.params.path, task.run_id, task.attempt);
     std::fs::write(&tmp, &text)
         .map_err(|e| TaskError::permanent(format!("cannot write {tmp}: {e} (is the folder mounted writable?)")))?;
-    std::fs::rename(&tmp, &task.params.path)?;
+    std::fs::rename(&tmp, &task.params.path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        TaskError::permanent(format!("cannot rename {tmp} to {}: {e}", task.params.path))
+    })?;
     bulkhead_sdk::info!("wrote {}", task.params.path);
     Ok(Output { path: task.params.path, lines: text.lines().count(), idempotency_key: task.idempotency_key })
 }

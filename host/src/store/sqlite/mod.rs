@@ -207,7 +207,55 @@ fn lease_row(tx: &Transaction<'_>, run_id: &str) -> rusqlite::Result<Option<Leas
 }
 
 const TRIGGER_COLUMNS: &str =
-    "trigger_key, kind, workflow, params, due_at, created_at, run_id, claimed_at, error";
+    "trigger_key, kind, workflow, params, due_at, created_at, run_id, claimed_at, error, cancelled_at";
+
+/// Why cancelling a trigger failed.
+enum Cancel {
+    Sql(rusqlite::Error),
+    Store(StoreError),
+}
+
+impl From<rusqlite::Error> for Cancel {
+    fn from(e: rusqlite::Error) -> Self {
+        Cancel::Sql(e)
+    }
+}
+
+/// Cancels the trigger of a run that does not exist yet (see [`Store::request_cancel`]).
+fn cancel_trigger(tx: &Transaction<'_>, run_id: &str, now: i64) -> Result<CancelOutcome, Cancel> {
+    let t = tx
+        .query_row(
+            &format!("SELECT {TRIGGER_COLUMNS} FROM triggers WHERE run_id = ?1"),
+            [run_id],
+            trigger_row,
+        )
+        .optional()?
+        .ok_or_else(|| Cancel::Store(StoreError::UnknownRun(run_id.to_string())))?;
+    match (t.status(), t.claimed_at) {
+        (RunStatus::Pending, None) => {
+            tx.execute(
+                "UPDATE triggers SET cancelled_at = ?2, claimed_at = ?2 WHERE run_id = ?1",
+                params![run_id, now],
+            )?;
+            Ok(CancelOutcome::Cancelled)
+        }
+        (RunStatus::Pending, Some(_)) => Err(Cancel::Store(StoreError::Conflict(format!(
+            "run `{run_id}` is starting right now; cancel it again in a moment"
+        )))),
+        (status, _) => Ok(CancelOutcome::AlreadyEnded(status)),
+    }
+}
+
+/// A conversion failure is a damaged value; anything else maps as usual.
+fn corrupt_or(path: &Path, e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(_, _, reason) => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        },
+        e => map(path, e),
+    }
+}
 
 fn trigger_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Trigger> {
     Ok(Trigger {
@@ -220,7 +268,17 @@ fn trigger_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Trigger> {
         run_id: r.get(6)?,
         claimed_at: r.get(7)?,
         error: r.get(8)?,
+        cancelled_at: r.get(9)?,
     })
+}
+
+/// A stored name that this build does not know: the database was altered or is damaged.
+fn bad_value(column: usize, what: &str, value: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        format!("unknown {what} `{value}` in the database").into(),
+    )
 }
 
 fn err3(
@@ -382,9 +440,18 @@ impl Store for SqliteStore {
             } else {
                 filter.limit as i64
             };
+            // Runs, and the triggers whose run does not exist (yet, or ever).
             let mut stmt = conn
-                .prepare(
-                    "SELECT run_id, workflow, status, created_at, finished_at FROM runs
+                .prepare_cached(
+                    "SELECT run_id, workflow, status, started_at, finished_at, due_at FROM (
+                       SELECT r.run_id, r.workflow, r.status, r.created_at AS started_at, r.finished_at, t.due_at
+                         FROM runs r LEFT JOIN triggers t ON t.run_id = r.run_id
+                       UNION ALL
+                       SELECT t.run_id, t.workflow,
+                              CASE WHEN t.cancelled_at IS NOT NULL THEN 'cancelled'
+                                   WHEN t.error IS NOT NULL THEN 'failed' ELSE 'pending' END,
+                              NULL, coalesce(t.cancelled_at, CASE WHEN t.error IS NOT NULL THEN t.claimed_at END), t.due_at
+                         FROM triggers t WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id))
                      WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2)
                        AND (?4 IS NULL OR run_id < ?4)
                      ORDER BY run_id DESC LIMIT ?3",
@@ -399,17 +466,20 @@ impl Store for SqliteStore {
                         filter.before
                     ],
                     |r| {
+                        let status: String = r.get(2)?;
                         Ok(RunSummary {
                             run_id: r.get(0)?,
                             workflow: r.get(1)?,
-                            status: r.get(2)?,
-                            started_at: rfc3339(r.get(3)?),
+                            status: RunStatus::parse(&status)
+                                .ok_or_else(|| bad_value(2, "run status", &status))?,
+                            started_at: r.get::<_, Option<i64>>(3)?.map(rfc3339),
                             finished_at: r.get::<_, Option<i64>>(4)?.map(rfc3339),
+                            due_at: r.get::<_, Option<i64>>(5)?.map(rfc3339),
                         })
                     },
                 )
                 .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                .map_err(|e| map(path, e))?;
+                .map_err(|e| corrupt_or(path, e))?;
             Ok(rows)
         })
         .await
@@ -477,20 +547,30 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn request_cancel(&self, run_id: &str, now: i64) -> Result<RunStatus, StoreError> {
+    async fn request_cancel(&self, run_id: &str, now: i64) -> Result<CancelOutcome, StoreError> {
         let run_id = run_id.to_string();
         self.with(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
-            let (status, holder, until) = lease_row(&tx, &run_id).map_err(m)?.ok_or(StoreError::UnknownRun(run_id.clone()))?;
-            let status = RunStatus::parse(&status).unwrap_or(RunStatus::Interrupted);
-            if status.is_final() {
+            let Some((status, holder, until)) = lease_row(&tx, &run_id).map_err(m)? else {
+                let status = cancel_trigger(&tx, &run_id, now).map_err(|e| match e {
+                    Cancel::Sql(e) => m(e),
+                    Cancel::Store(e) => e,
+                })?;
+                tx.commit().map_err(m)?;
                 return Ok(status);
+            };
+            let status = RunStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("run `{run_id}` has the unknown status `{status}`"),
+            })?;
+            if status.is_final() {
+                return Ok(CancelOutcome::AlreadyEnded(status));
             }
             if !lease_is_free(status.as_str(), holder.as_deref(), until, &Owner::new(), now) {
                 tx.execute("UPDATE runs SET cancel_requested = 1 WHERE run_id = ?1", [&run_id]).map_err(m)?;
                 tx.commit().map_err(m)?;
-                return Ok(RunStatus::Running);
+                return Ok(CancelOutcome::Asked);
             }
             tx.execute(
                 "UPDATE attempts SET status = 'interrupted', finished_at = ?2 WHERE run_id = ?1 AND status = 'running'",
@@ -509,7 +589,7 @@ impl Store for SqliteStore {
             )
             .map_err(m)?;
             tx.commit().map_err(m)?;
-            Ok(RunStatus::Cancelled)
+            Ok(CancelOutcome::Cancelled)
         })
         .await
     }
@@ -602,7 +682,7 @@ impl Store for SqliteStore {
             }
             let orphans: Vec<Trigger> = tx
                 .prepare_cached(&format!(
-                    "SELECT {TRIGGER_COLUMNS} FROM triggers t WHERE claimed_at IS NOT NULL AND claimed_at < ?1 - ?3 AND error IS NULL
+                    "SELECT {TRIGGER_COLUMNS} FROM triggers t WHERE claimed_at IS NOT NULL AND claimed_at < ?1 - ?3 AND error IS NULL AND cancelled_at IS NULL
                      AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id) ORDER BY due_at LIMIT ?2"
                 ))
                 .and_then(|mut s| s.query_map(params![now, limit as i64, ORPHAN_AFTER_MS], trigger_row)?.collect())
@@ -636,6 +716,20 @@ impl Store for SqliteStore {
                 trigger_row,
             )
             .optional()
+            .map_err(|e| map(path, e))
+        })
+        .await
+    }
+
+    async fn pending_triggers(&self) -> Result<u64, StoreError> {
+        self.with(move |conn, path| {
+            conn.query_row(
+                // Cancelled and failed triggers are claimed too; the index on claimed_at counts.
+                "SELECT count(*) FROM triggers WHERE claimed_at IS NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
             .map_err(|e| map(path, e))
         })
         .await

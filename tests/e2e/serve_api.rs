@@ -1,0 +1,305 @@
+//! The API's edges against a real server: no-token mode refusing what a hostile web page can
+//! send, delayed runs as first-class pending runs, and JSON errors for every refusal.
+
+use crate::serve::Site;
+use crate::support::bulkhead;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+
+const HELLO: &str = "name: hello\ntasks:\n  greet: {plugin: echo}\n";
+
+/// Sends one raw HTTP/1.1 request (so that `Host` and `Origin` are exactly what a browser
+/// would send); returns the status and the body as JSON.
+fn raw(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let status: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+    out
+}
+
+#[test]
+fn without_a_token_requests_a_web_page_could_send_are_refused() {
+    let site = Site::new();
+    site.plugin("echo");
+    site.workflow("hello.yaml", HELLO);
+    let s = site.serve(&[]);
+    let port = s.base.rsplit(':').next().unwrap().to_string();
+    let body = r#"{"workflow": "hello"}"#;
+    let json = ("Content-Type", "application/json");
+
+    // A form or text/plain POST (no CORS preflight) is refused.
+    for ct in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let (code, answer) = raw(&s.base, "POST", "/api/runs", &[("Content-Type", ct)], body);
+        assert_eq!(code, 415, "{ct}: {answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("application/json"),
+            "{answer}"
+        );
+    }
+    let (code, answer) = raw(&s.base, "POST", "/api/runs", &[], body);
+    assert_eq!(code, 415, "no content type: {answer}");
+    // A cross-origin request is refused, reads included.
+    for (method, path) in [("POST", "/api/runs"), ("GET", "/api/runs")] {
+        let (code, answer) = raw(
+            &s.base,
+            method,
+            path,
+            &[json, ("Origin", "https://evil.example")],
+            body,
+        );
+        assert_eq!(code, 403, "{method} {path}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("evil.example"),
+            "{answer}"
+        );
+    }
+    // DNS rebinding: a foreign name in Host is refused.
+    let evil_host = format!("rebind.evil.example:{port}");
+    let (code, answer) = raw(&s.base, "GET", "/api/runs", &[("Host", &evil_host)], "");
+    assert_eq!(code, 403, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("rebind.evil.example"),
+        "{answer}"
+    );
+    let (code, _) = raw(&s.base, "GET", "/", &[("Host", &evil_host)], "");
+    assert_eq!(code, 403, "the UI too");
+
+    // The server's own origin, and localhost, are served.
+    let own = s.base.clone();
+    let (code, answer) = raw(
+        &s.base,
+        "POST",
+        "/api/runs",
+        &[json, ("Origin", &own)],
+        body,
+    );
+    assert_eq!(code, 201, "{answer}");
+    let localhost = format!("localhost:{port}");
+    let (code, answer) = raw(
+        &s.base,
+        "GET",
+        "/api/runs",
+        &[
+            ("Host", &localhost),
+            ("Origin", &format!("http://{localhost}")),
+        ],
+        "",
+    );
+    assert_eq!(code, 200, "{answer}");
+}
+
+#[test]
+fn a_delayed_run_is_listed_pending_and_can_be_cancelled_before_it_is_due() {
+    let site = Site::new();
+    site.plugin("echo");
+    site.workflow("hello.yaml", HELLO);
+    let s = site.serve(&["--token", "t"]);
+    let at = chrono::Utc::now() + chrono::Duration::hours(1);
+    let at_text = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (code, body) = s.post(
+        "/api/runs",
+        Some("t"),
+        &json!({"workflow": "hello", "at": at_text}).to_string(),
+    );
+    assert_eq!(code, 201, "{body}");
+    let api_run = body["run_id"].as_str().unwrap().to_string();
+    // One through the CLI too.
+    let out = bulkhead()
+        .env("BULKHEAD_STORE", site.path("state.db"))
+        .env("BULKHEAD_WORKFLOWS", site.path("workflows"))
+        .args(["trigger", "hello", "--in", "2h"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli_run = String::from_utf8_lossy(&out.stdout).trim().to_string();
+
+    let (code, page) = s.get("/api/runs?status=pending");
+    assert_eq!(code, 200);
+    let ids: Vec<&str> = page["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![cli_run.as_str(), api_run.as_str()], "{page}");
+    let listed = &page["runs"][1];
+    assert_eq!(listed["status"], "pending");
+    assert_eq!(listed["started_at"], Value::Null);
+    assert_eq!(listed["due_at"], at_text.as_str());
+    let (_, report) = s.get(&format!("/api/runs/{api_run}"));
+    assert_eq!(report["status"], "pending");
+    assert_eq!(
+        report["started_at"],
+        Value::Null,
+        "no start before it starts: {report}"
+    );
+    assert_eq!(report["due_at"], at_text.as_str());
+
+    // `bulkhead runs` shows them as pending with their due time.
+    let out = bulkhead()
+        .env("BULKHEAD_STORE", site.path("state.db"))
+        .args(["runs", "--status", "pending"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&api_run) && text.contains(&cli_run) && text.contains("due "),
+        "{text}"
+    );
+
+    // Cancel one through the API, one through the CLI: both end cancelled and never start.
+    let (code, body) = s.post(&format!("/api/runs/{api_run}/cancel"), Some("t"), "");
+    assert_eq!(
+        (code, body["status"].clone()),
+        (202, json!("cancelled")),
+        "{body}"
+    );
+    let out = bulkhead()
+        .env("BULKHEAD_STORE", site.path("state.db"))
+        .args(["cancel", &cli_run])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for run in [&api_run, &cli_run] {
+        let (_, report) = s.get(&format!("/api/runs/{run}"));
+        assert_eq!(report["status"], "cancelled", "{report}");
+        assert!(report["finished_at"].is_string(), "{report}");
+    }
+    let (_, page) = s.get("/api/runs?status=pending");
+    assert_eq!(page["runs"], json!([]));
+    let (code, body) = s.post(&format!("/api/runs/{api_run}/cancel"), Some("t"), "");
+    assert_eq!(code, 409, "cancelling twice: {body}");
+}
+
+#[test]
+fn odd_times_and_bad_requests_get_json_errors_naming_the_field() {
+    let site = Site::new();
+    site.plugin("echo");
+    site.workflow("hello.yaml", HELLO);
+    let s = site.serve(&["--token", "t"]);
+    let past = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
+    for (at, says) in [
+        (past.as_str(), "in the past"),
+        ("3000-01-01T00:00:00Z", "a year ahead"),
+        ("tomorrow", "RFC 3339"),
+        ("+275760-09-13T00:00:00Z", "RFC 3339"),
+    ] {
+        let (code, body) = s.post(
+            "/api/runs",
+            Some("t"),
+            &json!({"workflow": "hello", "at": at}).to_string(),
+        );
+        assert_eq!(code, 400, "{at}: {body}");
+        let e = body["error"].as_str().unwrap();
+        assert!(e.contains("field `at`") && e.contains(says), "{at}: {e}");
+    }
+    // A little clock skew is tolerated.
+    let skewed = (chrono::Utc::now() - chrono::Duration::seconds(30)).to_rfc3339();
+    let (code, body) = s.post(
+        "/api/runs",
+        Some("t"),
+        &json!({"workflow": "hello", "at": skewed}).to_string(),
+    );
+    assert_eq!(code, 201, "{body}");
+
+    let (code, body) = s.get("/api/runs?cursor=not-a-run-id");
+    assert_eq!(code, 400);
+    assert!(body["error"].as_str().unwrap().contains("cursor"), "{body}");
+    let (code, body) = s.get("/api/runs?limit=0");
+    assert_eq!(code, 400);
+    assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
+
+    // Refusals axum makes itself are JSON too.
+    let big = format!(
+        r#"{{"workflow": "hello", "params": {{"x": "{}"}}}}"#,
+        "a".repeat(70_000)
+    );
+    let (code, body) = s.post("/api/runs", Some("t"), &big);
+    assert_eq!(code, 413, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("KiB"), "{body}");
+    let (code, body) = raw(
+        &s.base,
+        "DELETE",
+        "/api/runs",
+        &[("Authorization", "Bearer t")],
+        "",
+    );
+    assert_eq!(code, 405, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    let (code, body) = raw(
+        &s.base,
+        "POST",
+        "/api/runs",
+        &[
+            ("Authorization", "Bearer t"),
+            ("Content-Type", "text/plain"),
+        ],
+        r#"{"workflow": "hello"}"#,
+    );
+    assert_eq!(code, 415, "{body}");
+}
