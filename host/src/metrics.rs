@@ -232,6 +232,10 @@ impl Metrics {
             m.load_errors.clone(),
         );
         r.register("triggers", "Triggers recorded", m.triggers.clone());
+        // Both series exist from the start, at 0, so that alerts see "none" rather than nothing.
+        for what in ["workflow", "plugin"] {
+            let _ = m.load_errors.get_or_create(&What { what: what.into() });
+        }
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {

@@ -116,13 +116,43 @@ impl Schedule {
     }
 
     /// The first scheduled time strictly after `after_ms`, in ms since the epoch.
+    ///
+    /// Daylight saving follows cron's rules: a fixed time skipped by a spring-forward runs once
+    /// at the first valid instant after the gap; in an hour repeated by a fall-back, a job whose
+    /// hour is fixed fires in the first pass only, while a job with a wildcard hour (`*`,
+    /// `*/2`, `@hourly`) fires in both.
     pub fn next_after(&self, after_ms: i64) -> Option<i64> {
-        let start = self.at(after_ms)?;
         self.crons
             .iter()
-            .filter_map(|c| c.find_next_occurrence(&start, false).ok())
-            .map(|t| t.timestamp_millis())
+            .zip(&self.expressions)
+            .filter_map(|(c, e)| self.next_of(c, hour_is_fixed(e), after_ms))
             .min()
+    }
+
+    fn next_of(&self, cron: &Cron, fixed_hour: bool, after_ms: i64) -> Option<i64> {
+        let mut after = after_ms;
+        loop {
+            let t = cron
+                .find_next_occurrence(&self.at(after)?, false)
+                .ok()?
+                .timestamp_millis();
+            if fixed_hour && self.is_second_pass(t) {
+                after = t;
+                continue;
+            }
+            return Some(t);
+        }
+    }
+
+    /// Whether the local time at `t` happened once already (the second pass of a repeated hour).
+    fn is_second_pass(&self, t: i64) -> bool {
+        let Some(local) = self.at(t) else {
+            return false;
+        };
+        match self.timezone.from_local_datetime(&local.naive_local()) {
+            chrono::LocalResult::Ambiguous(first, _) => first.timestamp_millis() != t,
+            _ => false,
+        }
     }
 
     /// Scheduled times in `(after_ms, now_ms]`, oldest first, at most `MAX_CATCHUP` (the newest).
@@ -202,6 +232,18 @@ impl Clock for ShiftedClock {
     fn now_ms(&self) -> i64 {
         SystemClock.now_ms() + self.offset.load(Ordering::SeqCst)
     }
+}
+
+/// Whether a cron expression names its hours (`30 2 * * *`, `@daily`) rather than matching
+/// every hour (`30 * * * *`, `0 */2 * * *`, `@hourly`).
+fn hour_is_fixed(expression: &str) -> bool {
+    let e = expression.trim();
+    if e.starts_with('@') {
+        return e != "@hourly";
+    }
+    e.split_whitespace()
+        .nth(1)
+        .is_some_and(|hour| !hour.starts_with('*'))
 }
 
 /// How far in the past a one-off run's `at` may be: clock skew between the caller and the

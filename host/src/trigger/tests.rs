@@ -42,16 +42,79 @@ fn next_fire_in_a_time_zone() {
     );
 }
 
+/// Fires of `expr` in `zone` between two UTC times, as RFC 3339 UTC text.
+fn fires(expr: &str, zone: &str, from: &str, to: &str) -> Vec<String> {
+    let s = Schedule::new(&[expr.into()], Some(zone), Catchup::All).unwrap();
+    s.between(ms(from), ms(to))
+        .into_iter()
+        .map(crate::store::rfc3339)
+        .collect()
+}
+
 #[test]
-fn daylight_saving_days_keep_one_fire() {
-    // Berlin skips 02:00-03:00 on 2026-03-29 and repeats 02:00-03:00 on 2026-10-25.
-    let s = Schedule::new(&["30 2 * * *".into()], Some("Europe/Berlin"), Catchup::All).unwrap();
-    let spring = s.between(ms("2026-03-28T12:00:00Z"), ms("2026-03-30T12:00:00Z"));
-    assert!(spring.len() <= 2, "{spring:?}");
-    let autumn = s.between(ms("2026-10-24T12:00:00Z"), ms("2026-10-26T12:00:00Z"));
-    assert!(!autumn.is_empty() && autumn.len() <= 3, "{autumn:?}");
-    let days: std::collections::BTreeSet<i64> = autumn.iter().map(|t| t / 86_400_000).collect();
-    assert_eq!(days.len(), autumn.len().min(2).max(days.len()));
+fn spring_forward_runs_a_skipped_fixed_time_once_at_the_first_valid_instant() {
+    // Berlin skips 02:00-03:00 local on 2026-03-29 (01:00Z is 03:00 CEST).
+    let day = ("2026-03-28T23:00:00Z", "2026-03-29T22:00:00Z");
+    assert_eq!(
+        fires("30 2 * * *", "Europe/Berlin", day.0, day.1),
+        vec!["2026-03-29T01:00:00.000Z"]
+    );
+    assert_eq!(
+        fires("0 2 * * *", "Europe/Berlin", day.0, day.1),
+        vec!["2026-03-29T01:00:00.000Z"]
+    );
+    // New York skips 02:00-03:00 local on 2026-03-08 (07:00Z is 03:00 EDT).
+    assert_eq!(
+        fires(
+            "15 2 * * *",
+            "America/New_York",
+            "2026-03-08T05:00:00Z",
+            "2026-03-09T04:00:00Z"
+        ),
+        vec!["2026-03-08T07:00:00.000Z"]
+    );
+    // Hourly jobs fire once an hour that exists: the local day has 23.
+    assert_eq!(fires("0 * * * *", "Europe/Berlin", day.0, day.1).len(), 23);
+}
+
+#[test]
+fn fall_back_fires_fixed_times_once_and_hourly_jobs_in_both_hours() {
+    // Berlin repeats 02:00-03:00 local on 2026-10-25: 00:00Z-01:00Z (CEST), 01:00Z-02:00Z (CET).
+    let day = ("2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z");
+    assert_eq!(
+        fires("30 2 * * *", "Europe/Berlin", day.0, day.1),
+        vec!["2026-10-25T00:30:00.000Z"]
+    );
+    assert_eq!(
+        fires("*/30 2 * * *", "Europe/Berlin", day.0, day.1),
+        vec!["2026-10-25T00:00:00.000Z", "2026-10-25T00:30:00.000Z"],
+        "a fixed hour with several minutes: each minute once"
+    );
+    let hourly = fires("30 * * * *", "Europe/Berlin", day.0, day.1);
+    assert_eq!(hourly.len(), 25, "the local day has 25 hours: {hourly:?}");
+    assert!(hourly.contains(&"2026-10-25T00:30:00.000Z".to_string()));
+    assert!(hourly.contains(&"2026-10-25T01:30:00.000Z".to_string()));
+    assert_eq!(fires("@hourly", "Europe/Berlin", day.0, day.1).len(), 25);
+    // New York repeats 01:00-02:00 local on 2026-11-01.
+    assert_eq!(
+        fires(
+            "30 1 * * *",
+            "America/New_York",
+            "2026-11-01T04:00:00Z",
+            "2026-11-02T05:00:00Z"
+        ),
+        vec!["2026-11-01T05:30:00.000Z"]
+    );
+    // Days without a change are untouched.
+    assert_eq!(
+        fires(
+            "30 2 * * *",
+            "Europe/Berlin",
+            "2026-10-26T00:00:00Z",
+            "2026-10-28T00:00:00Z"
+        ),
+        vec!["2026-10-26T01:30:00.000Z", "2026-10-27T01:30:00.000Z"]
+    );
 }
 
 #[test]

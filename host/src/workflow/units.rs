@@ -11,6 +11,7 @@ pub enum SizeSpec {
     /// A number of bytes.
     Bytes(u64),
     /// A string such as `64MiB`, `1MB` or `4096`.
+    #[schemars(extend("pattern" = r"^\s*[0-9]+\s*(B|KB|kB|MB|GB|KiB|MiB|GiB)?\s*$"))]
     Text(String),
 }
 
