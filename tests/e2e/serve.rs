@@ -394,6 +394,17 @@ fn a_delayed_run_survives_a_restart_and_fires_once() {
         .map(|r| r["run_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids.len(), 2, "each trigger started one run: {ids:?}");
+    // After another restart the time of the last success is known before any new run.
+    let mut s = s;
+    assert_eq!(s.stop(), Some(0));
+    let s = site.serve(&[]);
+    let (code, metrics) = answer(ureq::get(&s.url("/metrics")).call());
+    assert_eq!(code, 200);
+    let text = metrics.as_str().unwrap();
+    assert!(
+        text.contains("bulkhead_last_success_timestamp_seconds{workflow=\"hello\"} 1"),
+        "{text}"
+    );
 }
 
 #[test]

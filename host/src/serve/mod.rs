@@ -143,6 +143,7 @@ impl Server {
             }
             Err(e) => tracing::error!(error = %e, "cannot list interrupted runs"),
         }
+        self.restore_last_success().await;
         let _watcher = self.watch();
         let mut rescan = tokio::time::interval(RESCAN);
         loop {
@@ -160,6 +161,40 @@ impl Server {
         self.stop.drain.cancel();
         let mut runs = std::mem::take(&mut *self.runs.lock().unwrap_or_else(|e| e.into_inner()));
         while runs.join_next().await.is_some() {}
+    }
+
+    /// Sets `bulkhead_last_success_timestamp_seconds` of every loaded workflow from the store,
+    /// so that a restart does not hide how long a workflow has gone without success.
+    async fn restore_last_success(&self) {
+        let names: Vec<String> = {
+            let catalog = self.catalog.read().unwrap_or_else(|e| e.into_inner());
+            catalog.workflows.keys().cloned().collect()
+        };
+        for name in names {
+            let filter = crate::store::RunFilter {
+                workflow: Some(name.clone()),
+                status: Some(crate::store::RunStatus::Succeeded),
+                limit: 1,
+                before: None,
+            };
+            match self.store.list(&filter).await {
+                Ok(runs) => {
+                    let at = runs
+                        .first()
+                        .and_then(|r| r.finished_at.as_deref())
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+                    if let Some(at) = at {
+                        self.metrics
+                            .last_success
+                            .get_or_create(&crate::metrics::WorkflowLabel { workflow: name })
+                            .set(at.timestamp_millis() as f64 / 1000.0);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(workflow = %name, error = %e, "cannot read the last successful run")
+                }
+            }
+        }
     }
 
     /// Records due cron fires, then claims due triggers and starts their runs.
