@@ -21,6 +21,7 @@ need check-jsonschema "pip install check-jsonschema"
 need openapi-spec-validator "pip install openapi-spec-validator"
 need schemathesis "pip install schemathesis"
 need promtool "apt-get install prometheus"
+need prometheus "apt-get install prometheus"
 python3 -c "import prometheus_client" 2>/dev/null || {
     echo "conformance: the Python module prometheus_client is missing; install it with: pip install prometheus-client" >&2
     missing=1
@@ -36,8 +37,9 @@ promtool check rules docs/monitoring/alerts.yml
 
 work=$(mktemp -d)
 server=""
+scraper=""
 cleanup() {
-    if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+    for p in $server $scraper; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -78,6 +80,20 @@ openapi-spec-validator "$work/openapi.json"
 echo "== metrics (promtool check metrics, OpenMetrics parser)"
 python3 tests/conformance/metrics.py "$base" "$work/metrics.txt"
 promtool check metrics <"$work/metrics.txt"
+
+echo "== metrics scraped by a Prometheus server"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$work/prometheus.yml" <<YAML
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+rule_files: [$PWD/docs/monitoring/alerts.yml]
+scrape_configs:
+  - job_name: bulkhead
+    static_configs: [{targets: ["${base#http://}"]}]
+YAML
+prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
+    --web.listen-address="127.0.0.1:$port" >"$work/prometheus.log" 2>&1 &
+scraper=$!
+python3 tests/conformance/scraped.py "http://127.0.0.1:$port" || { tail -20 "$work/prometheus.log" >&2; exit 1; }
 
 echo "== API (Schemathesis, all checks)"
 schemathesis --config-file tests/conformance/schemathesis.toml run "$base/api/openapi.json" \
