@@ -208,6 +208,16 @@ fn a_delayed_run_is_listed_pending_and_can_be_cancelled_before_it_is_due() {
         "{text}"
     );
 
+    let out = bulkhead()
+        .env("BULKHEAD_STORE", site.path("state.db"))
+        .args(["show", "--json", &cli_run])
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(shown["status"], "pending", "{shown}");
+    assert_eq!(shown["started_at"], Value::Null, "{shown}");
+    assert!(shown["due_at"].is_string(), "{shown}");
+
     // Cancel one through the API, one through the CLI: both end cancelled and never start.
     let (code, body) = s.post(&format!("/api/runs/{api_run}/cancel"), Some("t"), "");
     assert_eq!(

@@ -501,8 +501,17 @@ async fn get_run(State(api): State<Api>, Path(run_id): Path<String>) -> ApiResul
             Ok(Json(report))
         }
         Err(StoreError::UnknownRun(_)) => match trigger().await? {
-            Some(t) => Ok(Json(RunReport::not_started(&t))),
-            None => Err(ApiError::not_found(format!("no run `{run_id}`"))),
+            // A claimed trigger without a run is starting, unless it was claimed long ago: then
+            // its run was collected by `bulkhead gc` (or its host died and another will start it).
+            Some(t)
+                if t.status() != crate::store::RunStatus::Pending
+                    || t.claimed_at.is_none_or(|c| {
+                        api.server.clock.now_ms() - c < crate::store::ORPHAN_AFTER_MS
+                    }) =>
+            {
+                Ok(Json(RunReport::not_started(&t)))
+            }
+            _ => Err(ApiError::not_found(format!("no run `{run_id}`"))),
         },
         Err(e) => Err(e.into()),
     }

@@ -85,8 +85,34 @@ pub fn runs(
 /// `bulkhead show RUN_ID`
 pub fn show(state: &State, run_id: String, json: bool) -> ExitCode {
     with_store(state, |store, _| async move {
-        let run = store.load(&run_id).await?;
-        let report = RunReport::from_stored(&run);
+        let report = match store.load(&run_id).await {
+            Ok(run) => {
+                let mut report = RunReport::from_stored(&run);
+                report.due_at = store
+                    .trigger_of_run(&run_id)
+                    .await?
+                    .map(|t| store::rfc3339(t.due_at));
+                report
+            }
+            Err(StoreError::UnknownRun(id)) => match store.trigger_of_run(&id).await? {
+                Some(t) if t.claimed_at.is_none() || t.status() != RunStatus::Pending => {
+                    let report = RunReport::not_started(&t);
+                    if !json {
+                        let due = report.due_at.clone().unwrap_or_default();
+                        let error = t.error.map(|e| format!(": {e}")).unwrap_or_default();
+                        println!(
+                            "run {id} of `{}`: {}{error} (due {due})",
+                            t.workflow,
+                            report.status.as_str()
+                        );
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    report
+                }
+                _ => return Err(StoreError::UnknownRun(id)),
+            },
+            Err(e) => return Err(e),
+        };
         if json {
             println!(
                 "{}",

@@ -280,6 +280,7 @@ impl Store for MemoryStore {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .iter()
+                .filter(|t| t.claimed_at.is_none() || t.status() != RunStatus::Pending)
                 .filter(|t| !runs.contains_key(&t.run_id))
                 .cloned()
                 .collect()
@@ -447,7 +448,7 @@ impl Store for MemoryStore {
     }
 
     async fn gc(&self, before: i64) -> Result<Vec<String>, StoreError> {
-        self.with(|runs| {
+        let mut ids = self.with(|runs| {
             let mut ids: Vec<String> = runs
                 .values()
                 .filter(|r| r.run.created_at < before && r.run.status.is_final())
@@ -457,8 +458,30 @@ impl Store for MemoryStore {
             for id in &ids {
                 runs.remove(id);
             }
-            Ok(ids)
-        })
+            ids
+        });
+        let mut triggers = self.triggers.lock().unwrap_or_else(|e| e.into_inner());
+        let started = self.with(|runs| {
+            runs.keys()
+                .cloned()
+                .collect::<std::collections::HashSet<_>>()
+        });
+        let mut never = Vec::new();
+        triggers.retain(|t| {
+            if ids.contains(&t.run_id) {
+                return false;
+            }
+            let ended_unstarted = t.created_at < before
+                && (t.cancelled_at.is_some() || t.error.is_some())
+                && !started.contains(&t.run_id);
+            if ended_unstarted {
+                never.push(t.run_id.clone());
+            }
+            !ended_unstarted
+        });
+        ids.extend(never);
+        ids.sort();
+        Ok(ids)
     }
 
     async fn plugin_hashes_in_use(&self) -> Result<Vec<String>, StoreError> {

@@ -402,9 +402,10 @@ async fn pending_runs_are_listed_and_cancellable(store: &dyn Store) {
     let got: Vec<(&str, RunStatus)> = page.iter().map(|r| (r.run_id.as_str(), r.status)).collect();
     assert_eq!(
         got,
-        vec![("t3", RunStatus::Pending), ("t2", RunStatus::Cancelled)]
+        vec![("t2", RunStatus::Cancelled), ("t1", RunStatus::Running)],
+        "t3 is claimed and its run is being created: listed once it exists"
     );
-    assert_eq!(page[1].finished_at.as_deref(), Some(rfc3339(300).as_str()));
+    assert_eq!(page[0].finished_at.as_deref(), Some(rfc3339(300).as_str()));
     let failed = store
         .list(&RunFilter {
             status: Some(RunStatus::Failed),
@@ -418,6 +419,39 @@ async fn pending_runs_are_listed_and_cancellable(store: &dyn Store) {
         store.request_cancel("nope", 1).await,
         Err(StoreError::UnknownRun(_))
     ));
+
+    // gc takes runs that never started (cancelled, failed to start) with the finished ones,
+    // and the triggers of the runs it deletes: none comes back as pending, none is handed out.
+    store
+        .commit(
+            "t1",
+            &me.0,
+            vec![Transition::RunEnded {
+                status: RunStatus::Succeeded,
+                at: 250,
+            }],
+        )
+        .await
+        .unwrap();
+    let gone = store.gc(i64::MAX).await.unwrap();
+    assert_eq!(
+        gone,
+        vec!["t1", "t2", "t4"],
+        "finished, cancelled and failed"
+    );
+    let left = store.list(&RunFilter::default()).await.unwrap();
+    let ids: Vec<&str> = left.iter().map(|r| r.run_id.as_str()).collect();
+    assert!(ids.is_empty(), "{ids:?}");
+    assert!(store.trigger_of_run("t1").await.unwrap().is_none());
+    assert!(
+        store
+            .claim_due(i64::MAX - ORPHAN_AFTER_MS * 2, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|t| t.run_id == "t3"),
+        "a collected run's trigger is never handed out again"
+    );
 }
 
 /// Runs every case on a fresh store from `make`.

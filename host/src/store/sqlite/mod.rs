@@ -451,7 +451,9 @@ impl Store for SqliteStore {
                               CASE WHEN t.cancelled_at IS NOT NULL THEN 'cancelled'
                                    WHEN t.error IS NOT NULL THEN 'failed' ELSE 'pending' END,
                               NULL, coalesce(t.cancelled_at, CASE WHEN t.error IS NOT NULL THEN t.claimed_at END), t.due_at
-                         FROM triggers t WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id))
+                         FROM triggers t
+                        WHERE (t.claimed_at IS NULL OR t.cancelled_at IS NOT NULL OR t.error IS NOT NULL)
+                          AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id))
                      WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2)
                        AND (?4 IS NULL OR run_id < ?4)
                      ORDER BY run_id DESC LIMIT ?3",
@@ -627,16 +629,40 @@ impl Store for SqliteStore {
         self.with(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
-            let ids: Vec<String> = tx
+            let mut ids: Vec<String> = tx
                 .prepare("SELECT run_id FROM runs WHERE created_at < ?1 AND status IN ('succeeded', 'failed', 'cancelled')")
                 .and_then(|mut s| s.query_map([before], |r| r.get(0))?.collect())
                 .map_err(m)?;
+            // Triggers go with their runs (a schedule whose newest fire is collected owes nothing
+            // from before: it fires on, never twice).
+            tx.execute(
+                "DELETE FROM triggers WHERE run_id IN
+                   (SELECT run_id FROM runs WHERE created_at < ?1 AND status IN ('succeeded', 'failed', 'cancelled'))",
+                [before],
+            )
+            .map_err(m)?;
             tx.execute(
                 "DELETE FROM runs WHERE created_at < ?1 AND status IN ('succeeded', 'failed', 'cancelled')",
                 [before],
             )
             .map_err(m)?;
+            // Runs that never started: cancelled before they were due, or failed to start.
+            let never: Vec<String> = tx
+                .prepare(
+                    "SELECT run_id FROM triggers t WHERE created_at < ?1 AND (cancelled_at IS NOT NULL OR error IS NOT NULL)
+                       AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id)",
+                )
+                .and_then(|mut s| s.query_map([before], |r| r.get(0))?.collect())
+                .map_err(m)?;
+            tx.execute(
+                "DELETE FROM triggers WHERE created_at < ?1 AND (cancelled_at IS NOT NULL OR error IS NOT NULL)
+                   AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = triggers.run_id)",
+                [before],
+            )
+            .map_err(m)?;
             tx.commit().map_err(m)?;
+            ids.extend(never);
+            ids.sort();
             Ok(ids)
         })
         .await
