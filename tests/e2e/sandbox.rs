@@ -141,3 +141,78 @@ fn a_mount_does_not_reach_outside_its_folder() {
         ran.task("p")["output"]
     );
 }
+
+#[test]
+fn nested_mounts_are_refused_when_either_is_writable() {
+    // The escape: `./data` writable at /data lets a plugin move `data/sub` away and put a link
+    // to /etc in its place; the next attempt's read-only /sub would then be the host's /etc.
+    let cases = [
+        // Within a task.
+        ("  a:\n    plugin: probe\n    mounts: [{host: data, guest: /data, writable: true}, {host: data/sub, guest: /sub}]\n", true),
+        // Across tasks, the inner one writable.
+        ("  a: {plugin: probe, mounts: [{host: data, guest: /data}]}\n  b: {plugin: probe, mounts: [{host: data/sub, guest: /sub, writable: true}]}\n", true),
+        // Read-only both: nothing can be moved.
+        ("  a: {plugin: probe, mounts: [{host: data, guest: /data}, {host: data/sub, guest: /sub}]}\n", false),
+        // The same folder twice, writable: neither can reach the other's root.
+        ("  a: {plugin: probe, mounts: [{host: data, guest: /data, writable: true}]}\n  b: {plugin: probe, mounts: [{host: data, guest: /d, writable: true}]}\n", false),
+    ];
+    for (tasks, refused) in cases {
+        let case = Case::new(&format!("name: nested\ntasks:\n{tasks}"));
+        std::fs::create_dir_all(case.path("data/sub")).unwrap();
+        let out = case
+            .bulkhead()
+            .arg("validate")
+            .arg(case.file())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if refused {
+            assert_eq!(out.status.code(), Some(2), "{tasks}: {stderr}");
+            assert!(stderr.contains("lies inside"), "{stderr}");
+            assert!(
+                stderr.contains("nested mounts are refused when either is writable"),
+                "{stderr}"
+            );
+        } else {
+            assert!(out.status.success(), "{tasks}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn a_mount_swapped_for_a_symlink_after_validation_is_refused() {
+    // Something else with write access to `data/` (another workflow, another run) swaps the
+    // mounted folder for a link to /etc while the run waits: the attempt must not follow it.
+    let case = Case::new(
+        "name: swap\ntasks:\n  wait: {plugin: sleep, params: {ms: 1500}}\n  p:\n    plugin: probe\n    needs: [wait]\n    params: {read: /sub/passwd}\n    mounts: [{host: data/sub, guest: /sub}]\n",
+    );
+    std::fs::create_dir_all(case.path("data/sub")).unwrap();
+    let child = case
+        .bulkhead()
+        .args(["run", "--json"])
+        .arg(case.file())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::support::wait_for_attempt(&case.store(), "wait");
+    std::fs::rename(case.path("data/sub"), case.path("data/moved")).unwrap();
+    std::os::unix::fs::symlink("/etc", case.path("data/sub")).unwrap();
+    let ran = crate::support::Ran::from(child.wait_with_output().unwrap());
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert_eq!(
+        ran.ended("p"),
+        ("failed".into(), "load".into()),
+        "{}",
+        ran.report
+    );
+    assert!(
+        ran.message("p").contains("symbolic link"),
+        "{}",
+        ran.message("p")
+    );
+    assert!(
+        !ran.report.to_string().contains("root:"),
+        "the host's /etc/passwd leaked"
+    );
+}

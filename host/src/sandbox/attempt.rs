@@ -178,13 +178,15 @@ fn wasi_context(
     for (k, v) in &grants.env {
         b.env(k, v);
     }
+    // Held open until the context has its own handles: each names the inode checked here.
+    let mut opened = Vec::with_capacity(grants.mounts.len());
     for m in &grants.mounts {
         let perms = if m.writable {
             FsPerms::ReadWrite
         } else {
             FsPerms::ReadOnly
         };
-        b.preopened_dir(&m.host, &m.guest, perms).map_err(|e| {
+        let fail = |e: String| {
             Failure::new(
                 FailureKind::Load,
                 format!(
@@ -193,7 +195,12 @@ fn wasi_context(
                     m.guest
                 ),
             )
-        })?;
+        };
+        let dir = super::mounts::open(m).map_err(fail)?;
+        b.preopened_dir(dir.path(), &m.guest, perms)
+            .map_err(|e| fail(e.to_string()))?;
+        opened.push(dir);
     }
+    drop(opened);
     Ok(b.build_p1())
 }

@@ -56,6 +56,9 @@ pub struct Mount {
     pub guest: String,
     /// Whether the plugin may create, change and delete files under it.
     pub writable: bool,
+    /// Device and inode of the directory when the workflow was validated: every attempt checks
+    /// it still opens that directory.
+    pub identity: (u64, u64),
 }
 
 /// Why an attempt failed (DESIGN.md section 2). The names are part of the contract.

@@ -11,6 +11,7 @@ mod cache;
 mod classify;
 mod engine;
 mod limits;
+mod mounts;
 mod outcome;
 mod pipes;
 

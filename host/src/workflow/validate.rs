@@ -140,6 +140,7 @@ impl Validator<'_> {
             tasks.push(self.task(id, task, &raw.defaults.limits, &raw.defaults.retry, &ids));
         }
         self.cycles(&tasks);
+        self.nested_mounts(&tasks);
         Workflow {
             name: raw.name,
             description: raw.description,
@@ -460,14 +461,19 @@ impl Validator<'_> {
             return None;
         }
         let host = self.dir.join(&m.host);
-        match std::fs::metadata(&host) {
-            Ok(meta) if meta.is_dir() => Some(Mount {
-                host: std::fs::canonicalize(&host).unwrap_or(host),
+        let canonical = std::fs::canonicalize(&host);
+        match canonical.and_then(|c| std::fs::metadata(&c).map(|meta| (c, meta))) {
+            Ok((canonical, meta)) if meta.is_dir() => Some(Mount {
+                host: canonical,
                 guest: match m.guest.trim_end_matches('/') {
                     "" => "/".to_string(),
                     trimmed => trimmed.to_string(),
                 },
                 writable: m.writable,
+                identity: {
+                    use std::os::unix::fs::MetadataExt;
+                    (meta.dev(), meta.ino())
+                },
             }),
             Ok(_) => {
                 self.report(Problem::new(
@@ -487,6 +493,57 @@ impl Validator<'_> {
                     .hint("host paths are relative to the workflow file's folder; create the folder first"),
                 );
                 None
+            }
+        }
+    }
+
+    /// Refuses a mount whose host folder lies strictly inside another mount's folder (in the
+    /// same task or another) when either is writable: a plugin with write access to the outer
+    /// folder could move the inner one away and put a link to anywhere in its place, and a
+    /// writable inner one would then write there. The same folder mounted twice is fine: no
+    /// mount can reach the other's root. Linear in the number of mounts after sorting.
+    fn nested_mounts(&mut self, tasks: &[Task]) {
+        let mut all: Vec<(&Path, bool, &str, usize)> = tasks
+            .iter()
+            .flat_map(|t| {
+                t.grants
+                    .mounts
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, m)| (m.host.as_path(), m.writable, t.id.as_str(), i))
+            })
+            .collect();
+        // Component-wise order: a folder comes right before everything inside it.
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        let mut outer: Vec<(&Path, bool, &str, usize)> = Vec::new();
+        let mut reported = HashSet::new();
+        for m in all {
+            while outer.last().is_some_and(|o| !m.0.starts_with(o.0)) {
+                outer.pop();
+            }
+            let strict: Vec<_> = outer.iter().filter(|o| o.0 != m.0).collect();
+            if let Some(o) = strict.iter().rev().find(|o| o.1 || m.1) {
+                if reported.insert((m.2, m.3)) {
+                    let rw = |w: bool| if w { "writable" } else { "read-only" };
+                    self.report(
+                        Problem::new(
+                            Some(m.2),
+                            Some(&format!("mounts[{}].host", m.3)),
+                            format!(
+                                "{} ({}) lies inside {} ({}), mounted by task `{}`; nested mounts are refused when either is writable",
+                                m.0.display(),
+                                rw(m.1),
+                                o.0.display(),
+                                rw(o.1),
+                                o.2
+                            ),
+                        )
+                        .hint("mount sibling folders instead (e.g. `in/` read-only and `out/` writable)"),
+                    );
+                }
+            }
+            if outer.last().is_none_or(|o| o.0 != m.0 || (m.1 && !o.1)) {
+                outer.push(m);
             }
         }
     }
