@@ -27,6 +27,62 @@ pub struct HostConfig {
     pub store: Option<Arc<dyn Store>>,
     /// Where the exact plugin versions of recorded runs are kept, by content hash.
     pub plugin_copies: Option<PathBuf>,
+    /// The host's own files, which no mount may reach (see [`Guarded`]).
+    pub guarded: Vec<Guarded>,
+}
+
+/// A path of the host's own (state, cache, plugins, workflows) that no mount may reach: a
+/// plugin that could write it could change what later runs execute.
+#[derive(Debug, Clone)]
+pub struct Guarded {
+    /// The path (made absolute and canonical when the host starts).
+    pub path: PathBuf,
+    /// What it is, for the error message (`the state store`, ...).
+    pub what: &'static str,
+    /// Whether mounts inside it are refused too (a folder whose every file matters), not only
+    /// mounts that contain it.
+    pub tree: bool,
+}
+
+impl Guarded {
+    /// A folder no mount may contain or lie inside.
+    pub fn tree(path: impl Into<PathBuf>, what: &'static str) -> Guarded {
+        Guarded {
+            path: path.into(),
+            what,
+            tree: true,
+        }
+    }
+
+    /// A file or folder no mount may contain.
+    pub fn path(path: impl Into<PathBuf>, what: &'static str) -> Guarded {
+        Guarded {
+            path: path.into(),
+            what,
+            tree: false,
+        }
+    }
+
+    /// The canonical absolute form of a path that may not exist yet (its nearest existing
+    /// ancestor is canonicalised).
+    fn resolved(mut self) -> Guarded {
+        let abs = std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone());
+        let mut tail = Vec::new();
+        let mut at = abs.as_path();
+        self.path = loop {
+            if let Ok(c) = std::fs::canonicalize(at) {
+                break tail.iter().rev().fold(c, |p: PathBuf, n| p.join(n));
+            }
+            match (at.parent(), at.file_name()) {
+                (Some(parent), Some(name)) => {
+                    tail.push(name.to_os_string());
+                    at = parent;
+                }
+                _ => break abs.clone(),
+            }
+        };
+        self
+    }
 }
 
 impl Default for HostConfig {
@@ -37,6 +93,7 @@ impl Default for HostConfig {
             max_parallel: 256,
             store: None,
             plugin_copies: None,
+            guarded: Vec::new(),
         }
     }
 }
@@ -71,6 +128,7 @@ pub struct Host {
     plugin_copies: Option<PathBuf>,
     owner: Owner,
     slots: Arc<tokio::sync::Semaphore>,
+    guarded: Vec<Guarded>,
     /// Runs this host is executing now (from before its lease is taken to after it is given
     /// up), so that a retry never overlaps the end of the execution it follows.
     active: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -131,7 +189,51 @@ impl Host {
             owner: Owner::new(),
             slots: Arc::new(tokio::sync::Semaphore::new(config.max_parallel.max(1))),
             active: std::sync::Mutex::new(std::collections::HashSet::new()),
+            guarded: config.guarded.into_iter().map(Guarded::resolved).collect(),
         })
+    }
+
+    /// Adds a path no mount may reach (e.g. the workflow folder of `serve`).
+    pub fn guard(&mut self, guarded: Guarded) {
+        self.guarded.push(guarded.resolved());
+    }
+
+    /// Refuses every mount that would reach one of the host's own paths.
+    fn check_mounts(&self, wf: &Workflow) -> Result<(), WorkflowError> {
+        let mut problems = Vec::new();
+        for t in &wf.tasks {
+            for (i, m) in t.grants.mounts.iter().enumerate() {
+                for g in &self.guarded {
+                    let contains = g.path.starts_with(&m.host);
+                    let inside = g.tree && m.host.starts_with(&g.path);
+                    if !(contains || inside) {
+                        continue;
+                    }
+                    let how = if contains { "contains" } else { "lies inside" };
+                    problems.push(
+                        workflow::Problem::new(
+                            Some(&t.id),
+                            Some(&format!("mounts[{i}].host")),
+                            format!(
+                                "{} {how} {} ({}); a plugin must never reach Bulkhead's own files",
+                                m.host.display(),
+                                g.what,
+                                g.path.display()
+                            ),
+                        )
+                        .hint("mount a folder that holds only the task's data"),
+                    );
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(WorkflowError::Invalid {
+                file: wf.file.clone(),
+                problems,
+            })
+        }
     }
 
     /// Whether this host is executing `run_id` now (running, resuming or retrying it).
@@ -181,6 +283,7 @@ impl Host {
 
     /// Loads the plugins of an already validated workflow (`text` is its source).
     pub fn prepare(&self, workflow: Workflow, text: String) -> Result<Loaded, WorkflowError> {
+        self.check_mounts(&workflow)?;
         let loaded = self.registry.load_for(&self.sandbox, &workflow)?;
         Ok(assemble(workflow, text, loaded))
     }
@@ -411,6 +514,7 @@ impl Host {
     /// The workflow of a stored run, with the plugin copies it started with.
     fn stored_workflow(&self, stored: &store::StoredRun) -> Result<Loaded, HostError> {
         let wf = workflow::parse(&stored.workflow_yaml, &stored.workflow_file)?;
+        self.check_mounts(&wf)?;
         let dir = self
             .plugin_copies
             .as_ref()

@@ -31,7 +31,7 @@ pub mod telemetry;
 pub mod trigger;
 pub mod workflow;
 
-pub use host::{Host, HostConfig, HostError, Loaded};
+pub use host::{Guarded, Host, HostConfig, HostError, Loaded};
 
 /// A new run id: a UUIDv7, so ids sort by creation time.
 pub fn new_run_id() -> String {

@@ -131,6 +131,9 @@ enum Command {
         /// E.g. `30d`, `12h`.
         #[arg(long, value_parser = |s: &str| bulkhead::workflow::parse_duration(s))]
         older_than: Duration,
+        /// Prune the compiled-plugin cache, oldest first, to at most this size (e.g. `1GiB`).
+        #[arg(long, default_value = "1GiB", value_parser = |s: &str| bulkhead::workflow::parse_size(&bulkhead::workflow::SizeSpec::Text(s.into())))]
+        cache_max: u64,
     },
     /// Check workflow files (YAML, graph, limits, plugins) without running anything.
     Validate {
@@ -218,9 +221,12 @@ fn main() -> ExitCode {
             quiet(args.log_format);
             cli::history::logs(&state, run_id, task, attempt)
         }
-        Command::Gc { older_than } => {
+        Command::Gc {
+            older_than,
+            cache_max,
+        } => {
             quiet(args.log_format);
-            cli::history::gc(&state, older_than)
+            cli::history::gc(&state, older_than, cache_max)
         }
         Command::Validate { files, plugins } => {
             quiet(args.log_format);

@@ -216,3 +216,38 @@ fn a_mount_swapped_for_a_symlink_after_validation_is_refused() {
         "the host's /etc/passwd leaked"
     );
 }
+
+#[test]
+fn a_mount_that_reaches_the_hosts_own_files_is_refused() {
+    // A writable `host: .` beside the state store let a plugin edit the stored workflows, and
+    // one over the cache let it swap compiled code. Read-only is refused too: run data and
+    // native code are not a plugin's business.
+    let cache = crate::support::root().join("target/e2e-cache");
+    let plugins = crate::support::test_plugins().to_path_buf();
+    for (host, says) in [
+        (".".to_string(), "contains the state store"),
+        (cache.display().to_string(), "the compiled-plugin cache"),
+        (
+            cache.join("sub").display().to_string(),
+            "lies inside the compiled-plugin cache",
+        ),
+        (plugins.display().to_string(), "the plugin folder"),
+    ] {
+        let case = Case::new(&format!(
+            "name: own\ntasks:\n  p:\n    plugin: probe\n    mounts: [{{host: \"{host}\", guest: /x, writable: true}}]\n"
+        ));
+        std::fs::create_dir_all(cache.join("sub")).unwrap();
+        for command in ["run", "validate"] {
+            let out = case
+                .bulkhead()
+                .arg(command)
+                .arg(case.file())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command} {host}: {stderr}");
+            assert!(stderr.contains(says), "{command} {host}: {stderr}");
+            assert!(stderr.contains("mounts[0].host"), "{stderr}");
+        }
+    }
+}

@@ -240,6 +240,7 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         max_parallel: args.max_parallel,
         store: None,
         plugin_copies: None,
+        guarded: Vec::new(),
     })
     .map_err(|e| e.to_string())?;
     let state = tempfile_dir()?;
@@ -250,6 +251,7 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         max_parallel: args.max_parallel,
         store: Some(Arc::new(sqlite)),
         plugin_copies: Some(state.join("plugins")),
+        guarded: Vec::new(),
     })
     .map_err(|e| e.to_string())?;
     let dir = args.plugins.dir.clone();

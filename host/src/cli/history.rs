@@ -186,7 +186,8 @@ pub fn cancel(state: &State, run_id: String) -> ExitCode {
 }
 
 /// `bulkhead gc --older-than 30d`
-pub fn gc(state: &State, older_than: Duration) -> ExitCode {
+pub fn gc(state: &State, older_than: Duration, cache_max: u64) -> ExitCode {
+    let cache_dir = state.cache_dir.clone();
     with_store(state, |store, copies| async move {
         let cut = store::now_ms() - older_than.as_millis() as i64;
         let deleted = store.gc(cut).await?;
@@ -205,7 +206,10 @@ pub fn gc(state: &State, older_than: Duration) -> ExitCode {
                     .and_then(|s| s.to_str())
                     .unwrap_or("")
                     .to_string();
+                // Only files Bulkhead wrote: `<sha-256>.wasm`, never a plugin someone named.
+                let ours = stem.len() == 64 && stem.bytes().all(|b| b.is_ascii_hexdigit());
                 if path.extension().is_some_and(|e| e == "wasm")
+                    && ours
                     && !keep.contains(&stem)
                     && std::fs::remove_file(&path).is_ok()
                 {
@@ -213,9 +217,11 @@ pub fn gc(state: &State, older_than: Duration) -> ExitCode {
                 }
             }
         }
+        let freed = bulkhead::sandbox::prune_cache(&cache_dir, cache_max);
         eprintln!(
-            "deleted {} runs and {removed} plugin copies no run needs",
-            deleted.len()
+            "deleted {} runs and {removed} plugin copies no run needs; freed {} KiB of compiled plugins",
+            deleted.len(),
+            freed >> 10
         );
         Ok(ExitCode::SUCCESS)
     })

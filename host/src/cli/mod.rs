@@ -8,7 +8,7 @@ pub mod serve;
 pub mod summary;
 
 use bulkhead::store::{MemoryStore, SqliteStore, Store};
-use bulkhead::{Host, HostConfig};
+use bulkhead::{Guarded, Host, HostConfig};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -75,6 +75,25 @@ impl State {
         }
     }
 
+    /// The host's own paths that no mount may reach.
+    fn guarded(&self, plugins: &Path, copies: Option<&Path>) -> Vec<Guarded> {
+        let mut g = vec![
+            Guarded::tree(&self.cache_dir, "the compiled-plugin cache"),
+            Guarded::path(
+                self.cache_dir.with_extension("key"),
+                "the compiled-plugin cache key",
+            ),
+            Guarded::tree(plugins, "the plugin folder"),
+        ];
+        if self.store.as_os_str() != ":memory:" {
+            g.push(Guarded::path(&self.store, "the state store"));
+        }
+        if let Some(c) = copies {
+            g.push(Guarded::tree(c, "the folder of plugin copies"));
+        }
+        g
+    }
+
     /// A host on `plugins` with the store and cache.
     pub fn host(&self, plugins: &Path, max_parallel: usize) -> Result<Host, ExitCode> {
         let (store, copies) = self.open_store()?;
@@ -83,6 +102,7 @@ impl State {
             cache_dir: Some(self.cache_dir.clone()),
             max_parallel,
             store: Some(store),
+            guarded: self.guarded(plugins, copies.as_deref()),
             plugin_copies: copies,
         })
         .map_err(|e| {
@@ -99,6 +119,7 @@ impl State {
             max_parallel: 1,
             store: None,
             plugin_copies: None,
+            guarded: self.guarded(plugins, None),
         })
         .map_err(|e| {
             eprintln!("error: {e}");

@@ -66,10 +66,14 @@ pub fn serve(args: ServeArgs, state: &State) -> ExitCode {
             }
         },
     };
-    let host = match state.host(&args.plugins.dir, args.max_parallel as usize) {
+    let mut host = match state.host(&args.plugins.dir, args.max_parallel as usize) {
         Ok(h) => h,
         Err(code) => return code,
     };
+    host.guard(bulkhead::Guarded::path(
+        &args.workflows,
+        "the workflow folder",
+    ));
     super::block_on(async move {
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,
@@ -94,6 +98,7 @@ pub fn serve(args: ServeArgs, state: &State) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        server.restore_last_success().await;
         let bound = match listener.local_addr() {
             Ok(a) => a,
             Err(e) => {

@@ -16,6 +16,12 @@ mod outcome;
 mod pipes;
 
 pub use engine::{EPOCH_TICK, MAX_WASM_STACK};
+/// Deletes the oldest compiled plugins of the cache in `dir` until it holds at most
+/// `max_bytes`, and leftover temporary files; returns the bytes freed.
+pub fn prune_cache(dir: &std::path::Path, max_bytes: u64) -> u64 {
+    cache::prune(dir, max_bytes)
+}
+
 pub use limits::{FailureKind, Grants, Limits, Mount, MAX_FUEL, MAX_MEMORY};
 pub use outcome::{AttemptOutcome, Failure};
 

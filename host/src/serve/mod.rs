@@ -143,7 +143,6 @@ impl Server {
             }
             Err(e) => tracing::error!(error = %e, "cannot list interrupted runs"),
         }
-        self.restore_last_success().await;
         let _watcher = self.watch();
         let mut rescan = tokio::time::interval(RESCAN);
         loop {
@@ -164,8 +163,9 @@ impl Server {
     }
 
     /// Sets `bulkhead_last_success_timestamp_seconds` of every loaded workflow from the store,
-    /// so that a restart does not hide how long a workflow has gone without success.
-    async fn restore_last_success(&self) {
+    /// so that a restart does not hide how long a workflow has gone without success. Call it
+    /// before serving `/metrics`.
+    pub async fn restore_last_success(&self) {
         let names: Vec<String> = {
             let catalog = self.catalog.read().unwrap_or_else(|e| e.into_inner());
             catalog.workflows.keys().cloned().collect()
