@@ -313,3 +313,47 @@ fn odd_times_and_bad_requests_get_json_errors_naming_the_field() {
     );
     assert_eq!(code, 415, "{body}");
 }
+
+#[test]
+fn the_token_is_checked_strictly_and_its_scheme_loosely() {
+    let site = Site::new();
+    site.plugin("echo");
+    site.workflow("hello.yaml", HELLO);
+    for bad in ["", "   ", " padded "] {
+        let out = bulkhead()
+            .env("BULKHEAD_STORE", site.path("state.db"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--token",
+                bad,
+                "--workflows",
+            ])
+            .arg(site.path("workflows"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "token {bad:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--token"));
+    }
+    let s = site.serve(&["--token", "s3cret"]);
+    let body = r#"{"workflow": "hello"}"#;
+    let json = ("Content-Type", "application/json");
+    for (auth, want) in [
+        ("bearer s3cret", 201),
+        ("BEARER s3cret", 201),
+        ("Bearer s3cre", 401),
+        ("Bearer s3cret-and-more", 401),
+        ("Basic s3cret", 401),
+        ("s3cret", 401),
+    ] {
+        let (code, answer) = raw(
+            &s.base,
+            "POST",
+            "/api/runs",
+            &[json, ("Authorization", auth)],
+            body,
+        );
+        assert_eq!(code, want, "{auth}: {answer}");
+    }
+}

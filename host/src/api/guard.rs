@@ -29,8 +29,10 @@ pub(super) async fn authorize(
             let given = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
-            if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim());
+            if !given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
                 let mut resp =
                     ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
                         .into_response();
@@ -149,13 +151,28 @@ pub(super) async fn json_errors(req: Request, next: Next) -> Response {
     out
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares a given token with the secret in constant time, and without leaking the secret's
+/// length: both are hashed first, and the two digests compared byte by byte without stopping.
+fn same_secret(given: &[u8], secret: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    let (a, b) = (Sha256::digest(given), Sha256::digest(secret));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 #[cfg(test)]
 mod tests {
-    use super::host_is_ours;
+    use super::{host_is_ours, same_secret};
+
+    #[test]
+    fn tokens_compare_by_digest() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3cre", b"s3cret"));
+        assert!(!same_secret(b"", b"s3cret"));
+        assert!(!same_secret(b"s3cret-and-more", b"s3cret"));
+    }
 
     #[test]
     fn only_the_listen_address_and_localhost_are_our_hosts() {

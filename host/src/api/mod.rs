@@ -66,7 +66,11 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::UnknownRun(id) => ApiError::not_found(format!("no run `{id}`")),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
-            StoreError::Held { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            // Never the holder's name: it carries the host name and process id.
+            StoreError::Held { run_id, until, .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                format!("run `{run_id}` is being run by a host until {until}; try again later"),
+            ),
             other => {
                 tracing::error!(error = %other, "state store error while serving a request");
                 ApiError::new(

@@ -38,8 +38,12 @@ pub struct ServeArgs {
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub fn serve(args: ServeArgs, state: &State) -> ExitCode {
-    if args.token.as_deref().is_some_and(str::is_empty) {
-        eprintln!("error: --token is empty");
+    if args
+        .token
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty() || t.trim() != t || t.chars().any(char::is_control))
+    {
+        eprintln!("error: --token is empty, or has spaces or control characters around or in it\n  help: use a long random string, e.g. `openssl rand -hex 32`");
         return ExitCode::from(EXIT_INVALID);
     }
     if args.token.is_none() && !args.listen.ip().is_loopback() {

@@ -11,8 +11,8 @@ use serde::Deserialize;
 /// also refuses zero timeouts, which a pattern does not).
 pub const DURATION_PATTERN: &str = r"^\s*([0-9]+\s*(nsec|ns|usec|us|msec|ms|seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|weeks|week|w|months|month|M|years|year|y)\s*)+$";
 
-/// A workflow name or task id: letters, digits, `_`, `-`, `.`, at most 128.
-pub const ID_PATTERN: &str = r"^[A-Za-z0-9_.-]{1,128}$";
+/// A workflow name or task id: letters, digits, `_`, `-`, `.`, at most 128, not `.` or `..`.
+pub const ID_PATTERN: &str = r"^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,128}$";
 
 /// The top level of a workflow file.
 #[derive(Debug, Deserialize, JsonSchema)]

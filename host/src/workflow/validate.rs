@@ -322,7 +322,18 @@ impl Validator<'_> {
         let timeout = match &raw.timeout {
             None => d.timeout,
             Some(t) => match parse_duration(t) {
-                Ok(t) if !t.is_zero() => t,
+                Ok(t) if !t.is_zero() && t <= MAX_TIMEOUT => t,
+                Ok(t) if t > MAX_TIMEOUT => {
+                    self.report(Problem::new(
+                        Some(task),
+                        Some("limits.timeout"),
+                        format!(
+                            "`{}` is longer than the longest attempt allowed (24h)",
+                            humantime::format_duration(t)
+                        ),
+                    ));
+                    d.timeout
+                }
                 Ok(_) => {
                     self.report(Problem::new(
                         Some(task),
@@ -373,10 +384,24 @@ impl Validator<'_> {
         let d = RetryPolicy::default();
         let mut duration = |field: &str, text: &Option<String>, default| match text {
             None => default,
-            Some(t) => parse_duration(t).unwrap_or_else(|e| {
-                self.report(Problem::new(Some(task), Some(&format!("retry.{field}")), e));
-                default
-            }),
+            Some(t) => match parse_duration(t) {
+                Ok(d) if d <= MAX_DELAY => d,
+                Ok(d) => {
+                    self.report(Problem::new(
+                        Some(task),
+                        Some(&format!("retry.{field}")),
+                        format!(
+                            "`{}` is longer than the longest delay allowed (7days)",
+                            humantime::format_duration(d)
+                        ),
+                    ));
+                    default
+                }
+                Err(e) => {
+                    self.report(Problem::new(Some(task), Some(&format!("retry.{field}")), e));
+                    default
+                }
+            },
         };
         let initial_delay = duration("initial_delay", &raw.initial_delay, d.initial_delay);
         let max_delay = duration("max_delay", &raw.max_delay, d.max_delay);
@@ -590,9 +615,18 @@ fn merge_retry(base: &RawRetry, over: &RawRetry) -> RawRetry {
     }
 }
 
-/// Ids and names: letters, digits, `_`, `-`, `.`; not empty.
+/// The longest `timeout` of an attempt: every deadline must stay far from overflowing.
+pub const MAX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The longest retry delay (`initial_delay`, `max_delay`).
+pub const MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Ids and names: letters, digits, `_`, `-`, `.`; not empty, not `.` or `..` (they would read
+/// as paths wherever an id is used as one).
 pub(crate) fn valid_id(s: &str) -> bool {
     !s.is_empty()
+        && s != "."
+        && s != ".."
         && s.len() <= 128
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
