@@ -28,6 +28,7 @@ pub mod serve;
 pub mod store;
 pub mod suggest;
 pub mod telemetry;
+pub mod text;
 pub mod trigger;
 pub mod workflow;
 

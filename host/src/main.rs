@@ -125,6 +125,10 @@ enum Command {
         /// Only this attempt.
         #[arg(long)]
         attempt: Option<u32>,
+        /// Print the logs byte for byte; by default control characters and bidirectional marks
+        /// are shown as escapes (`\x1b`), so a plugin cannot drive your terminal.
+        #[arg(long)]
+        raw: bool,
     },
     /// Delete finished runs older than a duration, and the plugin copies no run needs.
     Gc {
@@ -217,9 +221,10 @@ fn main() -> ExitCode {
             run_id,
             task,
             attempt,
+            raw,
         } => {
             quiet(args.log_format);
-            cli::history::logs(&state, run_id, task, attempt)
+            cli::history::logs(&state, run_id, task, attempt, raw)
         }
         Command::Gc {
             older_than,

@@ -430,3 +430,34 @@ fn a_read_only_store_is_named_and_nothing_runs() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn plugin_text_cannot_drive_the_terminal() {
+    // A window title, a clipboard write (OSC 52), a screen clear and a right-to-left override.
+    let hostile = "\\u001b]0;owned\\u0007\\u001b]52;c;aGk=\\u0007\\u001b[2J\\u202e";
+    let case = Case::new(&format!(
+        "name: term\ntasks:\n  t: {{plugin: exit, params: {{code: 3, say: \"{hostile}\"}}}}\n"
+    ));
+    let ran = case.run(&[]);
+    assert_eq!(ran.code, 1);
+    let id = ran.report["run_id"].as_str().unwrap().to_string();
+    for args in [vec!["logs", id.as_str()], vec!["show", id.as_str()]] {
+        let out = case.bulkhead().args(&args).output().unwrap();
+        let all = [out.stdout, out.stderr].concat();
+        let text = String::from_utf8_lossy(&all);
+        assert!(!all.contains(&0x1b), "{args:?} printed a raw ESC: {text}");
+        assert!(
+            !text.contains('\u{202e}'),
+            "{args:?} printed a raw bidi override"
+        );
+        if args[0] == "logs" {
+            assert!(text.contains("\\x1b]0;owned\\x07"), "{text}");
+        }
+    }
+    let raw = case
+        .bulkhead()
+        .args(["logs", &id, "--raw"])
+        .output()
+        .unwrap();
+    assert!(raw.stdout.contains(&0x1b), "--raw keeps the bytes");
+}

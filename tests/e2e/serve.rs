@@ -260,8 +260,27 @@ fn trigger_watch_to_completion_and_fetch_logs() {
     assert_eq!(code, 200);
     let page = page.as_str().unwrap();
     assert!(
-        page.contains("<title>Bulkhead</title>") && page.contains("/api/runs"),
+        page.contains("<title>Bulkhead</title>") && page.contains(r#"<script src="/ui.js">"#),
         "the web UI"
+    );
+    assert!(!page.contains("<script>"), "no inline script");
+    let mut ui = ureq::get(&s.url("/ui.js")).call().unwrap();
+    let csp = ui
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(ui
+        .body_mut()
+        .read_to_string()
+        .unwrap()
+        .contains("/api/runs"));
+    assert!(
+        csp.contains("script-src 'self'")
+            && csp.contains("frame-ancestors 'none'")
+            && !csp.contains("unsafe-inline"),
+        "{csp}"
     );
     let (code, health) = s.get("/healthz");
     assert_eq!((code, health["status"].as_str()), (200, Some("ok")));

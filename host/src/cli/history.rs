@@ -141,7 +141,7 @@ pub fn show(state: &State, run_id: String, json: bool) -> ExitCode {
                     a.duration_us as f64 / 1000.0,
                     a.fuel_used,
                     a.peak_memory / 1024,
-                    error.lines().next().unwrap_or("")
+                    bulkhead::text::printable(error.lines().next().unwrap_or(""))
                 );
             }
         }
@@ -150,7 +150,13 @@ pub fn show(state: &State, run_id: String, json: bool) -> ExitCode {
 }
 
 /// `bulkhead logs RUN_ID [TASK] [--attempt N]`
-pub fn logs(state: &State, run_id: String, task: Option<String>, attempt: Option<u32>) -> ExitCode {
+pub fn logs(
+    state: &State,
+    run_id: String,
+    task: Option<String>,
+    attempt: Option<u32>,
+    raw: bool,
+) -> ExitCode {
     with_store(state, |store, _| async move {
         let logs = store.logs(&run_id, task.as_deref(), attempt).await?;
         if logs.is_empty() {
@@ -158,7 +164,11 @@ pub fn logs(state: &State, run_id: String, task: Option<String>, attempt: Option
         }
         for l in logs {
             println!("== {} attempt {} ==", l.task, l.attempt);
-            print!("{}", l.log);
+            if raw {
+                print!("{}", l.log);
+            } else {
+                print!("{}", bulkhead::text::printable(&l.log));
+            }
             if !l.log.is_empty() && !l.log.ends_with('\n') {
                 println!();
             }

@@ -68,9 +68,9 @@ impl Observer for Progress {
                 retry_in: Some(d),
                 ..
             } => {
-                self.bar.println(format!(
+                self.bar.println(bulkhead::text::printable(&format!(
                     "retry: `{task}` attempt {attempt} failed ({f}); next attempt in {d:.1?}"
-                ));
+                )));
             }
             Event::AttemptFinished {
                 task,
@@ -81,12 +81,15 @@ impl Observer for Progress {
             } => {
                 self.running.fetch_sub(1, Ordering::Relaxed);
                 self.failed.fetch_add(1, Ordering::Relaxed);
-                self.bar
-                    .println(format!("failed: `{task}` attempt {attempt}: {f}"));
+                self.bar.println(bulkhead::text::printable(&format!(
+                    "failed: `{task}` attempt {attempt}: {f}"
+                )));
             }
             Event::Skipped { task, because } => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
-                self.bar.println(format!("skipped: `{task}` ({because})"));
+                self.bar.println(bulkhead::text::printable(&format!(
+                    "skipped: `{task}` ({because})"
+                )));
             }
             Event::Committed { .. } => return,
         }

@@ -67,5 +67,6 @@ pub fn render(report: &RunReport) -> String {
             report.count(TaskStatus::Succeeded)
         );
     }
-    out
+    // Plugin text (error messages) never reaches the terminal raw.
+    bulkhead::text::printable(&out).into_owned()
 }
