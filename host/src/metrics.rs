@@ -100,6 +100,8 @@ pub struct Metrics {
     pub load_errors: Family<What, Gauge>,
     /// Triggers recorded (cron fires, API and CLI triggers).
     pub triggers: Counter,
+    /// Rescans of the workflow and plugin folders.
+    pub reloads: Counter,
     process: ProcessMetrics,
 }
 
@@ -153,6 +155,7 @@ impl Metrics {
             schedule_lag: Histogram::new(exponential_buckets(0.001, 4.0, 10)),
             load_errors: Family::default(),
             triggers: Counter::default(),
+            reloads: Counter::default(),
             process: ProcessMetrics::default(),
             registry: Registry::default(),
         };
@@ -232,6 +235,11 @@ impl Metrics {
             m.load_errors.clone(),
         );
         r.register("triggers", "Triggers recorded", m.triggers.clone());
+        r.register(
+            "reloads",
+            "Rescans of the workflow and plugin folders",
+            m.reloads.clone(),
+        );
         // Both series exist from the start, at 0, so that alerts see "none" rather than nothing.
         for what in ["workflow", "plugin"] {
             let _ = m.load_errors.get_or_create(&What { what: what.into() });

@@ -357,3 +357,74 @@ fn the_token_is_checked_strictly_and_its_scheme_loosely() {
         assert_eq!(code, want, "{auth}: {answer}");
     }
 }
+
+/// `bulkhead_reloads_total` of a live server.
+fn reloads(s: &crate::serve::Served) -> u64 {
+    let (_, text) = crate::serve::answer(ureq::get(&s.url("/metrics")).call());
+    text.as_str()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("bulkhead_reloads_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .expect("bulkhead_reloads_total") as u64
+}
+
+#[test]
+fn the_folders_reload_only_on_changes_and_never_pile_up() {
+    let site = Site::new();
+    site.plugin("echo");
+    site.workflow("hello.yaml", HELLO);
+    let s = site.serve(&[]);
+    // Idle: the server's own reads of its folders are not changes.
+    let before = reloads(&s);
+    let idle_until = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+    while std::time::Instant::now() < idle_until {
+        let (code, _) = s.get("/healthz");
+        assert_eq!(code, 200);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let idle = reloads(&s) - before;
+    assert!(
+        idle <= 1,
+        "{idle} reloads while idle (at most the periodic rescan)"
+    );
+    // A storm of 300 writes coalesces into a few reloads, and the API stays responsive.
+    let before = reloads(&s);
+    for i in 0..300 {
+        std::fs::write(
+            site.path("workflows/hello.yaml"),
+            format!("{HELLO}# edit {i}\n"),
+        )
+        .unwrap();
+        if i % 50 == 0 {
+            let started = std::time::Instant::now();
+            let (code, _) = s.get("/healthz");
+            assert_eq!(code, 200);
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(2),
+                "the API stalled"
+            );
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, list) = s.get("/api/workflows");
+        if list["workflows"][0]["hash"].is_string() && reloads(&s) > before {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload after the writes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let storm = reloads(&s) - before;
+    assert!((1..=30).contains(&storm), "{storm} reloads for 300 writes");
+    let id = {
+        let (code, body) = s.post("/api/runs", None, r#"{"workflow": "hello"}"#);
+        assert_eq!(code, 201, "{body}");
+        body["run_id"].as_str().unwrap().to_string()
+    };
+    s.wait_for(&id, "succeeded", std::time::Duration::from_secs(30));
+}

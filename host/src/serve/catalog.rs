@@ -45,6 +45,20 @@ pub struct Catalog {
     pub files: BTreeMap<PathBuf, FileStatus>,
     /// Plugins by name.
     pub plugins: BTreeMap<String, PluginStatus>,
+    /// Modification time and size of every file as last read: a file whose stamp did not change
+    /// is not read again.
+    stamps: BTreeMap<PathBuf, (std::time::SystemTime, u64)>,
+}
+
+/// The modification time and size of a file; `None` (read it) when it was modified in the
+/// last two seconds, since a file system with coarse times could hide a second write then.
+fn stamp(path: &Path) -> Option<(std::time::SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let modified = meta.modified().ok()?;
+    let settled = modified
+        .elapsed()
+        .is_ok_and(|age| age > std::time::Duration::from_secs(2));
+    settled.then_some((modified, meta.len()))
 }
 
 fn is_workflow_file(p: &Path) -> bool {
@@ -56,15 +70,18 @@ impl Catalog {
     pub fn refresh(&mut self, host: &Host, workflows_dir: &Path, metrics: &Metrics) -> bool {
         let plugins_changed = self.refresh_plugins(host, metrics);
         let mut changed = plugins_changed;
-        let mut paths: Vec<PathBuf> = match std::fs::read_dir(workflows_dir) {
+        let mut paths: Vec<PathBuf> = match std::fs::read_dir(workflows_dir)
+            .and_then(|entries| entries.collect::<std::io::Result<Vec<_>>>())
+        {
             Ok(entries) => entries
-                .flatten()
+                .into_iter()
                 .map(|e| e.path())
                 .filter(|p| is_workflow_file(p))
                 .collect(),
             Err(e) => {
-                tracing::error!(dir = %workflows_dir.display(), error = %e, "cannot read the workflow folder");
-                Vec::new()
+                // Out of file descriptors, say: keep every workflow loaded and try again later.
+                tracing::error!(dir = %workflows_dir.display(), error = %e, "cannot read the workflow folder; keeping the loaded workflows");
+                return plugins_changed;
             }
         };
         paths.sort();
@@ -87,9 +104,16 @@ impl Catalog {
             }
         }
         for path in paths {
+            let now = stamp(&path);
+            if !plugins_changed && now.is_some() && self.stamps.get(&path) == now.as_ref() {
+                continue;
+            }
             let Ok(text) = std::fs::read_to_string(&path) else {
                 continue;
             };
+            if let Some(now) = now {
+                self.stamps.insert(path.clone(), now);
+            }
             let hash = hex::encode(Sha256::digest(text.as_bytes()));
             let known = self.files.get(&path);
             if !plugins_changed && known.is_some_and(|f| f.hash == hash) {
@@ -149,13 +173,33 @@ impl Catalog {
     }
 
     fn refresh_plugins(&mut self, host: &Host, metrics: &Metrics) -> bool {
-        let files = host.registry().list().unwrap_or_default();
+        let files = match host.registry().list() {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::error!(dir = %host.registry().dir().display(), error = %e, "cannot read the plugin folder; keeping the loaded plugins");
+                return false;
+            }
+        };
         let mut next = BTreeMap::new();
         let mut changed = files.len() != self.plugins.len();
         for f in files {
+            let now = stamp(&f.path);
+            if let Some(known) = self.plugins.get(&f.name) {
+                if now.is_some() && self.stamps.get(&f.path) == now.as_ref() {
+                    next.insert(f.name.clone(), known.clone());
+                    continue;
+                }
+            }
             let Ok(bytes) = std::fs::read(&f.path) else {
+                // Unreadable for now: keep what was loaded.
+                if let Some(known) = self.plugins.get(&f.name) {
+                    next.insert(f.name.clone(), known.clone());
+                }
                 continue;
             };
+            if let Some(now) = now {
+                self.stamps.insert(f.path.clone(), now);
+            }
             let hash = hex::encode(Sha256::digest(&bytes));
             if let Some(known) = self.plugins.get(&f.name).filter(|p| p.hash == hash) {
                 next.insert(f.name.clone(), known.clone());

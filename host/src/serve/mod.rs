@@ -41,6 +41,10 @@ pub struct Server {
     /// Stops runs (graceful, with the grace period) on shutdown.
     pub stop: Stop,
     wake: Notify,
+    /// A reload is running (on the blocking pool); at most one at a time.
+    reloading: std::sync::atomic::AtomicBool,
+    /// Something changed since the running reload started: run one more after it.
+    reload_again: std::sync::atomic::AtomicBool,
     considered: Mutex<HashMap<String, i64>>,
     runs: Mutex<JoinSet<()>>,
 }
@@ -77,6 +81,8 @@ impl Server {
                 ..Stop::default()
             },
             wake: Notify::new(),
+            reloading: std::sync::atomic::AtomicBool::new(false),
+            reload_again: std::sync::atomic::AtomicBool::new(false),
             considered: Mutex::new(HashMap::new()),
             runs: Mutex::new(JoinSet::new()),
         });
@@ -84,8 +90,9 @@ impl Server {
         Ok(server)
     }
 
-    /// Rescans both folders.
+    /// Rescans both folders (blocking: file reads and compiles; see [`Server::request_reload`]).
     pub fn reload(&self) {
+        self.metrics.reloads.inc();
         let mut next = self
             .catalog
             .read()
@@ -95,6 +102,27 @@ impl Server {
             *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = next;
             self.wake.notify_one();
         }
+    }
+
+    /// Asks for a reload without waiting for it. Requests coalesce: at most one reload runs at
+    /// a time, off the async workers, and requests made while it runs cause exactly one more.
+    pub fn request_reload(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.reload_again.store(true, SeqCst);
+        if self.reloading.swap(true, SeqCst) {
+            return;
+        }
+        let server = self.clone();
+        tokio::task::spawn_blocking(move || loop {
+            while server.reload_again.swap(false, SeqCst) {
+                server.reload();
+            }
+            server.reloading.store(false, SeqCst);
+            // A request that came after the last check but before the flag was cleared.
+            if !server.reload_again.load(SeqCst) || server.reloading.swap(true, SeqCst) {
+                break;
+            }
+        });
     }
 
     /// The active version of a workflow.
@@ -153,7 +181,7 @@ impl Server {
                 _ = shutdown.cancelled() => break,
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(TICK) => {}
-                _ = rescan.tick() => self.reload(),
+                _ = rescan.tick() => self.request_reload(),
             }
         }
         tracing::info!(grace = ?self.stop.grace, "stopping: no new runs; running attempts may finish");
@@ -329,7 +357,15 @@ impl Server {
         use notify::Watcher;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok() {
+            // Only changes: reading a file (the server's own reloads do) is not one.
+            let change = event.is_ok_and(|e| match e.kind {
+                notify::EventKind::Modify(notify::event::ModifyKind::Metadata(_)) => false,
+                notify::EventKind::Create(_)
+                | notify::EventKind::Modify(_)
+                | notify::EventKind::Remove(_) => true,
+                _ => false,
+            });
+            if change {
                 let _ = tx.send(());
             }
         })
@@ -352,7 +388,7 @@ impl Server {
                 let Some(server) = server.upgrade() else {
                     break;
                 };
-                tokio::task::spawn_blocking(move || server.reload());
+                server.request_reload();
             }
         });
         Some(watcher)
