@@ -121,6 +121,19 @@ fn a_nonzero_exit_is_kind_exit_with_its_code() {
 }
 
 #[test]
+fn exit_codes_wasi_refuses_are_kind_exit_not_trap() {
+    for code in [126, 255, -1] {
+        let ran = fail("exit", &format!("    params: {{code: {code}}}"));
+        assert_eq!(ran.ended("t"), ("failed".into(), "exit".into()), "{code}");
+        assert!(
+            ran.message("t").contains("outside 0..=125"),
+            "{code}: {}",
+            ran.message("t")
+        );
+    }
+}
+
+#[test]
 fn exit_75_is_transient() {
     let ran = fail("exit", "    params: {code: 75}");
     assert_eq!(ran.ended("t"), ("failed".into(), "transient".into()));

@@ -91,6 +91,17 @@ pub(super) fn classify(ended: Ended<'_>) -> Result<(), Failure> {
             };
             Failure::new(FailureKind::Trap, message)
         }
+        // WASI refuses `proc_exit` codes of 126 and above (and negative ones) with an error
+        // rather than an exit: it is still the plugin exiting with a failure code.
+        None if err
+            .chain()
+            .any(|c| c.to_string().contains("invalid exit status")) =>
+        {
+            Failure::new(
+            FailureKind::Exit,
+                "exited with a code outside 0..=125 (WASI refuses such codes, so the code itself is not known)",
+            )
+        }
         None => Failure::new(FailureKind::Trap, root_message(&err)),
     })
 }
@@ -185,6 +196,18 @@ mod tests {
         assert_eq!((t.kind, t.exit_code), (FailureKind::Transient, Some(75)));
         assert!(t.message.contains("retry later"));
         assert_eq!(classify(ended(3)).unwrap_err().kind, FailureKind::Exit);
+        let refused = classify(Ended {
+            result: Err(wasmtime::Error::msg(
+                "exit with invalid exit status outside of [0..126)",
+            )),
+            stdout_overflow: false,
+            memory_refused: None,
+            limits: &limits,
+            log: b"",
+        })
+        .unwrap_err();
+        assert_eq!(refused.kind, FailureKind::Exit, "{}", refused.message);
+        assert!(refused.message.contains("outside 0..=125"));
     }
 
     #[test]
