@@ -428,3 +428,45 @@ fn the_folders_reload_only_on_changes_and_never_pile_up() {
     };
     s.wait_for(&id, "succeeded", std::time::Duration::from_secs(30));
 }
+
+#[test]
+fn reads_can_require_the_token() {
+    let site = Site::new();
+    site.plugin("echo");
+    site.workflow("hello.yaml", HELLO);
+    let s = site.serve(&["--token", "t", "--token-for-reads"]);
+    for path in [
+        "/api/runs",
+        "/api/workflows",
+        "/api/plugins",
+        "/metrics",
+        "/api/openapi.json",
+    ] {
+        let (code, body) = raw(&s.base, "GET", path, &[], "");
+        assert_eq!(code, 401, "{path}: {body}");
+        let (code, _) = raw(&s.base, "GET", path, &[("Authorization", "Bearer t")], "");
+        assert_eq!(code, 200, "{path} with the token");
+    }
+    for path in ["/healthz", "/", "/ui.js", "/ui.css"] {
+        let (code, _) = raw(&s.base, "GET", path, &[], "");
+        assert_eq!(code, 200, "{path} stays public");
+    }
+    // On loopback without the flag, reads stay open.
+    let open = site.serve(&["--token", "t"]);
+    let (code, _) = raw(&open.base, "GET", "/api/runs", &[], "");
+    assert_eq!(code, 200);
+    // The flag without a token is an error.
+    let out = bulkhead()
+        .env("BULKHEAD_STORE", site.path("state.db"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-for-reads",
+            "--workflows",
+        ])
+        .arg(site.path("workflows"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

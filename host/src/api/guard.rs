@@ -24,8 +24,10 @@ pub(super) async fn authorize(
     next: Next,
 ) -> Response {
     let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let public = matches!(req.uri().path(), "/healthz" | "/" | "/ui.js" | "/ui.css");
+    let needs_token = mutating || (api.token_for_reads && !public);
     match &api.token {
-        Some(token) if mutating => {
+        Some(token) if needs_token => {
             let given = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())

@@ -26,6 +26,8 @@ pub const MAX_BODY: usize = 64 << 10;
 pub struct Api {
     server: Arc<Server>,
     token: Option<Arc<str>>,
+    /// Reads need the token too.
+    token_for_reads: bool,
     /// The address the server listens on (no-token mode serves only requests for it).
     listen: std::net::SocketAddr,
 }
@@ -245,11 +247,21 @@ pub fn openapi_json() -> String {
     ApiDoc::openapi().to_pretty_json().unwrap_or_default()
 }
 
-/// The router of a server listening on `listen` (the bound address), with an optional token.
-pub fn router(server: Arc<Server>, token: Option<String>, listen: std::net::SocketAddr) -> Router {
+/// Who may call the API.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// The bearer token mutating calls need (none: loopback only, see `guard`).
+    pub token: Option<String>,
+    /// Whether reads need the token too (all but `/healthz` and the UI's files).
+    pub token_for_reads: bool,
+}
+
+/// The router of a server listening on `listen` (the bound address).
+pub fn router(server: Arc<Server>, access: Access, listen: std::net::SocketAddr) -> Router {
     let api = Api {
         server,
-        token: token.map(Arc::from),
+        token: access.token.map(Arc::from),
+        token_for_reads: access.token_for_reads,
         listen,
     };
     Router::new()

@@ -4,7 +4,7 @@ const row = (cells) => { const tr = el('tr'); for (const c of cells) { const td 
 const head = (names) => row(names.map(n => el('b', n)));
 const auth = () => { const t = document.getElementById('token').value; return t ? { Authorization: 'Bearer ' + t } : {}; };
 async function api(path, opts = {}) {
-  const r = await fetch(path, opts);
+  const r = await fetch(path, { ...opts, headers: { ...auth(), ...(opts.headers || {}) } });
   const body = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error(body.error || r.statusText);
   return body;

@@ -25,6 +25,10 @@ pub struct ServeArgs {
     /// Bearer token required by mutating API calls. Without one, serve listens on loopback only.
     #[arg(long, env = "BULKHEAD_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Require the token for reads too (everything but `/healthz` and the UI's files). On by
+    /// default when listening beyond loopback; `--token-for-reads=false` turns it off.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", env = "BULKHEAD_TOKEN_FOR_READS")]
+    token_for_reads: Option<bool>,
     /// On SIGTERM, how long running attempts may finish before they are interrupted.
     #[arg(long, default_value = "10s", value_parser = |s: &str| bulkhead::workflow::parse_duration(s))]
     grace: Duration,
@@ -51,6 +55,13 @@ pub fn serve(args: ServeArgs, state: &State) -> ExitCode {
             "error: refusing to listen on {} without a token: anyone could start and cancel runs\n  help: pass `--token` (or set BULKHEAD_TOKEN), or listen on 127.0.0.1",
             args.listen
         );
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let token_for_reads = args
+        .token_for_reads
+        .unwrap_or(!args.listen.ip().is_loopback());
+    if token_for_reads && args.token.is_none() {
+        eprintln!("error: --token-for-reads needs a token\n  help: pass `--token` (or set BULKHEAD_TOKEN)");
         return ExitCode::from(EXIT_INVALID);
     }
     if !args.workflows.is_dir() {
@@ -115,7 +126,14 @@ pub fn serve(args: ServeArgs, state: &State) -> ExitCode {
         tracing::info!(%addr, workflows = %args.workflows.display(), "serving");
         let shutdown = CancellationToken::new();
         tokio::spawn(signal(shutdown.clone()));
-        let app = bulkhead::api::router(server.clone(), args.token.clone(), bound);
+        let app = bulkhead::api::router(
+            server.clone(),
+            bulkhead::api::Access {
+                token: args.token.clone(),
+                token_for_reads,
+            },
+            bound,
+        );
         let http_stop = shutdown.clone();
         let http = tokio::spawn(async move {
             axum::serve(listener, app)
