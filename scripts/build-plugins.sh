@@ -21,11 +21,13 @@ build() { # manifest, target dir, output folder
 build plugins/Cargo.toml target/wasm-plugins plugins
 
 # Plugins written in WebAssembly text (no SDK, no compiler: the contract is language-neutral),
-# assembled by tools/wat2wasm (the `wat` crate), so nothing beyond Rust is needed.
+# assembled by tools/wat2wasm (the `wat` crate), so nothing beyond Rust is needed. The tool
+# (target/tools/release/wat2wasm) is also used by tests that write their own WAT.
+CARGO_TARGET_DIR="$PWD/target/tools" cargo build --quiet --release --manifest-path tools/wat2wasm/Cargo.toml
 for wat in plugins/wat/*.wat; do
     out="plugins/$(basename "${wat%.wat}").wasm"
     if [ ! -f "$out" ] || [ "$wat" -nt "$out" ]; then
-        CARGO_TARGET_DIR="$PWD/target/tools" cargo run --quiet --release --manifest-path tools/wat2wasm/Cargo.toml -- "$wat" "$out"
+        target/tools/release/wat2wasm "$wat" "$out"
     fi
 done
 build tests/plugins/Cargo.toml target/wasm-tests target/test-plugins

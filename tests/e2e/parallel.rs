@@ -88,3 +88,50 @@ fn ctrl_c_stops_the_run_gracefully_and_it_can_be_resumed() {
         "interrupted"
     );
 }
+
+#[test]
+fn a_plugin_with_four_tables_does_not_starve_other_tasks() {
+    // The pool once had one table per slot while a module may define four: one such plugin
+    // made ordinary tasks fail with "maximum concurrent limit of tables reached".
+    let dir = tempfile::tempdir().unwrap();
+    let wat = dir.path().join("four.wat");
+    std::fs::write(
+        &wat,
+        r#"(module
+  (table 1 funcref) (table 1 funcref) (table 1 funcref) (table 1 funcref)
+  (memory (export "memory") 1)
+  (func (export "_start")))"#,
+    )
+    .unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let status =
+        std::process::Command::new(crate::support::root().join("target/tools/release/wat2wasm"))
+            .arg(&wat)
+            .arg(plugins.join("four.wasm"))
+            .status()
+            .expect("tools/wat2wasm, built by scripts/build-plugins.sh");
+    assert!(status.success());
+    std::fs::copy(
+        crate::support::test_plugins().join("noop.wasm"),
+        plugins.join("noop.wasm"),
+    )
+    .unwrap();
+    let mut yaml = String::from("name: tables\ntasks:\n");
+    for i in 0..3 {
+        yaml.push_str(&format!("  four{i}: {{plugin: four}}\n"));
+    }
+    for i in 0..8 {
+        yaml.push_str(&format!("  noop{i}: {{plugin: noop}}\n"));
+    }
+    let case = Case::new(&yaml);
+    let out = case
+        .bulkhead()
+        .env("BULKHEAD_PLUGINS", &plugins)
+        .args(["run", "--json", "--max-parallel", "2"])
+        .arg(case.file())
+        .output()
+        .unwrap();
+    let ran = crate::support::Ran::from(out);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stderr, ran.report);
+}

@@ -39,6 +39,15 @@ impl Site {
         );
     }
 
+    /// The CLI on this site's store.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        bulkhead()
+            .env("BULKHEAD_STORE", self.path("state.db"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
     pub fn workflow(&self, file: &str, yaml: &str) {
         let tmp = self.path(&format!("{file}.tmp"));
         std::fs::write(&tmp, yaml).unwrap();

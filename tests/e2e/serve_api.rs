@@ -197,22 +197,14 @@ fn a_delayed_run_is_listed_pending_and_can_be_cancelled_before_it_is_due() {
     assert_eq!(report["due_at"], at_text.as_str());
 
     // `bulkhead runs` shows them as pending with their due time.
-    let out = bulkhead()
-        .env("BULKHEAD_STORE", site.path("state.db"))
-        .args(["runs", "--status", "pending"])
-        .output()
-        .unwrap();
+    let out = site.cli(&["runs", "--status", "pending"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(&api_run) && text.contains(&cli_run) && text.contains("due "),
         "{text}"
     );
 
-    let out = bulkhead()
-        .env("BULKHEAD_STORE", site.path("state.db"))
-        .args(["show", "--json", &cli_run])
-        .output()
-        .unwrap();
+    let out = site.cli(&["show", "--json", &cli_run]);
     let shown: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     assert_eq!(shown["status"], "pending", "{shown}");
     assert_eq!(shown["started_at"], Value::Null, "{shown}");
@@ -225,11 +217,7 @@ fn a_delayed_run_is_listed_pending_and_can_be_cancelled_before_it_is_due() {
         (202, json!("cancelled")),
         "{body}"
     );
-    let out = bulkhead()
-        .env("BULKHEAD_STORE", site.path("state.db"))
-        .args(["cancel", &cli_run])
-        .output()
-        .unwrap();
+    let out = site.cli(&["cancel", &cli_run]);
     assert!(
         out.status.success(),
         "{}",

@@ -4,7 +4,6 @@
 //! every run's outputs must be its own.
 
 use crate::serve::{Served, Site};
-use crate::support::bulkhead;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -125,11 +124,7 @@ fn cancel_by_api(s: &Served, run: &str) -> bool {
 fn cancel_by_cli(site: &Site, run: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let out = bulkhead()
-            .env("BULKHEAD_STORE", site.path("state.db"))
-            .args(["cancel", run])
-            .output()
-            .unwrap();
+        let out = site.cli(&["cancel", run]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.success() {
             return true;

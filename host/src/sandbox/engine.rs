@@ -14,17 +14,26 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Deepest wasm stack an attempt may use; deeper recursion is a stack-overflow trap.
 pub const MAX_WASM_STACK: usize = 512 << 10;
 
+/// Tables a module may define (a component's core modules often need more than one).
+pub const MAX_TABLES: u32 = 4;
+
+/// Elements of any one table (what `table.grow` can reach).
+pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
 /// Builds the engine. `slots` bounds how many attempts can be alive at once.
 pub fn build(slots: u32) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_core_instances(slots)
         .total_memories(slots)
-        .total_tables(slots)
+        // Every slot can hold a module with all the tables it may have: one plugin with four
+        // tables never starves other tasks of theirs.
+        .total_tables(slots.saturating_mul(MAX_TABLES))
         .total_stacks(slots)
         .total_component_instances(0)
         .max_memory_size(MAX_MEMORY as usize)
         .max_memories_per_module(1)
-        .max_tables_per_module(4)
+        .max_tables_per_module(MAX_TABLES)
+        .table_elements(MAX_TABLE_ELEMENTS)
         // Keep the first pages of each slot mapped between attempts: the kernel then resets
         // them instead of faulting fresh ones in. Bounded: slots x these sizes.
         .linear_memory_keep_resident(1 << 20)
