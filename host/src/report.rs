@@ -152,10 +152,7 @@ impl RunReport {
             status,
             tasks: IndexMap::new(),
             started_at: None,
-            finished_at: t
-                .cancelled_at
-                .or(t.error.as_ref().and(t.claimed_at))
-                .map(crate::store::rfc3339),
+            finished_at: t.ended_at().map(crate::store::rfc3339),
             due_at: Some(crate::store::rfc3339(t.due_at)),
             duration_ms: 0,
             error: t.error.clone(),

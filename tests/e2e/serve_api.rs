@@ -8,6 +8,14 @@ use std::io::{Read, Write};
 
 const HELLO: &str = "name: hello\ntasks:\n  greet: {plugin: echo}\n";
 
+/// A site with the echo plugin and the `hello` workflow.
+fn hello_site() -> Site {
+    let site = Site::new();
+    site.plugin("echo");
+    site.workflow("hello.yaml", HELLO);
+    site
+}
+
 /// Sends one raw HTTP/1.1 request (so that `Host` and `Origin` are exactly what a browser
 /// would send); returns the status and the body as JSON.
 fn raw(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
@@ -66,9 +74,7 @@ fn dechunk(mut body: &str) -> String {
 
 #[test]
 fn without_a_token_requests_a_web_page_could_send_are_refused() {
-    let site = Site::new();
-    site.plugin("echo");
-    site.workflow("hello.yaml", HELLO);
+    let site = hello_site();
     let s = site.serve(&[]);
     let port = s.base.rsplit(':').next().unwrap().to_string();
     let body = r#"{"workflow": "hello"}"#;
@@ -147,9 +153,7 @@ fn without_a_token_requests_a_web_page_could_send_are_refused() {
 
 #[test]
 fn a_delayed_run_is_listed_pending_and_can_be_cancelled_before_it_is_due() {
-    let site = Site::new();
-    site.plugin("echo");
-    site.workflow("hello.yaml", HELLO);
+    let site = hello_site();
     let s = site.serve(&["--token", "t"]);
     let at = chrono::Utc::now() + chrono::Duration::hours(1);
     let at_text = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -236,9 +240,7 @@ fn a_delayed_run_is_listed_pending_and_can_be_cancelled_before_it_is_due() {
 
 #[test]
 fn odd_times_and_bad_requests_get_json_errors_naming_the_field() {
-    let site = Site::new();
-    site.plugin("echo");
-    site.workflow("hello.yaml", HELLO);
+    let site = hello_site();
     let s = site.serve(&["--token", "t"]);
     let past = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
     for (at, says) in [
@@ -304,9 +306,7 @@ fn odd_times_and_bad_requests_get_json_errors_naming_the_field() {
 
 #[test]
 fn the_token_is_checked_strictly_and_its_scheme_loosely() {
-    let site = Site::new();
-    site.plugin("echo");
-    site.workflow("hello.yaml", HELLO);
+    let site = hello_site();
     for bad in ["", "   ", " padded "] {
         let out = bulkhead()
             .env("BULKHEAD_STORE", site.path("state.db"))
@@ -359,9 +359,7 @@ fn reloads(s: &crate::serve::Served) -> u64 {
 
 #[test]
 fn the_folders_reload_only_on_changes_and_never_pile_up() {
-    let site = Site::new();
-    site.plugin("echo");
-    site.workflow("hello.yaml", HELLO);
+    let site = hello_site();
     let s = site.serve(&[]);
     // Idle: the server's own reads of its folders are not changes.
     let before = reloads(&s);
@@ -419,9 +417,7 @@ fn the_folders_reload_only_on_changes_and_never_pile_up() {
 
 #[test]
 fn reads_can_require_the_token() {
-    let site = Site::new();
-    site.plugin("echo");
-    site.workflow("hello.yaml", HELLO);
+    let site = hello_site();
     let s = site.serve(&["--token", "t", "--token-for-reads"]);
     for path in [
         "/api/runs",

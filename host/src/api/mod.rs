@@ -534,14 +534,7 @@ async fn get_run(State(api): State<Api>, Path(run_id): Path<String>) -> ApiResul
             Ok(Json(report))
         }
         Err(StoreError::UnknownRun(_)) => match trigger().await? {
-            // A claimed trigger without a run is starting, unless it was claimed long ago: then
-            // its run was collected by `bulkhead gc` (or its host died and another will start it).
-            Some(t)
-                if t.status() != crate::store::RunStatus::Pending
-                    || t.claimed_at.is_none_or(|c| {
-                        api.server.clock.now_ms() - c < crate::store::ORPHAN_AFTER_MS
-                    }) =>
-            {
+            Some(t) if t.stands_for_a_run(api.server.clock.now_ms()) => {
                 Ok(Json(RunReport::not_started(&t)))
             }
             _ => Err(ApiError::not_found(format!("no run `{run_id}`"))),

@@ -95,7 +95,7 @@ pub fn show(state: &State, run_id: String, json: bool) -> ExitCode {
                 report
             }
             Err(StoreError::UnknownRun(id)) => match store.trigger_of_run(&id).await? {
-                Some(t) if t.claimed_at.is_none() || t.status() != RunStatus::Pending => {
+                Some(t) if t.stands_for_a_run(store::now_ms()) => {
                     let report = RunReport::not_started(&t);
                     if !json {
                         let due = report.due_at.clone().unwrap_or_default();

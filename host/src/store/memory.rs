@@ -297,10 +297,7 @@ impl Store for MemoryStore {
             let not_started = waiting.into_iter().map(|t| RunSummary {
                 status: t.status(),
                 started_at: None,
-                finished_at: t
-                    .cancelled_at
-                    .or(t.error.as_ref().and(t.claimed_at))
-                    .map(rfc3339),
+                finished_at: t.ended_at().map(rfc3339),
                 due_at: Some(rfc3339(t.due_at)),
                 run_id: t.run_id,
                 workflow: t.workflow,
@@ -390,16 +387,13 @@ impl Store for MemoryStore {
                 .iter_mut()
                 .find(|t| t.run_id == run_id)
                 .ok_or_else(|| StoreError::UnknownRun(run_id.to_string()))?;
-            return match (t.status(), t.claimed_at) {
-                (RunStatus::Pending, None) => {
+            return match t.cancel()? {
+                Ok(()) => {
                     t.cancelled_at = Some(now);
                     t.claimed_at = Some(now);
                     Ok(CancelOutcome::Cancelled)
                 }
-                (RunStatus::Pending, Some(_)) => Err(StoreError::Conflict(format!(
-                    "run `{run_id}` is starting right now; cancel it again in a moment"
-                ))),
-                (status, _) => Ok(CancelOutcome::AlreadyEnded(status)),
+                Err(status) => Ok(CancelOutcome::AlreadyEnded(status)),
             };
         }
         self.with(|runs| {

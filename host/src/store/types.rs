@@ -354,6 +354,37 @@ impl Trigger {
             RunStatus::Pending
         }
     }
+
+    /// When its run ended without starting (cancelled, or failed to start), if it did.
+    pub fn ended_at(&self) -> Option<i64> {
+        self.cancelled_at
+            .or(self.error.as_ref().and(self.claimed_at))
+    }
+
+    /// Whether it stands for a run while no run exists: unclaimed, ended without starting, or
+    /// claimed less than [`super::ORPHAN_AFTER_MS`] ago (its run is being created). A trigger
+    /// claimed longer ago has no run because `gc` deleted it, or its host died (another will
+    /// start it).
+    pub fn stands_for_a_run(&self, now_ms: i64) -> bool {
+        self.status() != RunStatus::Pending
+            || self
+                .claimed_at
+                .is_none_or(|c| now_ms - c < super::ORPHAN_AFTER_MS)
+    }
+
+    /// What a cancel request does to it (the rule both backends apply): `Ok(Ok(()))` when it
+    /// is to be cancelled now (not claimed yet, so it never starts), `Ok(Err(status))` with the
+    /// final status it already has, or a conflict while its run is being created.
+    pub fn cancel(&self) -> Result<Result<(), RunStatus>, StoreError> {
+        match (self.status(), self.claimed_at) {
+            (RunStatus::Pending, None) => Ok(Ok(())),
+            (RunStatus::Pending, Some(_)) => Err(StoreError::Conflict(format!(
+                "run `{}` is starting right now; cancel it again in a moment",
+                self.run_id
+            ))),
+            (status, _) => Ok(Err(status)),
+        }
+    }
 }
 
 /// Why the store could not do something. Every variant names the file (or run) involved.

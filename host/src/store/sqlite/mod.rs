@@ -231,18 +231,15 @@ fn cancel_trigger(tx: &Transaction<'_>, run_id: &str, now: i64) -> Result<Cancel
         )
         .optional()?
         .ok_or_else(|| Cancel::Store(StoreError::UnknownRun(run_id.to_string())))?;
-    match (t.status(), t.claimed_at) {
-        (RunStatus::Pending, None) => {
+    match t.cancel().map_err(Cancel::Store)? {
+        Ok(()) => {
             tx.execute(
                 "UPDATE triggers SET cancelled_at = ?2, claimed_at = ?2 WHERE run_id = ?1",
                 params![run_id, now],
             )?;
             Ok(CancelOutcome::Cancelled)
         }
-        (RunStatus::Pending, Some(_)) => Err(Cancel::Store(StoreError::Conflict(format!(
-            "run `{run_id}` is starting right now; cancel it again in a moment"
-        )))),
-        (status, _) => Ok(CancelOutcome::AlreadyEnded(status)),
+        Err(status) => Ok(CancelOutcome::AlreadyEnded(status)),
     }
 }
 
