@@ -5,6 +5,7 @@ use crate::exec::{self, Journal, NoJournal, Observer, RunRequest, Stop, StoreJou
 use crate::registry::{PluginFile, Registry};
 use crate::report::RunReport;
 use crate::runner::SandboxRunner;
+use crate::sandbox::compile::{CompileBounds, Compiler};
 use crate::sandbox::{Plugin, Sandbox, SandboxError};
 use crate::store::{self, NewRun, Owner, PluginVersion, Store, StoreError, LEASE_TTL_MS};
 use crate::workflow::{self, PluginRef, Workflow, WorkflowError};
@@ -29,6 +30,10 @@ pub struct HostConfig {
     pub plugin_copies: Option<PathBuf>,
     /// The host's own files, which no mount may reach (see [`Guarded`]).
     pub guarded: Vec<Guarded>,
+    /// Bounds on compiling a plugin.
+    pub compile: CompileBounds,
+    /// Where plugins are compiled.
+    pub compiler: Compiler,
 }
 
 /// A path of the host's own (state, cache, plugins, workflows) that no mount may reach: a
@@ -94,6 +99,8 @@ impl Default for HostConfig {
             store: None,
             plugin_copies: None,
             guarded: Vec::new(),
+            compile: CompileBounds::default(),
+            compiler: Compiler::InProcess,
         }
     }
 }
@@ -176,7 +183,10 @@ impl Host {
     /// Creates the engine (a pool of `max_parallel` instance slots) and opens the plugin folder.
     pub fn new(config: HostConfig) -> Result<Host, SandboxError> {
         let slots = u32::try_from(config.max_parallel.max(1)).unwrap_or(u32::MAX);
-        let mut builder = Sandbox::builder().slots(slots);
+        let mut builder = Sandbox::builder()
+            .slots(slots)
+            .compile_bounds(config.compile)
+            .compiler(config.compiler);
         if let Some(dir) = config.cache_dir {
             builder = builder.cache_dir(dir);
         }
@@ -289,6 +299,11 @@ impl Host {
     }
 
     /// Runs a loaded workflow once, recording it in the store if there is one.
+    ///
+    /// A recorded run does not keep its finished tasks' logs, nor outputs no dependent still
+    /// needs, in memory: in the returned report they are empty (`log: ""`, `output: null`), and
+    /// [`Store::task_result`] has them (`bulkhead run --json` reads them back as it writes).
+    /// Host memory then stays flat however many tasks a run has and however much they log.
     pub async fn run(
         &self,
         loaded: &Loaded,

@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod exec;
+pub mod fuzz;
 mod host;
 pub mod metrics;
 pub mod plan;

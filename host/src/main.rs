@@ -33,6 +33,15 @@ struct Args {
     /// The state store (SQLite file) where runs are recorded; `:memory:` records nothing durable.
     #[arg(long, global = true, default_value = cli::DEFAULT_STORE, env = "BULKHEAD_STORE")]
     store: PathBuf,
+    /// Largest plugin file accepted (e.g. `128MiB`).
+    #[arg(long, global = true, default_value = "128MiB", env = "BULKHEAD_MAX_MODULE_SIZE", value_parser = parse_size)]
+    max_module_size: u64,
+    /// Wall-clock time compiling one plugin may take.
+    #[arg(long, global = true, default_value = "120s", env = "BULKHEAD_COMPILE_TIMEOUT", value_parser = |s: &str| bulkhead::workflow::parse_duration(s))]
+    compile_timeout: Duration,
+    /// Memory compiling one plugin may use (at least 64MiB).
+    #[arg(long, global = true, default_value = "4GiB", env = "BULKHEAD_COMPILE_MEMORY", value_parser = parse_size)]
+    compile_memory: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -167,6 +176,18 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Print the JSON Schema of the workflow format.
     Schema,
+    /// (Internal) Compile one module read on stdin under limits; used by the host itself.
+    #[command(name = "__compile", hide = true)]
+    Compile {
+        #[arg(long)]
+        memory: u64,
+        #[arg(long)]
+        cpu_seconds: u64,
+    },
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    bulkhead::workflow::parse_size(&bulkhead::workflow::SizeSpec::Text(text.into()))
 }
 
 fn main() -> ExitCode {
@@ -174,6 +195,11 @@ fn main() -> ExitCode {
     let state = cli::State {
         store: args.store,
         cache_dir: args.cache_dir,
+        compile: bulkhead::sandbox::compile::CompileBounds {
+            max_module_size: args.max_module_size,
+            timeout: args.compile_timeout,
+            memory: args.compile_memory,
+        },
     };
     let quiet = |format| bulkhead::telemetry::init(format, "warn");
     match args.command {
@@ -243,6 +269,13 @@ fn main() -> ExitCode {
             cli::plugins(&plugins, &state, json)
         }
         Command::Bench(bench) => cli::bench::main(bench, &state),
+        Command::Compile {
+            memory,
+            cpu_seconds,
+        } => {
+            let code = bulkhead::sandbox::compile::child_main(memory, cpu_seconds);
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
         Command::Schema => {
             print!("{}", bulkhead::workflow::json_schema());
             ExitCode::SUCCESS

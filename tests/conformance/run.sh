@@ -96,9 +96,12 @@ scraper=$!
 python3 tests/conformance/scraped.py "http://127.0.0.1:$port" || { tail -20 "$work/prometheus.log" >&2; exit 1; }
 
 echo "== API (Schemathesis, all checks)"
+# One worker: with two, Hypothesis parses lambda sources from two threads at once, and the
+# CPython 3.11 here can then fail with "SystemError: AST constructor recursion depth mismatch"
+# (a bug of the interpreter, fixed upstream; it says nothing about the API).
 schemathesis --config-file tests/conformance/schemathesis.toml run "$base/api/openapi.json" \
     --url "$base" --checks all -H "Authorization: Bearer $token" \
-    --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --seed "${SCHEMATHESIS_SEED:-20261123}" --workers 2 \
+    --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --seed "${SCHEMATHESIS_SEED:-20261123}" --workers 1 \
     --no-color >"$work/schemathesis.log" 2>&1 || {
     cat "$work/schemathesis.log"
     echo "conformance: Schemathesis found problems (above)" >&2

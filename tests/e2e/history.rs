@@ -188,7 +188,7 @@ fn logs_runs_and_gc() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 
-    let copies = case.path("plugins");
+    let copies = case.path("state.db-plugins");
     assert_eq!(
         std::fs::read_dir(&copies).unwrap().count(),
         1,
@@ -460,4 +460,87 @@ fn plugin_text_cannot_drive_the_terminal() {
         .output()
         .unwrap();
     assert!(raw.stdout.contains(&0x1b), "--raw keeps the bytes");
+}
+
+#[test]
+fn plugin_copies_live_beside_the_store_never_in_the_users_plugin_folder() {
+    // `--store state.db` beside the user's own `plugins/`: copies once went into that folder,
+    // and `gc` deleted files there.
+    let case = Case::new("name: own\ntasks:\n  bad: {plugin: exit, params: {code: 3}}\n");
+    let plugins = case.path("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(test_plugins().join("exit.wasm"), plugins.join("exit.wasm")).unwrap();
+    let listing = |dir: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let run = |extra: &[&str]| {
+        let out = case
+            .bulkhead()
+            .env("BULKHEAD_PLUGINS", &plugins)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            out.stdout,
+        )
+    };
+    let file = case.file();
+    let (code, stderr, stdout) = run(&["run", "--json", file.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    let id = report["run_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        listing(&plugins),
+        ["exit.wasm"],
+        "nothing written to the user's folder"
+    );
+    let copies = case.path("state.db-plugins");
+    let kept = listing(&copies);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+
+    // A store from before: its copies in `plugins/` beside it. They are adopted, and the run
+    // retries with exactly that copy.
+    std::fs::rename(copies.join(&kept[0]), plugins.join(&kept[0])).unwrap();
+    std::fs::remove_dir(&copies).unwrap();
+    std::fs::write(
+        plugins.join(format!("{}.wasm", "0".repeat(64))),
+        b"not a copy",
+    )
+    .unwrap();
+    let (code, stderr, _) = run(&["retry", &id, "bad"]);
+    assert_eq!(
+        code,
+        Some(1),
+        "the task fails again, with the copy it started with: {stderr}"
+    );
+    assert!(!stderr.contains("is missing"), "{stderr}");
+    assert_eq!(listing(&copies), kept, "only the real copy was adopted");
+
+    let (code, stderr, _) = run(&["gc", "--older-than", "0s"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        listing(&copies).is_empty(),
+        "gc deletes the copies no run needs"
+    );
+    let mut left = vec![
+        kept[0].clone(),
+        "exit.wasm".to_string(),
+        format!("{}.wasm", "0".repeat(64)),
+    ];
+    left.sort();
+    assert_eq!(
+        listing(&plugins),
+        left,
+        "gc never touches the user's folder"
+    );
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod compile;
 mod durable;
 mod failures;
 mod history;
@@ -12,5 +13,6 @@ mod retries;
 mod sandbox;
 mod serve;
 mod serve_api;
+mod serve_bounds;
 mod serve_model;
 mod validation;

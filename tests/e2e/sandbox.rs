@@ -251,3 +251,34 @@ fn a_mount_that_reaches_the_hosts_own_files_is_refused() {
         }
     }
 }
+
+#[test]
+fn a_blocking_file_call_does_not_outlive_its_attempt_or_hang_the_host() {
+    // Opening a named pipe nobody writes blocks in the kernel, on a thread no timeout can
+    // interrupt. The attempt must end at its timeout, the other tasks go on, and the process
+    // must exit instead of waiting for that thread.
+    let case = Case::new(
+        "name: fifo\ntasks:\n  stuck:\n    plugin: probe\n    params: {read: /data/pipe}\n    mounts: [{host: data, guest: /data}]\n    limits: {timeout: 500ms}\n    retry: {max_attempts: 2, initial_delay: 1ms}\n  after: {plugin: noop}\n",
+    );
+    std::fs::create_dir(case.path("data")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(case.path("data/pipe"))
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let started = std::time::Instant::now();
+    let ran = case.run(&[]);
+    let took = started.elapsed();
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert_eq!(ran.ended("stuck"), ("failed".into(), "timeout".into()));
+    assert_eq!(
+        ran.task("stuck")["attempts"],
+        2,
+        "each attempt timed out on its own"
+    );
+    assert_eq!(ran.ended("after").0, "succeeded");
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "the host exited without waiting for the stuck threads: {took:?}"
+    );
+}

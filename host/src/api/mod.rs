@@ -6,6 +6,9 @@ use crate::report::RunReport;
 use crate::serve::{FileStatus, PluginStatus, Server};
 use crate::store::{RunFilter, RunStatus, RunSummary, StoreError};
 mod guard;
+mod listen;
+
+pub use listen::{serve as serve_http, ListenLimits};
 
 use crate::store::CancelOutcome;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -30,7 +33,21 @@ pub struct Api {
     token_for_reads: bool,
     /// The address the server listens on (no-token mode serves only requests for it).
     listen: std::net::SocketAddr,
+    /// Reads that load a whole run (reports, logs) at once: they hold the run in memory, so
+    /// only a few at a time; the rest wait their turn.
+    heavy: Arc<tokio::sync::Semaphore>,
 }
+
+/// Reads that load a whole run, at once.
+const HEAVY_READS: usize = 2;
+
+/// Largest `task_limit` of `GET /api/runs/{run_id}`.
+pub const MAX_TASK_PAGE: usize = 10_000;
+
+/// Default `max_bytes` of a task's logs, per attempt: four times the default `max_logs`.
+pub const DEFAULT_LOG_BYTES: usize = 4 << 20;
+/// Largest `max_bytes` of a task's logs, per attempt.
+pub const MAX_LOG_BYTES: usize = 64 << 20;
 
 /// An error response: `{"error": "..."}` with a status.
 #[derive(Debug)]
@@ -149,6 +166,59 @@ pub struct TriggerRequest {
     pub at: Option<String>,
 }
 
+/// A `POST /api/runs` body, decoded and checked (all but whether the workflow is loaded).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedTrigger {
+    /// The workflow's name.
+    pub workflow: String,
+    /// The run parameters (an object).
+    pub params: serde_json::Value,
+    /// When it is due (ms since the epoch); `None`: now.
+    pub due_at: Option<i64>,
+}
+
+impl DecodedTrigger {
+    /// Decodes `body` as a [`TriggerRequest`] at time `now_ms`; every refusal is a 400 that
+    /// names the field (or says the body is not one).
+    pub fn decode(body: &[u8], now_ms: i64) -> Result<DecodedTrigger, ApiError> {
+        let req: TriggerRequest = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+        let params = match req.params {
+            None | Some(serde_json::Value::Null) => serde_json::json!({}),
+            Some(p @ serde_json::Value::Object(_)) => p,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "field `params`: must be a JSON object",
+                ))
+            }
+        };
+        let due_at = match &req.at {
+            None => None,
+            Some(at) => Some(
+                crate::trigger::due_time(at, now_ms)
+                    .map_err(|e| ApiError::bad_request(format!("field `at`: {e}")))?,
+            ),
+        };
+        Ok(DecodedTrigger {
+            workflow: req.workflow,
+            params,
+            due_at,
+        })
+    }
+}
+
+impl ApiError {
+    /// The status (for tests and fuzzing).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The message (for tests and fuzzing).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
 /// `201` answer to `POST /api/runs`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Triggered {
@@ -186,13 +256,38 @@ pub struct RunPage {
     pub next_cursor: Option<String>,
 }
 
+/// `GET /api/runs/{run_id}` query: without it, every task; with it, one page of tasks in file
+/// order.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RunQuery {
+    /// Only tasks after this one (`next_task_after` of the previous page).
+    pub task_after: Option<String>,
+    /// At most this many tasks.
+    #[param(minimum = 1, maximum = 10000)]
+    pub task_limit: Option<usize>,
+}
+
+/// `GET /api/runs/{run_id}/tasks/{task}/logs` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LogsQuery {
+    /// At most this many bytes of each attempt's log, its end (default 4 MiB).
+    #[param(minimum = 1, maximum = 67108864)]
+    pub max_bytes: Option<usize>,
+}
+
 /// One attempt's log.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AttemptLogBody {
     /// Attempt number.
     pub attempt: u32,
-    /// Its stderr.
+    /// Its stderr (its last `max_bytes` bytes if `truncated`).
     pub log: String,
+    /// Whether the beginning of the log was left out (see `max_bytes`).
+    pub truncated: bool,
 }
 
 /// `GET /api/runs/{run_id}/tasks/{task}/logs`.
@@ -239,6 +334,36 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // The listener's own answers (docs/serve.md, "Bounds") can come on every call.
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let refusal = |what: &str| {
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+                op.responses
+                    .responses
+                    .entry("429".into())
+                    .or_insert_with(|| {
+                        refusal("This client has as many connections open as one client may").into()
+                    });
+                op.responses
+                    .responses
+                    .entry("503".into())
+                    .or_insert_with(|| {
+                        refusal("The server has as many connections as it takes, or is stopping")
+                            .into()
+                    });
+            }
+        }
     }
 }
 
@@ -263,6 +388,7 @@ pub fn router(server: Arc<Server>, access: Access, listen: std::net::SocketAddr)
         token: access.token.map(Arc::from),
         token_for_reads: access.token_for_reads,
         listen,
+        heavy: Arc::new(tokio::sync::Semaphore::new(HEAVY_READS)),
     };
     Router::new()
         .route("/", get(ui))
@@ -424,8 +550,7 @@ async fn create_run(
             "the body must be JSON, sent with `Content-Type: application/json`",
         ));
     }
-    let req: TriggerRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+    let req = DecodedTrigger::decode(&body, api.server.clock.now_ms())?;
     if api.server.stop.drain.is_cancelled() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -448,22 +573,7 @@ async fn create_run(
             req.workflow
         )));
     }
-    let params = match req.params {
-        None | Some(serde_json::Value::Null) => serde_json::json!({}),
-        Some(p @ serde_json::Value::Object(_)) => p,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "field `params`: must be a JSON object",
-            ))
-        }
-    };
-    let due_at = match &req.at {
-        None => None,
-        Some(at) => Some(
-            crate::trigger::due_time(at, api.server.clock.now_ms())
-                .map_err(|e| ApiError::bad_request(format!("field `at`: {e}")))?,
-        ),
-    };
+    let (params, due_at) = (req.params, req.due_at);
     let run_id = api.server.trigger(&req.workflow, params, due_at).await?;
     let due = due_at.unwrap_or_else(|| api.server.clock.now_ms());
     Ok((
@@ -524,18 +634,38 @@ async fn list_runs(
     Ok(Json(RunPage { runs, next_cursor }))
 }
 
-#[utoipa::path(get, path = "/api/runs/{run_id}", params(("run_id" = String, Path, description = "The run's id")), responses((status = 200, description = "The run report", body = RunReport), (status = 404, description = "No such run (or task)", body = ErrorBody), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody)))]
-async fn get_run(State(api): State<Api>, Path(run_id): Path<String>) -> ApiResult<Json<RunReport>> {
+#[utoipa::path(get, path = "/api/runs/{run_id}", params(("run_id" = String, Path, description = "The run's id"), RunQuery), responses((status = 200, description = "The run report (one page of its tasks if asked)", body = RunReport), (status = 400, description = "A bad `task_after` or `task_limit`", body = ErrorBody), (status = 404, description = "No such run (or task)", body = ErrorBody), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody)))]
+async fn get_run(
+    State(api): State<Api>,
+    Path(run_id): Path<String>,
+    Query(q): Query<RunQuery>,
+) -> ApiResult<Response> {
+    if let Some(n) = q.task_limit {
+        if !(1..=MAX_TASK_PAGE).contains(&n) {
+            return Err(ApiError::bad_request(format!(
+                "`task_limit` must be 1 to {MAX_TASK_PAGE}"
+            )));
+        }
+    }
     let trigger = || api.server.store.trigger_of_run(&run_id);
+    let permit = heavy(&api).await?;
     match api.server.store.load(&run_id).await {
-        Ok(run) => {
-            let mut report = RunReport::from_stored(&run);
-            report.due_at = trigger().await?.map(|t| crate::store::rfc3339(t.due_at));
-            Ok(Json(report))
+        Ok(mut run) => {
+            let due_at = trigger().await?.map(|t| crate::store::rfc3339(t.due_at));
+            let next = page(&mut run, q.task_after.as_deref(), q.task_limit)?;
+            // Building and writing a large report is CPU work: on the blocking pool, streamed
+            // out as it is written, holding its turn until it is sent.
+            Ok(stream_json(move || {
+                let _permit = permit;
+                let mut report = RunReport::from_stored(&run);
+                report.due_at = due_at;
+                report.next_task_after = next;
+                report
+            }))
         }
         Err(StoreError::UnknownRun(_)) => match trigger().await? {
             Some(t) if t.stands_for_a_run(api.server.clock.now_ms()) => {
-                Ok(Json(RunReport::not_started(&t)))
+                Ok(Json(RunReport::not_started(&t)).into_response())
             }
             _ => Err(ApiError::not_found(format!("no run `{run_id}`"))),
         },
@@ -543,11 +673,103 @@ async fn get_run(State(api): State<Api>, Path(run_id): Path<String>) -> ApiResul
     }
 }
 
-#[utoipa::path(get, path = "/api/runs/{run_id}/tasks/{task}/logs", params(("run_id" = String, Path, description = "The run's id"), ("task" = String, Path, description = "The task's id")), responses((status = 200, description = "The task's status, output and every attempt's log", body = TaskLogs), (status = 404, description = "No such run (or task)", body = ErrorBody), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody)))]
+/// A turn for a read that loads a whole run.
+async fn heavy(api: &Api) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
+    api.heavy
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping"))
+}
+
+/// Keeps only the page of tasks after `after` (at most `limit` of them) and their attempts;
+/// returns the task to pass as `task_after` for the next page, if there is one.
+fn page(
+    run: &mut crate::store::StoredRun,
+    after: Option<&str>,
+    limit: Option<usize>,
+) -> ApiResult<Option<String>> {
+    if after.is_none() && limit.is_none() {
+        return Ok(None);
+    }
+    let start = match after {
+        None => 0,
+        Some(id) => match run.tasks.iter().position(|t| t.task == id) {
+            Some(i) => i + 1,
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "`task_after`: run `{}` has no task `{id}`",
+                    run.run_id
+                )))
+            }
+        },
+    };
+    let end = start
+        .saturating_add(limit.unwrap_or(MAX_TASK_PAGE))
+        .min(run.tasks.len());
+    let next = (end < run.tasks.len() && end > start).then(|| run.tasks[end - 1].task.clone());
+    run.tasks = run.tasks.drain(start..end).collect();
+    let kept: std::collections::HashSet<&str> = run.tasks.iter().map(|t| t.task.as_str()).collect();
+    let attempts = std::mem::take(&mut run.attempts);
+    run.attempts = attempts
+        .into_iter()
+        .filter(|a| kept.contains(a.task.as_str()))
+        .collect();
+    Ok(next)
+}
+
+/// A JSON body written on the blocking pool by `make` and streamed as it is written: a large
+/// document is never held twice (value and text), and the async workers never serialise it.
+fn stream_json<T: Serialize + 'static>(make: impl FnOnce() -> T + Send + 'static) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
+    tokio::task::spawn_blocking(move || {
+        let value = make();
+        let mut out = std::io::BufWriter::with_capacity(64 << 10, ChunkSender(tx));
+        // The only error is a client that went away: then there is nobody to tell.
+        let _ = serde_json::to_writer(&mut out, &value);
+        let _ = std::io::Write::flush(&mut out);
+    });
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response()
+}
+
+/// Hands written bytes to the response body; fails once the client is gone.
+struct ChunkSender(tokio::sync::mpsc::Sender<bytes::Bytes>);
+
+impl std::io::Write for ChunkSender {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(bytes::Bytes::copy_from_slice(buf))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[utoipa::path(get, path = "/api/runs/{run_id}/tasks/{task}/logs", params(("run_id" = String, Path, description = "The run's id"), ("task" = String, Path, description = "The task's id"), LogsQuery), responses((status = 200, description = "The task's status, output and every attempt's log", body = TaskLogs), (status = 400, description = "A bad `max_bytes`", body = ErrorBody), (status = 404, description = "No such run (or task)", body = ErrorBody), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody)))]
 async fn task_logs(
     State(api): State<Api>,
     Path((run_id, task)): Path<(String, String)>,
+    Query(q): Query<LogsQuery>,
 ) -> ApiResult<Json<TaskLogs>> {
+    let max = q.max_bytes.unwrap_or(DEFAULT_LOG_BYTES);
+    if !(1..=MAX_LOG_BYTES).contains(&max) {
+        return Err(ApiError::bad_request(format!(
+            "`max_bytes` must be 1 to {MAX_LOG_BYTES}"
+        )));
+    }
+    let _permit = heavy(&api).await?;
     let run = api.server.store.load(&run_id).await?;
     let Some(t) = run.tasks.iter().find(|t| t.task == task) else {
         return Err(ApiError::not_found(format!(
@@ -562,12 +784,28 @@ async fn task_logs(
         output: t.output.clone().unwrap_or(serde_json::Value::Null),
         attempts: logs
             .into_iter()
-            .map(|l| AttemptLogBody {
-                attempt: l.attempt,
-                log: l.log,
+            .map(|l| {
+                let (log, truncated) = tail(l.log, max);
+                AttemptLogBody {
+                    attempt: l.attempt,
+                    log,
+                    truncated,
+                }
             })
             .collect(),
     }))
+}
+
+/// The last `max` bytes of `log` (cut at a character boundary), and whether anything was cut.
+fn tail(log: String, max: usize) -> (String, bool) {
+    if log.len() <= max {
+        return (log, false);
+    }
+    let mut start = log.len() - max;
+    while !log.is_char_boundary(start) {
+        start += 1;
+    }
+    (log[start..].to_string(), true)
 }
 
 #[utoipa::path(post, path = "/api/runs/{run_id}/cancel", params(("run_id" = String, Path, description = "The run's id")), security(("bearer" = [])),

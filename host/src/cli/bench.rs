@@ -3,6 +3,7 @@
 
 use bulkhead::exec::{Event, Observer};
 use bulkhead::registry::PluginFile;
+use bulkhead::sandbox::compile::CompileBounds;
 use bulkhead::sandbox::Sandbox;
 use bulkhead::store::SqliteStore;
 use bulkhead::{Host, HostConfig, Loaded};
@@ -139,6 +140,7 @@ fn load_times(plugins: &Path, repeat: usize) -> Result<(f64, f64), String> {
         let sandbox = Sandbox::builder()
             .slots(4)
             .cache_dir(&cache)
+            .compiler(super::compiler())
             .build()
             .map_err(|e| e.to_string())?;
         let t = Instant::now();
@@ -241,6 +243,8 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         store: None,
         plugin_copies: None,
         guarded: Vec::new(),
+        compile: CompileBounds::default(),
+        compiler: super::compiler(),
     })
     .map_err(|e| e.to_string())?;
     let state = tempfile_dir()?;
@@ -252,6 +256,8 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         store: Some(Arc::new(sqlite)),
         plugin_copies: Some(state.join("plugins")),
         guarded: Vec::new(),
+        compile: CompileBounds::default(),
+        compiler: super::compiler(),
     })
     .map_err(|e| e.to_string())?;
     let dir = args.plugins.dir.clone();

@@ -7,6 +7,7 @@ pub mod run;
 pub mod serve;
 pub mod summary;
 
+use bulkhead::sandbox::compile::{CompileBounds, Compiler};
 use bulkhead::store::{MemoryStore, SqliteStore, Store};
 use bulkhead::{Guarded, Host, HostConfig};
 use std::path::{Path, PathBuf};
@@ -39,6 +40,8 @@ pub struct State {
     pub store: PathBuf,
     /// `--cache-dir`.
     pub cache_dir: PathBuf,
+    /// `--max-module-size`, `--compile-timeout`, `--compile-memory`.
+    pub compile: CompileBounds,
 }
 
 impl State {
@@ -61,11 +64,8 @@ impl State {
         }
         match SqliteStore::open(&self.store) {
             Ok(s) => {
-                let copies = self
-                    .store
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join("plugins");
+                let copies = copies_of(&self.store);
+                adopt_legacy_copies(&self.store, &copies);
                 Ok((Arc::new(s), Some(copies)))
             }
             Err(e) => {
@@ -104,6 +104,8 @@ impl State {
             store: Some(store),
             guarded: self.guarded(plugins, copies.as_deref()),
             plugin_copies: copies,
+            compile: self.compile.clone(),
+            compiler: compiler(),
         })
         .map_err(|e| {
             eprintln!("error: {e}");
@@ -120,11 +122,75 @@ impl State {
             store: None,
             plugin_copies: None,
             guarded: self.guarded(plugins, None),
+            compile: self.compile.clone(),
+            compiler: compiler(),
         })
         .map_err(|e| {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         })
+    }
+}
+
+/// The folder of plugin copies of the store at `store`: `<store>-plugins`, beside it and named
+/// after it (as SQLite names its `-wal` file), so that it is never a folder of the user's.
+pub fn copies_of(store: &Path) -> PathBuf {
+    let mut name = store.as_os_str().to_owned();
+    name.push("-plugins");
+    PathBuf::from(name)
+}
+
+/// Earlier versions kept plugin copies in `plugins/` beside the store, which could be the
+/// user's own plugin folder. Once, when the new folder does not exist yet, the files there that
+/// are copies (named by the SHA-256 of their bytes, which is checked) are copied over; nothing
+/// in the old folder is changed or deleted.
+fn adopt_legacy_copies(store: &Path, copies: &Path) {
+    use sha2::{Digest, Sha256};
+    let legacy = store.parent().unwrap_or(Path::new(".")).join("plugins");
+    if copies.exists() || !legacy.is_dir() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(&legacy) else {
+        return;
+    };
+    let mut adopted = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(stem) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".wasm"))
+        else {
+            continue;
+        };
+        if stem.len() != 64 || !stem.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        if hex::encode(Sha256::digest(&bytes)) != stem {
+            continue;
+        }
+        let target = copies.join(format!("{stem}.wasm"));
+        if std::fs::create_dir_all(copies).is_ok() && std::fs::write(&target, &bytes).is_ok() {
+            adopted += 1;
+        }
+    }
+    if adopted > 0 {
+        tracing::info!(from = %legacy.display(), to = %copies.display(), adopted, "plugin copies now live beside the store; adopted those of the old folder (it is left as it was)");
+    }
+}
+
+/// Plugins are compiled by a child process of this very binary (`bulkhead __compile`), under
+/// the compile bounds; if the binary cannot be found, in-process (size checks only), said once.
+pub fn compiler() -> Compiler {
+    match std::env::current_exe() {
+        Ok(exe) => Compiler::Child(exe),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot find this executable; plugins are compiled in-process, without the time and memory bounds");
+            Compiler::InProcess
+        }
     }
 }
 
@@ -134,7 +200,14 @@ pub fn block_on<F: std::future::Future<Output = ExitCode>>(f: F) -> ExitCode {
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(f),
+        Ok(rt) => {
+            let code = rt.block_on(f);
+            // A plugin's blocking file call (opening a named pipe in a mount, say) can outlive
+            // its attempt on a thread that cannot be interrupted; the attempt has ended as a
+            // timeout, and the process must not wait for that thread to exit.
+            rt.shutdown_timeout(std::time::Duration::from_millis(200));
+            code
+        }
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             ExitCode::FAILURE

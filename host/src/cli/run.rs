@@ -3,7 +3,7 @@
 
 use super::{progress::Progress, summary, PluginsArg, State, EXIT_INVALID};
 use bulkhead::exec::{LogObserver, Observer, Stop};
-use bulkhead::report::{RunReport, RunStatus};
+use bulkhead::report::{Filled, RunReport, RunStatus, TaskReport};
 use bulkhead::store::StoreError;
 use bulkhead::telemetry::{self, LogFormat};
 use bulkhead::{Host, HostError};
@@ -74,7 +74,11 @@ async fn execute(job: Job, args: ExecArgs, state: &State, interactive: bool) -> 
         grace: args.grace,
         ..Stop::default()
     };
-    tokio::spawn(stop_on_signal(stop.clone(), args.grace));
+    tokio::spawn(stop_on_signal(
+        stop.clone(),
+        args.grace,
+        host.sandbox().clone(),
+    ));
     let mut worst = ExitCode::SUCCESS;
     let runs: Vec<Job> = match job {
         Job::Resume { run_id: None } => {
@@ -113,7 +117,13 @@ async fn execute(job: Job, args: ExecArgs, state: &State, interactive: bool) -> 
 async fn one(host: &Host, job: Job, args: &ExecArgs, interactive: bool, stop: Stop) -> ExitCode {
     let (label, result) = match job {
         Job::Run { file, params } => {
-            let loaded = match host.load(&file) {
+            // Compiling can take a while: off the async workers, so a signal is heard.
+            let loaded = tokio::task::block_in_place(|| host.load(&file));
+            if stop.drain.is_cancelled() {
+                eprintln!("stopped before the run started: nothing ran");
+                return ExitCode::FAILURE;
+            }
+            let loaded = match loaded {
                 Ok(l) => l,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -157,7 +167,7 @@ async fn one(host: &Host, job: Job, args: &ExecArgs, interactive: bool, stop: St
         Job::Resume { run_id: None } => return ExitCode::from(EXIT_INVALID),
     };
     match result {
-        Ok(report) => finish(&report, args.json),
+        Ok(report) => finish(host, &report, args.json),
         Err(HostError::Workflow(e)) => {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_INVALID)
@@ -180,15 +190,15 @@ async fn one(host: &Host, job: Job, args: &ExecArgs, interactive: bool, stop: St
     }
 }
 
-fn finish(report: &RunReport, json: bool) -> ExitCode {
+fn finish(host: &Host, report: &RunReport, json: bool) -> ExitCode {
     eprint!("{}", summary::render(report));
     if report.status == RunStatus::Interrupted {
         eprintln!("continue it with: bulkhead resume {}", report.run_id);
     }
     if json {
-        match serde_json::to_string_pretty(report) {
-            Ok(text) => println!("{text}"),
-            Err(e) => eprintln!("error: cannot write the JSON report: {e}"),
+        if let Err(e) = write_json(host, report) {
+            eprintln!("error: cannot write the JSON report: {e}");
+            return ExitCode::FAILURE;
         }
     }
     match report.status {
@@ -197,11 +207,45 @@ fn finish(report: &RunReport, json: bool) -> ExitCode {
     }
 }
 
-/// First Ctrl-C or SIGTERM: graceful stop (running attempts get `grace`); second: interrupt
-/// them now; third: exit at once.
-async fn stop_on_signal(stop: Stop, grace: Duration) {
+/// Writes the report on stdout. A recorded run keeps its finished tasks' outputs and logs in
+/// the store, not in memory; they are read back one task at a time as the report is written.
+fn write_json(host: &Host, report: &RunReport) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
+    match host.store() {
+        None => serde_json::to_writer_pretty(&mut out, report)?,
+        Some(store) => {
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::block_in_place(|| {
+                let fill = |id: &str, task: &TaskReport| -> Result<TaskReport, String> {
+                    let stored = runtime
+                        .block_on(store.task_result(&report.run_id, id))
+                        .map_err(|e| e.to_string())?;
+                    let mut task = task.clone();
+                    if let Some(stored) = stored {
+                        task.output = stored.output.unwrap_or(serde_json::Value::Null);
+                        task.log = stored.log;
+                    }
+                    Ok(task)
+                };
+                serde_json::to_writer_pretty(&mut out, &Filled::new(report, fill))
+            })?;
+        }
+    }
+    writeln!(out)?;
+    out.flush()
+}
+
+/// First Ctrl-C or SIGTERM: graceful stop (running attempts get `grace`, a compile under way is
+/// abandoned); second: interrupt them now; third: exit at once.
+async fn stop_on_signal(
+    stop: Stop,
+    grace: Duration,
+    sandbox: std::sync::Arc<bulkhead::sandbox::Sandbox>,
+) {
     wait_for_signal().await;
     eprintln!("\nstopping: no new attempts; running ones have {grace:?} to finish (Ctrl-C again to interrupt them now)");
+    sandbox.stop_compiling();
     stop.drain.cancel();
     wait_for_signal().await;
     eprintln!("\ninterrupting running attempts (Ctrl-C again to exit at once)");

@@ -35,6 +35,16 @@ pub struct ServeArgs {
     /// Attempts at once across the host.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     max_parallel: u32,
+    /// HTTP connections open at once; beyond, a new one is answered 503 and closed.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
+    /// HTTP connections open at once from one client address (one request at a time each);
+    /// beyond, a new one is answered 429 and closed.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections_per_client: u32,
+    /// Time a connection has to send a whole request header, new or idle between requests.
+    #[arg(long, default_value = "10s", value_parser = |s: &str| bulkhead::workflow::parse_duration(s))]
+    header_timeout: Duration,
     /// Testing aid: start the scheduler's clock at this RFC 3339 time instead of now.
     #[arg(long, hide = true)]
     clock_start: Option<String>,
@@ -97,6 +107,9 @@ pub fn serve(args: ServeArgs, state: &State) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        // Listen for a stop before the first load: a compile under way is abandoned.
+        let shutdown = CancellationToken::new();
+        tokio::spawn(signal(shutdown.clone(), host.sandbox().clone()));
         let workflows = args.workflows.clone();
         let server = match tokio::task::spawn_blocking(move || {
             Server::new(host, workflows, clock, args.grace)
@@ -124,8 +137,6 @@ pub fn serve(args: ServeArgs, state: &State) -> ExitCode {
         let addr = bound.to_string();
         eprintln!("listening on http://{addr}");
         tracing::info!(%addr, workflows = %args.workflows.display(), "serving");
-        let shutdown = CancellationToken::new();
-        tokio::spawn(signal(shutdown.clone()));
         let app = bulkhead::api::router(
             server.clone(),
             bulkhead::api::Access {
@@ -134,19 +145,21 @@ pub fn serve(args: ServeArgs, state: &State) -> ExitCode {
             },
             bound,
         );
-        let http_stop = shutdown.clone();
-        let http = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { http_stop.cancelled().await })
-                .await
-        });
+        let limits = bulkhead::api::ListenLimits {
+            max_connections: args.max_connections as usize,
+            max_per_client: args.max_connections_per_client as usize,
+            header_timeout: args.header_timeout,
+        };
+        let http = tokio::spawn(bulkhead::api::serve_http(
+            listener,
+            app,
+            limits,
+            shutdown.clone(),
+            args.grace,
+        ));
         server.run(shutdown).await;
         match http.await {
-            Ok(Ok(())) => ExitCode::SUCCESS,
-            Ok(Err(e)) => {
-                eprintln!("error: the HTTP server failed: {e}");
-                ExitCode::FAILURE
-            }
+            Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: the HTTP server failed: {e}");
                 ExitCode::FAILURE
@@ -155,9 +168,10 @@ pub fn serve(args: ServeArgs, state: &State) -> ExitCode {
     })
 }
 
-async fn signal(shutdown: CancellationToken) {
+async fn signal(shutdown: CancellationToken, sandbox: std::sync::Arc<bulkhead::sandbox::Sandbox>) {
     super::run::wait_for_signal().await;
     eprintln!("stopping: no new runs; running attempts may finish");
+    sandbox.stop_compiling();
     shutdown.cancel();
     super::run::wait_for_signal().await;
     std::process::exit(130);

@@ -135,9 +135,37 @@ struct Exec<'a> {
     plugin_names: Vec<String>,
     retry_tx: mpsc::UnboundedSender<usize>,
     waiting_retries: usize,
+    /// Commits go to a store: a finished task's log, and its output once no dependent can
+    /// still need it, live there and not in memory.
+    durable: bool,
+    /// Per task, its dependents that have not ended yet (an output is an input until then).
+    open_dependents: Vec<u32>,
 }
 
 impl Exec<'_> {
+    /// Task `t` has ended for good: what it needed may no longer be needed.
+    fn ended(&mut self, t: usize) {
+        for i in 0..self.plan.needs(t).len() {
+            let n = self.plan.needs(t)[i];
+            self.open_dependents[n] = self.open_dependents[n].saturating_sub(1);
+            self.release_output(n);
+        }
+        self.release_output(t);
+    }
+
+    /// Drops `t`'s output from memory if it is in the store and nothing still needs it.
+    fn release_output(&mut self, t: usize) {
+        if self.durable
+            && self.open_dependents[t] == 0
+            && matches!(
+                self.state.state(t),
+                Planned::Succeeded | Planned::Failed | Planned::Skipped
+            )
+        {
+            self.records[t].output = None;
+        }
+    }
+
     fn skip_dependents_of(&mut self, t: usize, skipped: Vec<usize>) {
         let id = &self.wf.tasks[t].id;
         for s in skipped {
@@ -157,6 +185,7 @@ impl Exec<'_> {
                 message,
                 exit_code: None,
             });
+            self.ended(s);
         }
     }
 
@@ -167,8 +196,14 @@ impl Exec<'_> {
         rec.duration += outcome.duration;
         rec.fuel_used += outcome.fuel_used;
         rec.peak_memory = rec.peak_memory.max(outcome.peak_memory);
-        rec.log = outcome.log;
-        let log = String::from_utf8_lossy(&rec.log).into_owned();
+        let log = String::from_utf8_lossy(&outcome.log).into_owned();
+        // A durable run's log is in the store (this commit); only an unrecorded run keeps it
+        // for its report.
+        rec.log = if self.durable {
+            Vec::new()
+        } else {
+            outcome.log
+        };
         let ended = |end, task_state| Transition::AttemptEnded {
             task: task.id.clone(),
             attempt,
@@ -200,6 +235,7 @@ impl Exec<'_> {
                     fuel_used,
                 });
                 self.state.succeed(&self.plan, t);
+                self.ended(t);
             }
             Err(failure) => {
                 let counted = rec.attempts.saturating_sub(rec.uncounted);
@@ -235,6 +271,7 @@ impl Exec<'_> {
                     None => {
                         let skipped = self.state.fail(&self.plan, t);
                         self.skip_dependents_of(t, skipped);
+                        self.ended(t);
                     }
                 }
             }
@@ -279,7 +316,23 @@ pub async fn execute(
         plugin_names: wf.tasks.iter().map(|t| t.plugin.to_string()).collect(),
         retry_tx,
         waiting_retries: 0,
+        durable: journal.is_durable(),
+        open_dependents: vec![0; wf.tasks.len()],
     };
+    for t in 0..wf.tasks.len() {
+        if !matches!(
+            x.state.state(t),
+            Planned::Succeeded | Planned::Failed | Planned::Skipped
+        ) {
+            for i in 0..x.plan.needs(t).len() {
+                let n = x.plan.needs(t)[i];
+                x.open_dependents[n] += 1;
+            }
+        }
+    }
+    for t in 0..wf.tasks.len() {
+        x.release_output(t);
+    }
     for s in restored_skips {
         // A need failed before the host stopped; record the skip now.
         let need = wf.tasks[s]
@@ -451,6 +504,7 @@ pub async fn execute(
         due_at: None,
         error: None,
         duration_ms: clock.elapsed().as_millis() as u64,
+        next_task_after: None,
     })
 }
 

@@ -107,7 +107,7 @@ pub(super) fn classify(ended: Ended<'_>) -> Result<(), Failure> {
 }
 
 /// stdout as the task's output: one JSON value, or `null` when empty.
-pub(super) fn parse_output(stdout: &[u8]) -> Result<serde_json::Value, Failure> {
+pub fn parse_output(stdout: &[u8]) -> Result<serde_json::Value, Failure> {
     if stdout.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Value::Null);
     }

@@ -9,6 +9,7 @@
 mod attempt;
 mod cache;
 mod classify;
+pub mod compile;
 mod engine;
 mod limits;
 mod mounts;
@@ -22,14 +23,26 @@ pub fn prune_cache(dir: &std::path::Path, max_bytes: u64) -> u64 {
     cache::prune(dir, max_bytes)
 }
 
+pub use classify::parse_output;
 pub use limits::{FailureKind, Grants, Limits, Mount, MAX_FUEL, MAX_MEMORY};
 pub use outcome::{AttemptOutcome, Failure};
 
+/// What a capped log pipe of `limit` bytes keeps of `bytes` written `split` bytes at a time,
+/// and whether it dropped any (the pipe a plugin's stderr goes to; for fuzzing).
+pub fn capture(limit: u64, bytes: &[u8], split: usize) -> (Vec<u8>, bool) {
+    let pipe = pipes::CappedPipe::new(limit, pipes::Overflow::Truncate);
+    for chunk in bytes.chunks(split.max(1)) {
+        pipe.append(chunk);
+    }
+    pipe.take()
+}
+
 use attempt::AttemptState;
 use cache::ModuleCache;
+use compile::{CompileBounds, CompileError, Compiler};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wasmtime::{Engine, ExternType, InstancePre, Linker, Module};
 
@@ -38,6 +51,8 @@ use wasmtime::{Engine, ExternType, InstancePre, Linker, Module};
 pub struct SandboxBuilder {
     slots: u32,
     cache_dir: Option<PathBuf>,
+    bounds: CompileBounds,
+    compiler: Compiler,
 }
 
 impl SandboxBuilder {
@@ -50,6 +65,19 @@ impl SandboxBuilder {
     /// Keep compiled plugins in this folder (default: no disk cache).
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Bounds on compiling a plugin (default: [`CompileBounds::default`]).
+    pub fn compile_bounds(mut self, bounds: CompileBounds) -> Self {
+        self.bounds = bounds;
+        self
+    }
+
+    /// Where plugins are compiled (default: in this process, bounded only by size and
+    /// declarations; the `bulkhead` binary compiles in a child process of itself).
+    pub fn compiler(mut self, compiler: Compiler) -> Self {
+        self.compiler = compiler;
         self
     }
 
@@ -68,6 +96,9 @@ impl SandboxBuilder {
             linker,
             cache,
             slots: self.slots,
+            bounds: self.bounds,
+            compiler: self.compiler,
+            stopping: AtomicBool::new(false),
             _ticker: ticker,
         })
     }
@@ -98,6 +129,9 @@ pub struct Sandbox {
     linker: Linker<AttemptState>,
     cache: Option<ModuleCache>,
     slots: u32,
+    bounds: CompileBounds,
+    compiler: Compiler,
+    stopping: AtomicBool,
     _ticker: engine::EpochTicker,
 }
 
@@ -139,12 +173,25 @@ impl Sandbox {
         SandboxBuilder {
             slots: 256,
             cache_dir: None,
+            bounds: CompileBounds::default(),
+            compiler: Compiler::InProcess,
         }
     }
 
     /// How many attempts may be alive at once.
     pub fn slots(&self) -> u32 {
         self.slots
+    }
+
+    /// The bounds on compiling a plugin.
+    pub fn compile_bounds(&self) -> &CompileBounds {
+        &self.bounds
+    }
+
+    /// The host is stopping: compiles under way are abandoned (their child process killed) and
+    /// later ones refused, each as a load failure.
+    pub fn stop_compiling(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
     }
 
     /// Compiles (or loads from the cache) and links a plugin.
@@ -161,14 +208,21 @@ impl Sandbox {
                     .into(),
             ));
         }
+        compile::precheck(bytes, &self.bounds).map_err(err)?;
         let hash = hex::encode(Sha256::digest(bytes));
         let cached = self.cache.as_ref().and_then(|c| c.get(&self.engine, &hash));
         let from_cache = cached.is_some();
         let module = match cached {
             Some(m) => m,
             None => {
-                let m = Module::new(&self.engine, bytes).map_err(|e| {
-                    err(format!("does not compile: {}", classify::root_message(&e)))
+                let m = self.compile(bytes).map_err(|e| {
+                    err(match e {
+                        CompileError::Invalid(m) => format!("does not compile: {m}"),
+                        CompileError::Bound(m) | CompileError::Host(m) => m,
+                        CompileError::Interrupted => {
+                            "was not compiled: the host is stopping".to_string()
+                        }
+                    })
                 })?;
                 if let Some(c) = &self.cache {
                     c.put(&hash, &m);
@@ -205,6 +259,25 @@ impl Sandbox {
         })
     }
 
+    fn compile(&self, bytes: &[u8]) -> Result<Module, CompileError> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(CompileError::Interrupted);
+        }
+        match &self.compiler {
+            Compiler::InProcess => Module::new(&self.engine, bytes)
+                .map_err(|e| CompileError::Invalid(classify::root_message(&e))),
+            Compiler::Child(exe) => {
+                let artifact = compile::in_child(exe, bytes, &self.bounds, &self.stopping)?;
+                compile::deserialize(&self.engine, &artifact).map_err(|e| {
+                    CompileError::Host(format!(
+                        "the compiler process wrote code this host cannot load: {}",
+                        classify::root_message(&e)
+                    ))
+                })
+            }
+        }
+    }
+
     /// Runs one attempt: a fresh instance, `input` on stdin, nothing granted beyond `grants`.
     pub async fn run(
         &self,
@@ -221,6 +294,3 @@ impl Sandbox {
 fn is_component(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [0x0d, 0x00, 0x01, 0x00]
 }
-
-/// Shared handle type used by runners.
-pub type SharedPlugin = Arc<Plugin>;

@@ -58,7 +58,7 @@ impl CappedPipe {
     }
 
     /// Appends what fits; returns false if anything did not.
-    fn append(&self, buf: &[u8]) -> bool {
+    pub fn append(&self, buf: &[u8]) -> bool {
         let mut c = self.lock();
         if c.overflowed && c.overflow == Overflow::Trap {
             return false;

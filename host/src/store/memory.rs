@@ -12,6 +12,10 @@ struct Row {
     run: StoredRun,
     logs: HashMap<(String, u32), String>,
     cancel_requested: bool,
+    /// Position of each task in `run.tasks`, and of each attempt in `run.attempts`: a
+    /// transition costs the same at a million tasks as at ten.
+    task_at: HashMap<String, usize>,
+    attempt_at: HashMap<(String, u32), usize>,
 }
 
 /// A store that forgets everything when dropped.
@@ -39,14 +43,20 @@ fn row<'a>(runs: &'a mut HashMap<String, Row>, run_id: &str) -> Result<&'a mut R
 }
 
 fn apply(row: &mut Row, t: Transition) {
-    let run = &mut row.run;
-    let task_mut =
-        |run: &mut StoredRun, task: &str| run.tasks.iter_mut().position(|x| x.task == task);
+    let Row {
+        run,
+        logs,
+        task_at,
+        attempt_at,
+        ..
+    } = row;
+    let task_mut = |_: &mut StoredRun, task: &str| task_at.get(task).copied();
     match t {
         Transition::AttemptStarted { task, attempt, at } => {
             if let Some(i) = task_mut(run, &task) {
                 run.tasks[i].attempts = attempt;
             }
+            attempt_at.insert((task.clone(), attempt), run.attempts.len());
             run.attempts.push(StoredAttempt {
                 task,
                 attempt,
@@ -83,11 +93,8 @@ fn apply(row: &mut Row, t: Transition) {
                 ),
                 AttemptEnd::Interrupted => (AttemptStatus::Interrupted, None, None),
             };
-            if let Some(a) = run
-                .attempts
-                .iter_mut()
-                .find(|a| a.task == task && a.attempt == attempt)
-            {
+            let at_index = attempt_at.get(&(task.clone(), attempt)).copied();
+            if let Some(a) = at_index.and_then(|i| run.attempts.get_mut(i)) {
                 a.status = status;
                 a.finished_at = Some(at);
                 a.error = error.clone();
@@ -110,7 +117,7 @@ fn apply(row: &mut Row, t: Transition) {
                     t.output = output;
                 }
             }
-            row.logs.insert((task, attempt), log);
+            logs.insert((task, attempt), log);
         }
         Transition::TaskDecided {
             task,
@@ -131,7 +138,8 @@ fn apply(row: &mut Row, t: Transition) {
     }
 }
 
-fn interrupt_running(run: &mut StoredRun, now: i64) {
+fn interrupt_running(row: &mut Row, now: i64) {
+    let run = &mut row.run;
     for a in run
         .attempts
         .iter_mut()
@@ -139,7 +147,7 @@ fn interrupt_running(run: &mut StoredRun, now: i64) {
     {
         a.status = AttemptStatus::Interrupted;
         a.finished_at = Some(now);
-        if let Some(t) = run.tasks.iter_mut().find(|t| t.task == a.task) {
+        if let Some(t) = row.task_at.get(&a.task).and_then(|&i| run.tasks.get_mut(i)) {
             t.uncounted += 1;
         }
     }
@@ -189,6 +197,13 @@ impl Store for MemoryStore {
             runs.insert(
                 new.run_id,
                 Row {
+                    task_at: run
+                        .tasks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| (t.task.clone(), i))
+                        .collect(),
+                    attempt_at: HashMap::new(),
                     run,
                     logs: HashMap::new(),
                     cancel_requested: false,
@@ -242,7 +257,8 @@ impl Store for MemoryStore {
                 owner,
                 now,
             )?;
-            interrupt_running(r, now);
+            interrupt_running(row, now);
+            let r = &mut row.run;
             r.lease_owner = Some(owner.0.clone());
             r.lease_expires_at = Some(now + ttl);
             r.status = RunStatus::Running;
@@ -327,13 +343,7 @@ impl Store for MemoryStore {
     ) -> Result<Vec<AttemptLog>, StoreError> {
         self.with(|runs| {
             let row = row(runs, run_id)?;
-            let order = |t: &str| {
-                row.run
-                    .tasks
-                    .iter()
-                    .position(|x| x.task == t)
-                    .unwrap_or(usize::MAX)
-            };
+            let order = |t: &str| row.task_at.get(t).copied().unwrap_or(usize::MAX);
             let mut out: Vec<AttemptLog> = row
                 .run
                 .attempts
@@ -353,6 +363,28 @@ impl Store for MemoryStore {
                 .collect();
             out.sort_by_key(|l| (order(&l.task), l.attempt));
             Ok(out)
+        })
+    }
+
+    async fn task_result(
+        &self,
+        run_id: &str,
+        task: &str,
+    ) -> Result<Option<TaskResult>, StoreError> {
+        self.with(|runs| {
+            let row = row(runs, run_id)?;
+            let Some(t) = row.task_at.get(task).and_then(|&i| row.run.tasks.get(i)) else {
+                return Ok(None);
+            };
+            let log = row
+                .logs
+                .get(&(task.to_string(), t.attempts))
+                .cloned()
+                .unwrap_or_default();
+            Ok(Some(TaskResult {
+                output: t.output.clone(),
+                log,
+            }))
         })
     }
 
@@ -412,7 +444,8 @@ impl Store for MemoryStore {
                 row.cancel_requested = true;
                 return Ok(CancelOutcome::Asked);
             }
-            interrupt_running(r, now);
+            interrupt_running(row, now);
+            let r = &mut row.run;
             for t in r.tasks.iter_mut().filter(|t| t.state == TaskState::Pending) {
                 t.state = TaskState::Cancelled;
                 t.error = Some(("cancelled".into(), "the run was cancelled".into(), None));

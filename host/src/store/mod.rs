@@ -71,6 +71,11 @@ pub trait Store: Send + Sync {
         attempt: Option<u32>,
     ) -> Result<Vec<AttemptLog>, StoreError>;
 
+    /// One task's output and the log of its last attempt (what a run report shows of it);
+    /// `None` if the run has no such task.
+    async fn task_result(&self, run_id: &str, task: &str)
+        -> Result<Option<TaskResult>, StoreError>;
+
     /// Ids of runs that did not finish: `interrupted`, or `running`/`pending` with no live lease.
     async fn unfinished(&self, now_ms: i64) -> Result<Vec<String>, StoreError>;
 

@@ -132,6 +132,27 @@ async fn records_a_run_through_commits(store: &dyn Store) {
         store.logs("nope", None, None).await,
         Err(StoreError::UnknownRun(_))
     ));
+    assert_eq!(
+        store.task_result("r1", "a").await.unwrap(),
+        Some(TaskResult {
+            output: Some(json!({"n": 1})),
+            log: "log of a #2".into()
+        }),
+        "the output and the last attempt's log"
+    );
+    assert_eq!(
+        store.task_result("r1", "b").await.unwrap(),
+        Some(TaskResult {
+            output: None,
+            log: String::new()
+        }),
+        "a task that never ran"
+    );
+    assert_eq!(store.task_result("r1", "zz").await.unwrap(), None);
+    assert!(matches!(
+        store.task_result("nope", "a").await,
+        Err(StoreError::UnknownRun(_))
+    ));
 }
 
 async fn leases_keep_two_hosts_apart(store: &dyn Store) {

@@ -282,6 +282,15 @@ pub struct AttemptLog {
     pub log: String,
 }
 
+/// What a run report shows of a task that the executor does not keep in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskResult {
+    /// Its output, if it succeeded.
+    pub output: Option<serde_json::Value>,
+    /// The log of its last attempt (empty if it never ran).
+    pub log: String,
+}
+
 /// Filters of `bulkhead runs`.
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
