@@ -113,9 +113,13 @@ impl Registry {
 
     /// Loads one plugin file.
     pub fn load(&self, sandbox: &Sandbox, file: &PluginFile) -> Result<Plugin, LoadError> {
-        let bytes = std::fs::read(&file.path).map_err(|e| LoadError {
+        use crate::sandbox::compile::{read_module, ReadError};
+        let bytes = read_module(&file.path, sandbox.compile_bounds()).map_err(|e| LoadError {
             plugin: file.name.clone(),
-            message: format!("cannot read {}: {e}", file.path.display()),
+            message: match e {
+                ReadError::Io(e) => format!("cannot read {}: {e}", file.path.display()),
+                ReadError::TooBig(m) => m,
+            },
         })?;
         sandbox.load(&file.name, &bytes)
     }

@@ -239,3 +239,66 @@ fn a_stop_interrupts_a_compile_and_nothing_runs() {
         "the compiler process {compiler} is gone"
     );
 }
+
+#[test]
+fn a_huge_plugin_file_is_refused_without_being_read() {
+    // A 64 GiB file (sparse: it takes no disk) in the plugin folder. Reading it would take
+    // minutes and all the memory there is; its size alone refuses it.
+    let site = crate::serve::Site::new();
+    site.plugin("noop");
+    let huge = std::fs::File::create(site.path("plugins/huge.wasm")).unwrap();
+    huge.set_len(64 << 30).unwrap();
+    drop(huge);
+    let started = Instant::now();
+    let out = bulkhead()
+        .env("BULKHEAD_PLUGINS", site.path("plugins"))
+        .args(["plugins", "--json"])
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let huge = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "huge")
+        .unwrap();
+    assert_eq!(huge["loads"], false);
+    let error = huge["error"].as_str().unwrap();
+    assert!(
+        error.contains("is 64 GiB but plugins may be at most 128 MiB"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let s = site.serve(&[]);
+    let (code, plugins) = s.get("/api/plugins");
+    assert_eq!(code, 200);
+    let huge = plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "huge")
+        .unwrap_or_else(|| panic!("{plugins}"));
+    assert!(
+        huge["error"]
+            .as_str()
+            .unwrap()
+            .contains("module size bound"),
+        "{huge}"
+    );
+    let noop = plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "noop")
+        .unwrap();
+    assert_eq!(
+        noop["error"],
+        serde_json::Value::Null,
+        "the other plugin loads"
+    );
+}

@@ -135,3 +135,60 @@ fn a_plugin_with_four_tables_does_not_starve_other_tasks() {
     let ran = crate::support::Ran::from(out);
     assert_eq!(ran.code, 0, "{}\n{}", ran.stderr, ran.report);
 }
+
+#[test]
+fn host_memory_stays_flat_however_much_the_tasks_log() {
+    // 120 tasks that each log 1 MiB (their cap): the host once kept every finished task's log
+    // and output in memory until the run ended (300 such tasks: 650 MiB). Now they are in the
+    // store, and the --json report reads them back as it is written.
+    let mut yaml = String::from("name: logs\ntasks:\n");
+    for i in 0..120 {
+        yaml.push_str(&format!("  f{i}: {{plugin: logflood}}\n"));
+    }
+    let case = Case::new(&yaml);
+    let mut child = case
+        .bulkhead()
+        .args(["run", "--json", "--max-parallel", "2"])
+        .arg(case.file())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut text).unwrap();
+        text
+    });
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(text) = std::fs::read_to_string(&status) {
+            if let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let report: serde_json::Value = serde_json::from_slice(&reader.join().unwrap()).unwrap();
+    assert_eq!(report["status"], "succeeded");
+    let logged: usize = report["tasks"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|t| t["log"].as_str().unwrap().len())
+        .sum();
+    assert!(
+        logged >= 120 << 20,
+        "every log is in the report: {logged} bytes"
+    );
+    assert!(peak_kib > 0, "the host's memory was read");
+    assert!(
+        peak_kib < 100 << 10,
+        "the host held {peak_kib} KiB at its peak for {logged} bytes of logs"
+    );
+}

@@ -198,6 +198,9 @@ pub fn compiler() -> Compiler {
 pub fn block_on<F: std::future::Future<Output = ExitCode>>(f: F) -> ExitCode {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Threads for blocking calls (the store, plugins' file calls): a plugin whose file call
+        // never returns holds one until it does (docs/limits.md), never more than these.
+        .max_blocking_threads(512)
         .build()
     {
         Ok(rt) => {

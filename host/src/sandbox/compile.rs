@@ -54,6 +54,41 @@ pub enum Compiler {
 /// compiler's threads need some before the first function is compiled.
 pub const MIN_COMPILE_MEMORY: u64 = 64 << 20;
 
+/// Why a module file was not read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// It could not be read (perhaps for now).
+    Io(std::io::Error),
+    /// It is over the module size bound; what to say about it.
+    TooBig(String),
+}
+
+/// Reads a module file, refusing without reading it one over the size bound (so that a huge
+/// file dropped into the plugin folder costs nothing), and reading at most the bound.
+pub fn read_module(path: &std::path::Path, bounds: &CompileBounds) -> Result<Vec<u8>, ReadError> {
+    let file = std::fs::File::open(path).map_err(ReadError::Io)?;
+    let size = file.metadata().map_err(ReadError::Io)?.len();
+    let too_big = |size: u64| {
+        ReadError::TooBig(format!(
+            "is {} but plugins may be at most {} (the module size bound; raise it with --max-module-size)",
+            human(size),
+            human(bounds.max_module_size)
+        ))
+    };
+    if size > bounds.max_module_size {
+        return Err(too_big(size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(bounds.max_module_size.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > bounds.max_module_size {
+        // It grew while it was read.
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
 /// Refuses, without compiling anything, a module that is too big or that declares what no
 /// instance-pool slot can hold. `bytes` is a core module (components are refused before).
 pub fn precheck(bytes: &[u8], bounds: &CompileBounds) -> Result<(), String> {

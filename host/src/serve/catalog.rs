@@ -3,6 +3,7 @@
 //! version stays active; a file that is removed takes its workflow away.
 
 use crate::metrics::{Metrics, What};
+use crate::sandbox::compile::{read_module, ReadError};
 use crate::{Host, Loaded};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -28,7 +29,7 @@ pub struct FileStatus {
 pub struct PluginStatus {
     /// Its name.
     pub name: String,
-    /// SHA-256 of its bytes.
+    /// SHA-256 of its bytes (empty for a file over the module size bound, which is not read).
     pub hash: String,
     /// Size in bytes.
     pub size: u64,
@@ -190,12 +191,34 @@ impl Catalog {
                     continue;
                 }
             }
-            let Ok(bytes) = std::fs::read(&f.path) else {
-                // Unreadable for now: keep what was loaded.
-                if let Some(known) = self.plugins.get(&f.name) {
-                    next.insert(f.name.clone(), known.clone());
+            let bytes = match read_module(&f.path, host.sandbox().compile_bounds()) {
+                Ok(b) => b,
+                Err(ReadError::TooBig(message)) => {
+                    // Never read, so it has no hash to show; it is broken until it shrinks.
+                    changed = true;
+                    tracing::error!(plugin = %f.name, error = %message, "plugin does not load; workflows keep their last good version");
+                    if let Some(now) = now {
+                        self.stamps.insert(f.path.clone(), now);
+                    }
+                    let size = std::fs::metadata(&f.path).map_or(0, |m| m.len());
+                    next.insert(
+                        f.name.clone(),
+                        PluginStatus {
+                            name: f.name,
+                            hash: String::new(),
+                            size,
+                            error: Some(message),
+                        },
+                    );
+                    continue;
                 }
-                continue;
+                Err(ReadError::Io(_)) => {
+                    // Unreadable for now: keep what was loaded.
+                    if let Some(known) = self.plugins.get(&f.name) {
+                        next.insert(f.name.clone(), known.clone());
+                    }
+                    continue;
+                }
             };
             if let Some(now) = now {
                 self.stamps.insert(f.path.clone(), now);
