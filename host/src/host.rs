@@ -302,7 +302,7 @@ impl Host {
     ///
     /// A recorded run does not keep its finished tasks' logs, nor outputs no dependent still
     /// needs, in memory: in the returned report they are empty (`log: ""`, `output: null`), and
-    /// [`Store::task_result`] has them (`bulkhead run --json` reads them back as it writes).
+    /// [`Store::task_results`] has them (`bulkhead run --json` reads them back as it writes).
     /// Host memory then stays flat however many tasks a run has and however much they log.
     pub async fn run(
         &self,

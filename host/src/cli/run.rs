@@ -215,17 +215,28 @@ fn write_json(host: &Host, report: &RunReport) -> std::io::Result<()> {
     match host.store() {
         None => serde_json::to_writer_pretty(&mut out, report)?,
         Some(store) => {
+            // Few at a time: each may hold up to max_logs + max_output (2 MiB by default).
+            const PAGE: usize = 16;
             let runtime = tokio::runtime::Handle::current();
+            let (mut page, mut next) = (std::collections::VecDeque::new(), 0usize);
             tokio::task::block_in_place(|| {
                 let fill = |id: &str, task: &TaskReport| -> Result<TaskReport, String> {
-                    let stored = runtime
-                        .block_on(store.task_result(&report.run_id, id))
-                        .map_err(|e| e.to_string())?;
-                    let mut task = task.clone();
-                    if let Some(stored) = stored {
-                        task.output = stored.output.unwrap_or(serde_json::Value::Null);
-                        task.log = stored.log;
+                    if page.is_empty() {
+                        page = runtime
+                            .block_on(store.task_results(&report.run_id, next, PAGE))
+                            .map_err(|e| e.to_string())?
+                            .into();
+                        next += PAGE;
                     }
+                    let stored = page.pop_front().filter(|r| r.task == id).ok_or_else(|| {
+                        format!(
+                            "the state store has no task `{id}` at its place in run `{}`; the store was altered",
+                            report.run_id
+                        )
+                    })?;
+                    let mut task = task.clone();
+                    task.output = stored.output.unwrap_or(serde_json::Value::Null);
+                    task.log = stored.log;
                     Ok(task)
                 };
                 serde_json::to_writer_pretty(&mut out, &Filled::new(report, fill))

@@ -140,15 +140,19 @@ struct Exec<'a> {
     durable: bool,
     /// Per task, its dependents that have not ended yet (an output is an input until then).
     open_dependents: Vec<u32>,
+    /// Per task, whether it is counted in its needs' `open_dependents` (it has not ended).
+    counted: Vec<bool>,
 }
 
 impl Exec<'_> {
     /// Task `t` has ended for good: what it needed may no longer be needed.
     fn ended(&mut self, t: usize) {
-        for i in 0..self.plan.needs(t).len() {
-            let n = self.plan.needs(t)[i];
-            self.open_dependents[n] = self.open_dependents[n].saturating_sub(1);
-            self.release_output(n);
+        if std::mem::take(&mut self.counted[t]) {
+            for i in 0..self.plan.needs(t).len() {
+                let n = self.plan.needs(t)[i];
+                self.open_dependents[n] -= 1;
+                self.release_output(n);
+            }
         }
         self.release_output(t);
     }
@@ -318,12 +322,21 @@ pub async fn execute(
         waiting_retries: 0,
         durable: journal.is_durable(),
         open_dependents: vec![0; wf.tasks.len()],
+        counted: vec![false; wf.tasks.len()],
     };
-    for t in 0..wf.tasks.len() {
-        if !matches!(
+    // Every task that has not ended (or ends only now, as a skip restored below) keeps the
+    // outputs it needs.
+    let mut skipped_now = vec![false; wf.tasks.len()];
+    for &s in &restored_skips {
+        skipped_now[s] = true;
+    }
+    for (t, skipped_now) in skipped_now.into_iter().enumerate() {
+        let ended = matches!(
             x.state.state(t),
             Planned::Succeeded | Planned::Failed | Planned::Skipped
-        ) {
+        );
+        if !ended || skipped_now {
+            x.counted[t] = true;
             for i in 0..x.plan.needs(t).len() {
                 let n = x.plan.needs(t)[i];
                 x.open_dependents[n] += 1;

@@ -385,3 +385,56 @@ async fn a_resumed_run_keeps_finished_tasks_and_feeds_their_outputs() {
     );
     assert_eq!(inputs[&3]["inputs"]["b"], serde_json::json!({"b": "old"}));
 }
+
+/// Says its commits are durable (and keeps nothing): the executor then leaves logs and outputs
+/// to the store.
+struct Durable;
+
+impl Journal for Durable {
+    fn commit(&self, _batch: Vec<Transition>) -> journal::CommitFuture<'_> {
+        Box::pin(std::future::ready(Ok(store::Commit::default())))
+    }
+
+    fn is_durable(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_durable_run_keeps_an_output_only_while_a_dependent_may_still_need_it() {
+    // b is retried after a's dependents c ended: its later attempts still get a's output.
+    let s = Scripted::new(vec![
+        Script::Ok,
+        Script::FailFirst(2, FailureKind::Transient),
+        Script::Ok,
+        Script::Ok,
+        Script::Ok,
+    ]);
+    let r = execute(
+        request(workflow(DIAMOND), 8),
+        Arc::new(Handle(s.clone())),
+        &Durable,
+        &LogObserver,
+        Stop::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded);
+    assert_eq!(r.tasks["b"].attempts, 3);
+    let inputs = s.inputs.lock().unwrap();
+    assert_eq!(
+        inputs[&1]["inputs"]["a"],
+        serde_json::json!({"task": 0}),
+        "b's third attempt got a's output"
+    );
+    assert_eq!(inputs[&3]["inputs"]["b"], serde_json::json!({"call": 3}));
+    assert_eq!(inputs[&3]["inputs"]["c"], serde_json::json!({"task": 2}));
+    for (id, t) in &r.tasks {
+        assert_eq!(
+            t.output,
+            serde_json::Value::Null,
+            "{id}: the output is in the store only"
+        );
+        assert_eq!(t.log, "", "{id}: the log is in the store only");
+    }
+}

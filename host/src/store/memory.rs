@@ -366,25 +366,30 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn task_result(
+    async fn task_results(
         &self,
         run_id: &str,
-        task: &str,
-    ) -> Result<Option<TaskResult>, StoreError> {
+        from: usize,
+        limit: usize,
+    ) -> Result<Vec<TaskResult>, StoreError> {
         self.with(|runs| {
             let row = row(runs, run_id)?;
-            let Some(t) = row.task_at.get(task).and_then(|&i| row.run.tasks.get(i)) else {
-                return Ok(None);
-            };
-            let log = row
-                .logs
-                .get(&(task.to_string(), t.attempts))
-                .cloned()
-                .unwrap_or_default();
-            Ok(Some(TaskResult {
-                output: t.output.clone(),
-                log,
-            }))
+            Ok(row
+                .run
+                .tasks
+                .iter()
+                .skip(from)
+                .take(limit)
+                .map(|t| TaskResult {
+                    task: t.task.clone(),
+                    output: t.output.clone(),
+                    log: row
+                        .logs
+                        .get(&(t.task.clone(), t.attempts))
+                        .cloned()
+                        .unwrap_or_default(),
+                })
+                .collect())
         })
     }
 

@@ -19,13 +19,14 @@ pub use types::*;
 use async_trait::async_trait;
 
 /// The schema version this build writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The numbered migrations, applied in order to bring a database to [`SCHEMA_VERSION`].
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_init.sql")),
     (2, include_str!("../../migrations/0002_triggers.sql")),
     (3, include_str!("../../migrations/0003_trigger_cancel.sql")),
+    (4, include_str!("../../migrations/0004_task_order.sql")),
 ];
 
 /// Durable state of runs. Implementations commit each call atomically.
@@ -71,10 +72,14 @@ pub trait Store: Send + Sync {
         attempt: Option<u32>,
     ) -> Result<Vec<AttemptLog>, StoreError>;
 
-    /// One task's output and the log of its last attempt (what a run report shows of it);
-    /// `None` if the run has no such task.
-    async fn task_result(&self, run_id: &str, task: &str)
-        -> Result<Option<TaskResult>, StoreError>;
+    /// The outputs and last attempts' logs of a run's tasks (what a run report shows of
+    /// them), in file order: at most `limit` tasks from the one at `from` (0 is the first).
+    async fn task_results(
+        &self,
+        run_id: &str,
+        from: usize,
+        limit: usize,
+    ) -> Result<Vec<TaskResult>, StoreError>;
 
     /// Ids of runs that did not finish: `interrupted`, or `running`/`pending` with no live lease.
     async fn unfinished(&self, now_ms: i64) -> Result<Vec<String>, StoreError>;

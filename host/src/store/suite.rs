@@ -132,25 +132,28 @@ async fn records_a_run_through_commits(store: &dyn Store) {
         store.logs("nope", None, None).await,
         Err(StoreError::UnknownRun(_))
     ));
+    let results = store.task_results("r1", 0, 10).await.unwrap();
     assert_eq!(
-        store.task_result("r1", "a").await.unwrap(),
-        Some(TaskResult {
-            output: Some(json!({"n": 1})),
-            log: "log of a #2".into()
-        }),
-        "the output and the last attempt's log"
+        results,
+        vec![
+            TaskResult {
+                task: "a".into(),
+                output: Some(json!({"n": 1})),
+                log: "log of a #2".into()
+            },
+            TaskResult {
+                task: "b".into(),
+                output: None,
+                log: String::new()
+            }
+        ],
+        "each task's output and its last attempt's log, in file order (b never ran)"
     );
-    assert_eq!(
-        store.task_result("r1", "b").await.unwrap(),
-        Some(TaskResult {
-            output: None,
-            log: String::new()
-        }),
-        "a task that never ran"
-    );
-    assert_eq!(store.task_result("r1", "zz").await.unwrap(), None);
+    assert_eq!(store.task_results("r1", 1, 10).await.unwrap(), results[1..]);
+    assert_eq!(store.task_results("r1", 0, 1).await.unwrap(), results[..1]);
+    assert!(store.task_results("r1", 2, 10).await.unwrap().is_empty());
     assert!(matches!(
-        store.task_result("nope", "a").await,
+        store.task_results("nope", 0, 1).await,
         Err(StoreError::UnknownRun(_))
     ));
 }
@@ -668,4 +671,14 @@ fn two_hosts_opening_a_new_database_at_once_both_succeed() {
             h.join().unwrap().unwrap();
         }
     }
+}
+
+#[test]
+fn the_schema_version_is_the_last_migration() {
+    let numbers: Vec<i64> = MIGRATIONS.iter().map(|(v, _)| *v).collect();
+    let expected: Vec<i64> = (1..=SCHEMA_VERSION).collect();
+    assert_eq!(
+        numbers, expected,
+        "migrations are numbered 1..=SCHEMA_VERSION, in order"
+    );
 }

@@ -285,6 +285,8 @@ pub struct AttemptLog {
 /// What a run report shows of a task that the executor does not keep in memory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskResult {
+    /// The task.
+    pub task: String,
     /// Its output, if it succeeded.
     pub output: Option<serde_json::Value>,
     /// The log of its last attempt (empty if it never ran).

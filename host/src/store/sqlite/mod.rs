@@ -522,61 +522,54 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn task_result(
+    async fn task_results(
         &self,
         run_id: &str,
-        task: &str,
-    ) -> Result<Option<TaskResult>, StoreError> {
-        let (run_id, task) = (run_id.to_string(), task.to_string());
+        from: usize,
+        limit: usize,
+    ) -> Result<Vec<TaskResult>, StoreError> {
+        let run_id = run_id.to_string();
         self.with(move |conn, path| {
             let m = |e| map(path, e);
             let exists: bool = conn
-                .query_row(
-                    "SELECT count(*) FROM runs WHERE run_id = ?1",
-                    [&run_id],
-                    |r| r.get::<_, i64>(0),
-                )
+                .query_row("SELECT count(*) FROM runs WHERE run_id = ?1", [&run_id], |r| r.get::<_, i64>(0))
                 .map_err(m)?
                 > 0;
             if !exists {
                 return Err(StoreError::UnknownRun(run_id));
             }
-            let found = conn
-                .query_row(
-                    "SELECT t.output, (SELECT coalesce(a.log, '') FROM attempts a
-                                       WHERE a.run_id = t.run_id AND a.task = t.task
-                                       ORDER BY a.attempt DESC LIMIT 1)
-                     FROM tasks t WHERE t.run_id = ?1 AND t.task = ?2",
-                    params![run_id, task],
-                    |r| {
-                        Ok((
-                            r.get::<_, Option<String>>(0)?,
-                            r.get::<_, Option<String>>(1)?,
-                        ))
-                    },
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT t.task, t.output, (SELECT coalesce(a.log, '') FROM attempts a
+                                               WHERE a.run_id = t.run_id AND a.task = t.task
+                                               ORDER BY a.attempt DESC LIMIT 1)
+                     FROM tasks t WHERE t.run_id = ?1 AND t.position >= ?2
+                     ORDER BY t.position LIMIT ?3",
                 )
-                .optional()
                 .map_err(m)?;
-            let Some((output, log)) = found else {
-                return Ok(None);
-            };
-            let output = match output {
-                None => None,
-                Some(text) => {
-                    Some(
-                        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-                            path: path.to_path_buf(),
-                            reason: format!(
-                            "the stored output of task `{task}` of run `{run_id}` is not JSON: {e}"
-                        ),
-                        })?,
-                    )
-                }
-            };
-            Ok(Some(TaskResult {
-                output,
-                log: log.unwrap_or_default(),
-            }))
+            let rows = stmt
+                .query_map(
+                    params![run_id, from as i64, i64::try_from(limit).unwrap_or(i64::MAX)],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?)),
+                )
+                .map_err(m)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (task, output, log) = row.map_err(m)?;
+                let output = match output {
+                    None => None,
+                    Some(text) => Some(serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                        path: path.to_path_buf(),
+                        reason: format!("the stored output of task `{task}` of run `{run_id}` is not JSON: {e}"),
+                    })?),
+                };
+                out.push(TaskResult {
+                    task,
+                    output,
+                    log: log.unwrap_or_default(),
+                });
+            }
+            Ok(out)
         })
         .await
     }
