@@ -286,6 +286,21 @@ fn err3(
     kind.map(|k| (k, message.unwrap_or_default(), code))
 }
 
+/// `Ok` if the store has run `run_id`, else [`StoreError::UnknownRun`].
+fn run_exists(conn: &Connection, path: &Path, run_id: &str) -> Result<(), StoreError> {
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM runs WHERE run_id = ?1",
+            [run_id],
+            |r| r.get(0),
+        )
+        .map_err(|e| map(path, e))?;
+    if n == 0 {
+        return Err(StoreError::UnknownRun(run_id.to_string()));
+    }
+    Ok(())
+}
+
 fn parse_json(text: Option<String>) -> Option<serde_json::Value> {
     text.and_then(|t| serde_json::from_str(&t).ok())
 }
@@ -493,13 +508,7 @@ impl Store for SqliteStore {
         let (run_id, task) = (run_id.to_string(), task.map(str::to_string));
         self.with(move |conn, path| {
             let m = |e| map(path, e);
-            let exists: bool = conn
-                .query_row("SELECT count(*) FROM runs WHERE run_id = ?1", [&run_id], |r| r.get::<_, i64>(0))
-                .map_err(m)?
-                > 0;
-            if !exists {
-                return Err(StoreError::UnknownRun(run_id));
-            }
+            run_exists(conn, path, &run_id)?;
             let mut stmt = conn
                 .prepare(
                     "SELECT a.task, a.attempt, coalesce(a.log, '') FROM attempts a JOIN tasks t ON t.run_id = a.run_id AND t.task = a.task
@@ -531,13 +540,7 @@ impl Store for SqliteStore {
         let run_id = run_id.to_string();
         self.with(move |conn, path| {
             let m = |e| map(path, e);
-            let exists: bool = conn
-                .query_row("SELECT count(*) FROM runs WHERE run_id = ?1", [&run_id], |r| r.get::<_, i64>(0))
-                .map_err(m)?
-                > 0;
-            if !exists {
-                return Err(StoreError::UnknownRun(run_id));
-            }
+            run_exists(conn, path, &run_id)?;
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT t.task, t.output, (SELECT coalesce(a.log, '') FROM attempts a
@@ -650,12 +653,7 @@ impl Store for SqliteStore {
         self.with(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
-            let exists: i64 = tx
-                .query_row("SELECT count(*) FROM runs WHERE run_id = ?1", [&run_id], |r| r.get(0))
-                .map_err(m)?;
-            if exists == 0 {
-                return Err(StoreError::UnknownRun(run_id));
-            }
+            run_exists(&tx, path, &run_id)?;
             for task in &tasks {
                 tx.execute(
                     "UPDATE tasks SET status = 'pending', output = NULL, error_kind = NULL, error_message = NULL,
