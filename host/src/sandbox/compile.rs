@@ -235,6 +235,8 @@ pub fn in_child(
         let err = scope.spawn(move || {
             let mut buf = Vec::new();
             let _ = (&mut stderr).take(64 << 10).read_to_end(&mut buf);
+            // Keep the pipe flowing past the part kept, so the child never blocks on it.
+            let _ = std::io::copy(&mut stderr, &mut std::io::sink());
             buf
         });
         let status = wait(&mut child, started + bounds.timeout, stop);
