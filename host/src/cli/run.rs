@@ -208,7 +208,7 @@ fn finish(host: &Host, report: &RunReport, json: bool) -> ExitCode {
 }
 
 /// Writes the report on stdout. A recorded run keeps its finished tasks' outputs and logs in
-/// the store, not in memory; they are read back one task at a time as the report is written.
+/// the store, not in memory; they are read back a few tasks at a time as the report is written.
 fn write_json(host: &Host, report: &RunReport) -> std::io::Result<()> {
     use std::io::Write;
     let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
