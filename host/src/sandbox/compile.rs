@@ -68,13 +68,7 @@ pub enum ReadError {
 pub fn read_module(path: &std::path::Path, bounds: &CompileBounds) -> Result<Vec<u8>, ReadError> {
     let file = std::fs::File::open(path).map_err(ReadError::Io)?;
     let size = file.metadata().map_err(ReadError::Io)?.len();
-    let too_big = |size: u64| {
-        ReadError::TooBig(format!(
-            "is {} but plugins may be at most {} (the module size bound; raise it with --max-module-size)",
-            human(size),
-            human(bounds.max_module_size)
-        ))
-    };
+    let too_big = |size: u64| ReadError::TooBig(over_size_bound(size, bounds));
     if size > bounds.max_module_size {
         return Err(too_big(size));
     }
@@ -89,25 +83,29 @@ pub fn read_module(path: &std::path::Path, bounds: &CompileBounds) -> Result<Vec
     Ok(bytes)
 }
 
+/// What to say of a module of `size` bytes, over the module size bound.
+fn over_size_bound(size: u64, bounds: &CompileBounds) -> String {
+    format!(
+        "is {} but plugins may be at most {} (the module size bound; raise it with --max-module-size)",
+        human(size),
+        human(bounds.max_module_size)
+    )
+}
+
 /// Refuses, without compiling anything, a module that is too big or that declares what no
 /// instance-pool slot can hold. `bytes` is a core module (components are refused before).
 pub fn precheck(bytes: &[u8], bounds: &CompileBounds) -> Result<(), String> {
     let size = bytes.len() as u64;
     if size > bounds.max_module_size {
-        return Err(format!(
-            "is {} but plugins may be at most {} (the module size bound; raise it with --max-module-size)",
-            human(size),
-            human(bounds.max_module_size)
-        ));
+        return Err(over_size_bound(size, bounds));
     }
     let mut memories = 0usize;
     let mut tables = 0usize;
+    let bad = |e: wasmparser::BinaryReaderError| {
+        format!("does not compile: not a valid WebAssembly module: {e}")
+    };
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        let payload = payload
-            .map_err(|e| format!("does not compile: not a valid WebAssembly module: {e}"))?;
-        let bad = |e: wasmparser::BinaryReaderError| {
-            format!("does not compile: not a valid WebAssembly module: {e}")
-        };
+        let payload = payload.map_err(bad)?;
         match payload {
             wasmparser::Payload::ImportSection(reader) => {
                 for import in reader.into_imports() {
