@@ -29,44 +29,19 @@
 //! `target/wasm32-wasip1/release/<name>.wasm` into the plugin folder.
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::io::{Read, Write};
 
 pub use serde_json::{Map, Value};
 
-/// The plugin ABI version this SDK speaks.
-pub const ABI_VERSION: u32 = 1;
+pub use bulkhead_abi::{ABI_VERSION, EXIT_PERMANENT, EXIT_TRANSIENT};
 
-/// Exit code of a transient failure (EX_TEMPFAIL): the host may retry.
-pub const EXIT_TRANSIENT: i32 = 75;
-
-/// Exit code of a permanent failure.
-pub const EXIT_PERMANENT: i32 = 1;
-
-/// One attempt of a task, as the host describes it on stdin. `P` is the type of the task's
-/// `params`, `I` the type of its `inputs` (the outputs of the tasks it needs, by task id).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Task<P = Value, I = Map<String, Value>> {
-    /// The ABI version of the document (1).
-    pub abi: u32,
-    /// The workflow's name.
-    pub workflow: String,
-    /// The run's id.
-    pub run_id: String,
-    /// This task's id.
-    pub task: String,
-    /// The attempt number, from 1.
-    pub attempt: u32,
-    /// The same for every attempt of this task in this run: use it to make side effects idempotent.
-    pub idempotency_key: String,
-    /// The task's `params` from the workflow file.
-    pub params: P,
-    /// The run's parameters (`bulkhead run --param KEY=VALUE`).
-    #[serde(default)]
-    pub run_params: Value,
-    /// The outputs of the tasks this one needs, by task id.
-    pub inputs: I,
-}
+/// One attempt of a task, as the host describes it on stdin (the ABI's input document, owned).
+/// `P` is the type of the task's `params`, `I` the type of its `inputs` (the outputs of the
+/// tasks it needs, by task id). Fields: `abi`, `workflow`, `run_id`, `task`, `attempt`,
+/// `idempotency_key` (the same for every attempt of this task in this run: use it to make side
+/// effects idempotent), `params`, `run_params` and `inputs`.
+pub type Task<P = Value, I = Map<String, Value>> = bulkhead_abi::Input<String, Value, P, I>;
 
 /// Why a task failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,6 +183,7 @@ pub fn read_task<P: DeserializeOwned, I: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
     #[derive(Debug, Deserialize, PartialEq)]
     struct Params {

@@ -202,7 +202,7 @@ fn a_mount_swapped_for_a_symlink_after_validation_is_refused() {
     assert_eq!(ran.code, 1, "{}", ran.stderr);
     assert_eq!(
         ran.ended("p"),
-        ("failed".into(), "load".into()),
+        ("failed".into(), "host".into()),
         "{}",
         ran.report
     );
@@ -214,6 +214,52 @@ fn a_mount_swapped_for_a_symlink_after_validation_is_refused() {
     assert!(
         !ran.report.to_string().contains("root:"),
         "the host's /etc/passwd leaked"
+    );
+}
+
+#[test]
+fn a_mount_removed_after_validation_fails_that_attempt_as_a_host_fault() {
+    // The stored run needs no folder to be shown; the attempt that needs it fails, as the
+    // host's fault (not retried by default), and the independent task still runs.
+    let case = Case::new(
+        "name: gone\ntasks:\n  wait: {plugin: sleep, params: {ms: 1500}}\n  p:\n    plugin: probe\n    needs: [wait]\n    mounts: [{host: data, guest: /data}]\n  other: {plugin: probe, needs: [wait]}\n",
+    );
+    std::fs::create_dir_all(case.path("data")).unwrap();
+    let child = case
+        .bulkhead()
+        .args(["run", "--json"])
+        .arg(case.file())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::support::wait_for_attempt(&case.store(), "wait");
+    std::fs::remove_dir(case.path("data")).unwrap();
+    let ran = crate::support::Ran::from(child.wait_with_output().unwrap());
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert_eq!(
+        ran.ended("p"),
+        ("failed".into(), "host".into()),
+        "{}",
+        ran.report
+    );
+    assert_eq!(ran.task("p")["attempts"], 1, "{}", ran.report);
+    assert!(
+        ran.message("p").contains("cannot open mount"),
+        "{}",
+        ran.message("p")
+    );
+    assert_eq!(ran.task("other")["status"], "succeeded", "{}", ran.report);
+    let run_id = ran.report["run_id"].as_str().unwrap();
+    let shown = case
+        .bulkhead()
+        .args(["show", run_id, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
     );
 }
 

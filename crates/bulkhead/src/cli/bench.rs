@@ -1,0 +1,365 @@
+//! `bulkhead bench`: per-task overhead, throughput, plugin load times and a Python baseline, all
+//! measured side by side in one run. Figures are medians over repetitions.
+
+use bulkhead::exec::{Event, Observer};
+use bulkhead::registry::PluginFile;
+use bulkhead::sandbox::compile::CompileBounds;
+use bulkhead::sandbox::Sandbox;
+use bulkhead::SqliteStore;
+use bulkhead::{Host, HostConfig, Loaded};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Arguments of `bulkhead bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    plugins: super::PluginsArg,
+    /// Tasks in the layered throughput DAG.
+    #[arg(long, default_value_t = 10_000)]
+    tasks: usize,
+    /// Repetitions of each measurement (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
+    /// Attempts at once.
+    #[arg(long, default_value_t = 256)]
+    max_parallel: usize,
+    /// Skip the Python baseline.
+    #[arg(long)]
+    no_python: bool,
+    /// Print the figures as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Records when each attempt finished.
+struct Finishes(Mutex<Vec<Instant>>);
+
+impl Observer for Finishes {
+    fn event(&self, event: Event<'_>) {
+        if let Event::AttemptFinished { .. } = event {
+            if let Ok(mut v) = self.0.lock() {
+                v.push(Instant::now());
+            }
+        }
+    }
+}
+
+struct Quiet;
+impl Observer for Quiet {
+    fn event(&self, _: Event<'_>) {}
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+/// YAML of a chain of `n` no-op tasks.
+fn chain(n: usize) -> String {
+    let mut y = String::from("name: bench_chain\ntasks:\n  t0: {plugin: noop}\n");
+    for i in 1..n {
+        y.push_str(&format!("  t{i}: {{plugin: noop, needs: [t{}]}}\n", i - 1));
+    }
+    y
+}
+
+/// Layers of `width` tasks; each task needs two tasks of the layer before.
+fn layered_shape(tasks: usize) -> (usize, usize) {
+    let width = 100.min(tasks.max(1));
+    (tasks.div_ceil(width), width)
+}
+
+fn layered(tasks: usize) -> String {
+    let (layers, width) = layered_shape(tasks);
+    let mut y = String::from("name: bench_layers\ntasks:\n");
+    for l in 0..layers {
+        for i in 0..width {
+            if l == 0 {
+                y.push_str(&format!("  t{l}_{i}: {{plugin: noop}}\n"));
+            } else {
+                let (a, b) = (i, (i + 1) % width);
+                y.push_str(&format!(
+                    "  t{l}_{i}: {{plugin: noop, needs: [t{}_{a}, t{}_{b}]}}\n",
+                    l - 1,
+                    l - 1
+                ));
+            }
+        }
+    }
+    y
+}
+
+fn load(host: &Host, dir: &Path, name: &str, yaml: &str) -> Result<Loaded, String> {
+    let path = dir.join(format!("{name}.yaml"));
+    let wf = bulkhead::workflow::parse(yaml, &path).map_err(|e| e.to_string())?;
+    host.prepare(wf, yaml.to_string())
+        .map_err(|e| e.to_string())
+}
+
+async fn run(host: &Host, loaded: &Loaded, observer: &dyn Observer) -> Result<Duration, String> {
+    let started = Instant::now();
+    let report = host
+        .run(
+            loaded,
+            bulkhead::new_run_id(),
+            json!({}),
+            observer,
+            Default::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let took = started.elapsed();
+    if report.status != bulkhead::report::RunStatus::Succeeded {
+        return Err(format!("benchmark run {} did not succeed", report.workflow));
+    }
+    Ok(took)
+}
+
+fn load_times(plugins: &Path, repeat: usize) -> Result<(f64, f64), String> {
+    let file = PluginFile {
+        name: "noop".into(),
+        path: plugins.join("noop.wasm"),
+    };
+    let bytes = std::fs::read(&file.path).map_err(|e| format!("{}: {e}", file.path.display()))?;
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        let cache = tempfile_dir()?;
+        let sandbox = Sandbox::builder()
+            .slots(4)
+            .cache_dir(&cache)
+            .compiler(super::compiler())
+            .build()
+            .map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        sandbox.load("noop", &bytes).map_err(|e| e.to_string())?;
+        cold.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        let p = sandbox.load("noop", &bytes).map_err(|e| e.to_string())?;
+        warm.push(t.elapsed().as_secs_f64() * 1e3);
+        if !p.from_cache {
+            return Err("the second load did not come from the cache".into());
+        }
+        let _ = std::fs::remove_dir_all(&cache);
+    }
+    Ok((median(cold), median(warm)))
+}
+
+fn tempfile_dir() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("bulkhead-bench-{}", bulkhead::new_run_id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+const PYTHON: &str = r#"
+import graphlib, json, sys, time
+from concurrent.futures import ThreadPoolExecutor, FIRST_COMPLETED, wait
+layers, width, repeat = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+def noop():
+    return None
+graph = {}
+for l in range(layers):
+    for i in range(width):
+        graph[(l, i)] = [] if l == 0 else [(l - 1, i), (l - 1, (i + 1) % width)]
+rates = []
+for _ in range(repeat):
+    ts = graphlib.TopologicalSorter(graph)
+    ts.prepare()
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        start = time.perf_counter()
+        pending = {}
+        while ts.is_active():
+            for node in ts.get_ready():
+                pending[ex.submit(noop)] = node
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                ts.done(pending.pop(f))
+        rates.append(len(graph) / (time.perf_counter() - start))
+rates.sort()
+print(json.dumps({"tasks_per_s": rates[len(rates) // 2]}))
+"#;
+
+fn python_rate(tasks: usize, repeat: usize) -> Result<f64, String> {
+    let (layers, width) = layered_shape(tasks);
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            PYTHON,
+            &layers.to_string(),
+            &width.to_string(),
+            &repeat.to_string(),
+        ])
+        .output()
+        .map_err(|e| format!("cannot run python3: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "python3 failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    v["tasks_per_s"]
+        .as_f64()
+        .ok_or_else(|| "python printed no rate".into())
+}
+
+/// Runs the benchmark.
+pub fn main(args: BenchArgs, state: &super::State) -> ExitCode {
+    let cache_dir = state.cache_dir.clone();
+    super::block_on(async move {
+        match bench(&args, cache_dir).await {
+            Ok(figures) => {
+                if args.json {
+                    println!("{figures:#}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value, String> {
+    let repeat = args.repeat.max(1);
+    let host = Host::new(HostConfig {
+        plugins_dir: args.plugins.dir.clone(),
+        cache_dir: Some(cache_dir.clone()),
+        max_parallel: args.max_parallel,
+        store: None,
+        plugin_copies: None,
+        guarded: Vec::new(),
+        compile: CompileBounds::default(),
+        compiler: super::compiler(),
+    })
+    .map_err(|e| e.to_string())?;
+    let state = tempfile_dir()?;
+    let sqlite = SqliteStore::open(&state.join("bench.db")).map_err(|e| e.to_string())?;
+    let durable = Host::new(HostConfig {
+        plugins_dir: args.plugins.dir.clone(),
+        cache_dir: Some(cache_dir),
+        max_parallel: args.max_parallel,
+        store: Some(Arc::new(sqlite)),
+        plugin_copies: Some(state.join("plugins")),
+        guarded: Vec::new(),
+        compile: CompileBounds::default(),
+        compiler: super::compiler(),
+    })
+    .map_err(|e| e.to_string())?;
+    let dir = args.plugins.dir.clone();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    eprintln!(
+        "bulkhead bench: {cores} cores, no-op plugin {}, {repeat} repetitions, medians",
+        dir.join("noop.wasm").display()
+    );
+
+    // Per-task overhead: in a chain each task becomes ready when the one before finishes, so the
+    // gap between consecutive finishes is one task's ready -> done time.
+    let long_chain = load(&host, &dir, "chain", &chain(2_000))?;
+    run(&host, &long_chain, &Quiet).await?; // warm-up
+    let mut gaps = Vec::new();
+    for _ in 0..repeat {
+        let f = Finishes(Mutex::new(Vec::with_capacity(2_000)));
+        run(&host, &long_chain, &f).await?;
+        let times = f.0.into_inner().map_err(|_| "poisoned")?;
+        gaps.extend(times.windows(2).map(|w| (w[1] - w[0]).as_secs_f64() * 1e6));
+    }
+    gaps.sort_by(f64::total_cmp);
+    let (p50, p99) = (percentile(&gaps, 0.5), percentile(&gaps, 0.99));
+    eprintln!(
+        "per-task overhead (no-op, ready -> done): p50 {p50:.1} us, p99 {p99:.1} us ({} samples)",
+        gaps.len()
+    );
+
+    let chain40 = load(&host, &dir, "chain40", &chain(40))?;
+    let mut c40 = Vec::new();
+    for _ in 0..repeat.max(5) * 4 {
+        c40.push(run(&host, &chain40, &Quiet).await?.as_secs_f64() * 1e3);
+    }
+    let chain40_ms = median(c40);
+    let chain40 = load(&durable, &dir, "chain40", &chain(40))?;
+    let mut c40 = Vec::new();
+    for _ in 0..repeat.max(5) * 4 {
+        c40.push(run(&durable, &chain40, &Quiet).await?.as_secs_f64() * 1e3);
+    }
+    let chain40_sqlite_ms = median(c40);
+    eprintln!("40-task chain: {chain40_ms:.2} ms in memory, {chain40_sqlite_ms:.2} ms with the SQLite store (every step committed before the next)");
+
+    let layers = load(&host, &dir, "layers", &layered(args.tasks))?;
+    let n = layers.workflow.tasks.len();
+    run(&host, &layers, &Quiet).await?; // warm-up
+    let mut rates = Vec::new();
+    for _ in 0..repeat {
+        rates.push(n as f64 / run(&host, &layers, &Quiet).await?.as_secs_f64());
+    }
+    let rate = median(rates);
+    let layers = load(&durable, &dir, "layers", &layered(args.tasks))?;
+    let mut rates = Vec::new();
+    for _ in 0..repeat {
+        rates.push(n as f64 / run(&durable, &layers, &Quiet).await?.as_secs_f64());
+    }
+    let rate_sqlite = median(rates);
+    eprintln!("throughput, {n}-task layered DAG: {rate:.0} tasks/s in memory, {rate_sqlite:.0} tasks/s with the SQLite store");
+    let _ = std::fs::remove_dir_all(&state);
+
+    let (cold, warm) = load_times(&dir, repeat)?;
+    eprintln!("plugin load: cold (compile) {cold:.1} ms, warm (cache) {warm:.3} ms");
+
+    let python = if args.no_python {
+        None
+    } else {
+        match python_rate(args.tasks, repeat) {
+            Ok(r) => {
+                eprintln!("python graphlib + ThreadPoolExecutor, same DAG, no sandbox: {r:.0} tasks/s (bulkhead / python = {:.2})", rate / r);
+                Some(r)
+            }
+            Err(e) => {
+                eprintln!("python baseline skipped: {e}");
+                None
+            }
+        }
+    };
+    if let Some(rss) = peak_rss_mib() {
+        eprintln!("host peak resident memory over the whole benchmark: {rss:.0} MiB");
+    }
+    Ok(json!({
+        "cores": cores,
+        "overhead_us": {"p50": p50, "p99": p99, "samples": gaps.len()},
+        "chain40_ms": chain40_ms,
+        "chain40_sqlite_ms": chain40_sqlite_ms,
+        "throughput_tasks_per_s": rate,
+        "throughput_sqlite_tasks_per_s": rate_sqlite,
+        "dag_tasks": n,
+        "plugin_load_ms": {"cold": cold, "warm": warm},
+        "python_tasks_per_s": python,
+        "peak_rss_mib": peak_rss_mib(),
+    }))
+}
+
+/// The process's peak resident set (VmHWM), in MiB, where /proc tells it.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}

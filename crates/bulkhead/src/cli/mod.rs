@@ -1,0 +1,325 @@
+//! Subcommands and what they share: the state directory, the host, the async runtime.
+
+pub mod bench;
+pub mod graph;
+pub mod history;
+pub mod progress;
+pub mod run;
+pub mod serve;
+pub mod summary;
+
+use bulkhead::sandbox::compile::{CompileBounds, Compiler};
+use bulkhead::store::{MemoryStore, Store};
+use bulkhead::SqliteStore;
+use bulkhead::{Guarded, Host, HostConfig};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit code: the workflow, a plugin or the arguments are invalid; nothing ran.
+pub const EXIT_INVALID: u8 = 2;
+
+/// The default state store, beside the working directory.
+pub const DEFAULT_STORE: &str = ".bulkhead/bulkhead.db";
+
+/// `--plugins DIR`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PluginsArg {
+    /// Folder of `.wasm` plugins, looked up by name.
+    #[arg(
+        long = "plugins",
+        value_name = "DIR",
+        default_value = "plugins",
+        env = "BULKHEAD_PLUGINS"
+    )]
+    pub dir: PathBuf,
+}
+
+/// Where state lives: the store file and the compiled-plugin cache.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// `--store PATH` (`:memory:` keeps runs in memory only).
+    pub store: PathBuf,
+    /// `--cache-dir`.
+    pub cache_dir: PathBuf,
+    /// `--max-module-size`, `--compile-timeout`, `--compile-memory`.
+    pub compile: CompileBounds,
+}
+
+impl State {
+    /// Opens the store. The default location's folder is created; an explicit path's folder must
+    /// exist.
+    pub fn open_store(&self) -> Result<(Arc<dyn Store>, Option<PathBuf>), ExitCode> {
+        if self.store.as_os_str() == ":memory:" {
+            return Ok((Arc::new(MemoryStore::new()), None));
+        }
+        if self.store == Path::new(DEFAULT_STORE) {
+            if let Some(dir) = self.store.parent() {
+                if let Err(e) = std::fs::create_dir_all(dir) {
+                    eprintln!(
+                        "error: cannot create the state folder {}: {e}",
+                        dir.display()
+                    );
+                    return Err(ExitCode::FAILURE);
+                }
+            }
+        }
+        match SqliteStore::open(&self.store) {
+            Ok(s) => {
+                let copies = copies_of(&self.store);
+                adopt_legacy_copies(&self.store, &copies);
+                Ok((Arc::new(s), Some(copies)))
+            }
+            Err(e) => {
+                eprintln!("error: {e}\n  help: pass `--store PATH` or set BULKHEAD_STORE to use another file");
+                Err(ExitCode::FAILURE)
+            }
+        }
+    }
+
+    /// The host's own paths that no mount may reach.
+    fn guarded(&self, plugins: &Path, copies: Option<&Path>) -> Vec<Guarded> {
+        let mut g = vec![
+            Guarded::tree(&self.cache_dir, "the compiled-plugin cache"),
+            Guarded::path(
+                self.cache_dir.with_extension("key"),
+                "the compiled-plugin cache key",
+            ),
+            Guarded::tree(plugins, "the plugin folder"),
+        ];
+        if self.store.as_os_str() != ":memory:" {
+            g.push(Guarded::path(&self.store, "the state store"));
+        }
+        if let Some(c) = copies {
+            g.push(Guarded::tree(c, "the folder of plugin copies"));
+        }
+        g
+    }
+
+    /// A host on `plugins` with the store and cache.
+    pub fn host(&self, plugins: &Path, max_parallel: usize) -> Result<Host, ExitCode> {
+        let (store, copies) = self.open_store()?;
+        Host::new(HostConfig {
+            plugins_dir: plugins.to_path_buf(),
+            cache_dir: Some(self.cache_dir.clone()),
+            max_parallel,
+            store: Some(store),
+            guarded: self.guarded(plugins, copies.as_deref()),
+            plugin_copies: copies,
+            compile: self.compile.clone(),
+            compiler: compiler(),
+        })
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        })
+    }
+
+    /// A host that only loads plugins (no store, few slots).
+    pub fn loader(&self, plugins: &Path) -> Result<Host, ExitCode> {
+        Host::new(HostConfig {
+            plugins_dir: plugins.to_path_buf(),
+            cache_dir: Some(self.cache_dir.clone()),
+            max_parallel: 1,
+            store: None,
+            plugin_copies: None,
+            guarded: self.guarded(plugins, None),
+            compile: self.compile.clone(),
+            compiler: compiler(),
+        })
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        })
+    }
+}
+
+/// The folder of plugin copies of the store at `store`: `<store>-plugins`, beside it and named
+/// after it (as SQLite names its `-wal` file), so that it is never a folder of the user's.
+pub fn copies_of(store: &Path) -> PathBuf {
+    let mut name = store.as_os_str().to_owned();
+    name.push("-plugins");
+    PathBuf::from(name)
+}
+
+/// Earlier versions kept plugin copies in `plugins/` beside the store, which could be the
+/// user's own plugin folder. Once, when the new folder does not exist yet, the files there that
+/// are copies (named by the SHA-256 of their bytes, which is checked) are copied over; nothing
+/// in the old folder is changed or deleted.
+fn adopt_legacy_copies(store: &Path, copies: &Path) {
+    use sha2::{Digest, Sha256};
+    let legacy = store.parent().unwrap_or(Path::new(".")).join("plugins");
+    if copies.exists() || !legacy.is_dir() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(&legacy) else {
+        return;
+    };
+    let mut adopted = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(stem) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".wasm"))
+        else {
+            continue;
+        };
+        if stem.len() != 64 || !stem.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        if hex::encode(Sha256::digest(&bytes)) != stem {
+            continue;
+        }
+        let target = copies.join(format!("{stem}.wasm"));
+        if std::fs::create_dir_all(copies).is_ok() && std::fs::write(&target, &bytes).is_ok() {
+            adopted += 1;
+        }
+    }
+    if adopted > 0 {
+        tracing::info!(from = %legacy.display(), to = %copies.display(), adopted, "plugin copies now live beside the store; adopted those of the old folder (it is left as it was)");
+    }
+}
+
+/// Plugins are compiled by a child process of this very binary (`bulkhead __compile`), under
+/// the compile bounds; if the binary cannot be found, in-process (size checks only), said once.
+pub fn compiler() -> Compiler {
+    match std::env::current_exe() {
+        Ok(exe) => Compiler::Child(exe),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot find this executable; plugins are compiled in-process, without the time and memory bounds");
+            Compiler::InProcess
+        }
+    }
+}
+
+/// Runs a future on a multi-threaded runtime.
+pub fn block_on<F: std::future::Future<Output = ExitCode>>(f: F) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // Threads for blocking calls (the store, plugins' file calls): a plugin whose file call
+        // never returns holds one until it does (docs/limits.md), never more than these.
+        .max_blocking_threads(512)
+        .build()
+    {
+        Ok(rt) => {
+            let code = rt.block_on(f);
+            // A plugin's blocking file call (opening a named pipe in a mount, say) can outlive
+            // its attempt on a thread that cannot be interrupted; the attempt has ended as a
+            // timeout, and the process must not wait for that thread to exit.
+            rt.shutdown_timeout(std::time::Duration::from_millis(200));
+            code
+        }
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `bulkhead validate FILE...`
+pub fn validate(files: &[PathBuf], plugins: &PluginsArg, state: &State) -> ExitCode {
+    let host = match state.loader(&plugins.dir) {
+        Ok(h) => h,
+        Err(code) => return code,
+    };
+    let mut bad = 0;
+    for file in files {
+        match host.load(file) {
+            Ok(loaded) => eprintln!(
+                "ok: {} (workflow `{}`, {} tasks)",
+                file.display(),
+                loaded.workflow.name,
+                loaded.workflow.tasks.len()
+            ),
+            Err(e) => {
+                bad += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
+    }
+}
+
+/// `bulkhead graph FILE`
+pub fn graph(file: &Path, format: graph::GraphFormat) -> ExitCode {
+    match bulkhead::workflow::load(file) {
+        Ok(wf) => {
+            print!("{}", graph::render(&wf, format));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}
+
+/// `bulkhead plugins`
+pub fn plugins(plugins: &PluginsArg, state: &State, json: bool) -> ExitCode {
+    let host = match state.loader(&plugins.dir) {
+        Ok(h) => h,
+        Err(code) => return code,
+    };
+    let files = match host.registry().list() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!(
+                "error: cannot read the plugin folder {}: {e}\n  help: pass `--plugins DIR` or set BULKHEAD_PLUGINS",
+                plugins.dir.display()
+            );
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let rows: Vec<serde_json::Value> = files
+        .iter()
+        .map(|f| {
+            let size = std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0);
+            match host.registry().load(host.sandbox(), f) {
+                Ok(p) => serde_json::json!({
+                    "name": p.name, "size": p.size, "hash": p.hash, "loads": true,
+                    "abi": "v1 (wasi preview 1 command)", "error": null,
+                    "cached": p.from_cache, "load_ms": p.load_time.as_secs_f64() * 1000.0,
+                }),
+                Err(e) => serde_json::json!({
+                    "name": f.name, "size": size, "hash": null, "loads": false,
+                    "abi": null, "error": e.message, "cached": false,
+                }),
+            }
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::Value::Array(rows));
+        return ExitCode::SUCCESS;
+    }
+    if rows.is_empty() {
+        eprintln!("no plugins (*.wasm) in {}", plugins.dir.display());
+    }
+    println!(
+        "{:<20} {:>10}  {:<14} {:<6} ABI / ERROR",
+        "NAME", "SIZE", "HASH", "LOADS"
+    );
+    for r in rows {
+        let hash = r["hash"]
+            .as_str()
+            .map(|h| &h[..12.min(h.len())])
+            .unwrap_or("-");
+        let detail = r["abi"].as_str().or(r["error"].as_str()).unwrap_or("");
+        println!(
+            "{:<20} {:>10}  {:<14} {:<6} {}",
+            r["name"].as_str().unwrap_or(""),
+            r["size"],
+            hash,
+            if r["loads"] == true { "yes" } else { "no" },
+            detail
+        );
+    }
+    ExitCode::SUCCESS
+}

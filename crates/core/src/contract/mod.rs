@@ -1,0 +1,10 @@
+//! The data the executor and the sandbox exchange: what an attempt may use ([`Limits`]), what it
+//! is given ([`Grants`]) and what came of it ([`AttemptOutcome`], [`Failure`]). Plain data, with
+//! no wasmtime in it, so the executor and the sandbox agree on it without knowing each other.
+
+mod limits;
+mod outcome;
+
+pub use bulkhead_abi::FailureKind;
+pub use limits::{Grants, Limits, Mount, MAX_FUEL, MAX_MEMORY};
+pub use outcome::{AttemptOutcome, Failure};

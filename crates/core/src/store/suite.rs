@@ -1,0 +1,610 @@
+//! The trait-level suite: every backend must pass the same tests.
+
+//! The conformance suite of the [`Store`] contract: every backend runs it (`suite(|| ...)`) in its
+//! tests, so two backends cannot drift apart. Exported with the `testing` feature.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use super::*;
+use serde_json::json;
+
+fn new_run(id: &str, owner: &Owner, created_at: i64) -> NewRun {
+    NewRun {
+        run_id: id.into(),
+        workflow: "wf".into(),
+        workflow_hash: "abc".into(),
+        workflow_file: "/flows/wf.yaml".into(),
+        workflow_yaml: "name: wf".into(),
+        params: json!({"day": "monday"}),
+        plugins: vec![PluginVersion {
+            reference: "p".into(),
+            hash: "h1".into(),
+        }],
+        tasks: vec!["a".into(), "b".into()],
+        owner: owner.0.clone(),
+        created_at,
+        lease_expires_at: now_ms() + LEASE_TTL_MS,
+    }
+}
+
+fn ended(task: &str, attempt: u32, end: AttemptEnd, state: Option<TaskStatus>) -> Transition {
+    Transition::AttemptEnded {
+        task: task.into(),
+        attempt,
+        at: 5,
+        end,
+        duration_us: 100,
+        fuel_used: 7,
+        peak_memory: 65536 * attempt as u64,
+        log: format!("log of {task} #{attempt}"),
+        task_state: state,
+    }
+}
+
+fn started(task: &str, attempt: u32) -> Transition {
+    Transition::AttemptStarted {
+        task: task.into(),
+        attempt,
+        at: 1,
+    }
+}
+
+async fn records_a_run_through_commits(store: &dyn Store) {
+    let me = Owner::new();
+    store.create_run(new_run("r1", &me, 10)).await.unwrap();
+    let fail = AttemptEnd::Failed {
+        kind: "transient".into(),
+        message: "later".into(),
+        exit_code: Some(75),
+    };
+    store
+        .commit("r1", &me.0, vec![started("a", 1)])
+        .await
+        .unwrap();
+    store
+        .commit(
+            "r1",
+            &me.0,
+            vec![ended("a", 1, fail, None), started("a", 2)],
+        )
+        .await
+        .unwrap();
+    store
+        .commit(
+            "r1",
+            &me.0,
+            vec![ended(
+                "a",
+                2,
+                AttemptEnd::Succeeded(json!({"n": 1})),
+                Some(TaskStatus::Succeeded),
+            )],
+        )
+        .await
+        .unwrap();
+    let run = store.load("r1").await.unwrap();
+    assert_eq!(run.status, RunStatus::Running);
+    assert_eq!(run.params, json!({"day": "monday"}));
+    assert_eq!(run.plugins[0].hash, "h1");
+    let a = &run.tasks[0];
+    assert_eq!(
+        (a.state, a.attempts, a.uncounted),
+        (TaskStatus::Succeeded, 2, 0)
+    );
+    assert_eq!(a.output, Some(json!({"n": 1})));
+    assert_eq!(
+        a.error, None,
+        "a success clears the error of an earlier attempt"
+    );
+    assert_eq!(
+        (a.duration_us, a.fuel_used, a.peak_memory),
+        (200, 14, 131072)
+    );
+    assert_eq!(run.attempts.len(), 2);
+    assert_eq!(run.attempts[0].error.as_ref().map(|e| e.2), Some(Some(75)));
+    assert_eq!(run.tasks[1].state, TaskStatus::Pending);
+
+    store
+        .commit(
+            "r1",
+            &me.0,
+            vec![
+                Transition::TaskDecided {
+                    task: "b".into(),
+                    state: TaskStatus::Skipped,
+                    message: "needs a".into(),
+                },
+                Transition::RunEnded {
+                    status: RunStatus::Succeeded,
+                    at: 99,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    let run = store.load("r1").await.unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!(run.finished_at, Some(99));
+    assert_eq!(run.tasks[1].state, TaskStatus::Skipped);
+    assert_eq!(run.lease_owner, None);
+    let logs = store.logs("r1", Some("a"), None).await.unwrap();
+    assert_eq!(
+        logs.iter().map(|l| l.log.as_str()).collect::<Vec<_>>(),
+        vec!["log of a #1", "log of a #2"]
+    );
+    assert_eq!(store.logs("r1", None, Some(2)).await.unwrap().len(), 1);
+    assert!(matches!(
+        store.logs("nope", None, None).await,
+        Err(StoreError::UnknownRun(_))
+    ));
+    let results = store.task_results("r1", 0, 10).await.unwrap();
+    assert_eq!(
+        results,
+        vec![
+            TaskResult {
+                task: "a".into(),
+                output: Some(json!({"n": 1})),
+                log: "log of a #2".into()
+            },
+            TaskResult {
+                task: "b".into(),
+                output: None,
+                log: String::new()
+            }
+        ],
+        "each task's output and its last attempt's log, in file order (b never ran)"
+    );
+    assert_eq!(store.task_results("r1", 1, 10).await.unwrap(), results[1..]);
+    assert_eq!(store.task_results("r1", 0, 1).await.unwrap(), results[..1]);
+    assert!(store.task_results("r1", 2, 10).await.unwrap().is_empty());
+    assert!(matches!(
+        store.task_results("nope", 0, 1).await,
+        Err(StoreError::UnknownRun(_))
+    ));
+}
+
+async fn leases_keep_two_hosts_apart(store: &dyn Store) {
+    let me = Owner::new();
+    let other = Owner("elsewhere:1:x".into());
+    store.create_run(new_run("r2", &me, 10)).await.unwrap();
+    store
+        .commit("r2", &me.0, vec![started("a", 1)])
+        .await
+        .unwrap();
+    let now = now_ms();
+    match store.acquire("r2", &other, now, 1000).await {
+        Err(StoreError::Held { owner, .. }) => assert_eq!(owner, me.0),
+        other => panic!("expected Held, got {other:?}"),
+    }
+    assert!(
+        store.unfinished(now).await.unwrap().is_empty(),
+        "a live lease is not unfinished"
+    );
+    // The lease expires: the other host takes over; the attempt in flight becomes interrupted.
+    let later = now + LEASE_TTL_MS + 1;
+    assert_eq!(
+        store.unfinished(later).await.unwrap(),
+        vec!["r2".to_string()]
+    );
+    store.acquire("r2", &other, later, 1000).await.unwrap();
+    let run = store.load("r2").await.unwrap();
+    assert_eq!(run.attempts[0].status, AttemptStatus::Interrupted);
+    assert_eq!((run.tasks[0].attempts, run.tasks[0].uncounted), (1, 1));
+    // The first host lost the run: its commits are refused.
+    assert!(matches!(
+        store.commit("r2", &me.0, vec![]).await,
+        Err(StoreError::LostLease(_))
+    ));
+    store
+        .commit("r2", &other.0, vec![started("a", 2)])
+        .await
+        .unwrap();
+}
+
+async fn a_dead_local_holder_is_taken_over_at_once(store: &dyn Store) {
+    let me = Owner::new();
+    let host = me.0.split(':').next().unwrap().to_string();
+    // PIDs are below 2^22 on Linux: this one cannot be alive.
+    let dead = Owner(format!("{host}:4294967:dead"));
+    store.create_run(new_run("r3", &dead, 10)).await.unwrap();
+    if cfg!(target_os = "linux") {
+        store.acquire("r3", &me, now_ms(), 1000).await.unwrap();
+    }
+}
+
+async fn lists_filters_and_collects_garbage(store: &dyn Store) {
+    let me = Owner::new();
+    for (i, id) in ["g1", "g2", "g3"].iter().enumerate() {
+        let mut run = new_run(id, &me, 100 + i as i64);
+        run.plugins[0].hash = format!("hash-{id}");
+        if *id == "g3" {
+            run.workflow = "other".into();
+        }
+        store.create_run(run).await.unwrap();
+    }
+    store
+        .commit(
+            "g1",
+            &me.0,
+            vec![Transition::RunEnded {
+                status: RunStatus::Failed,
+                at: 150,
+            }],
+        )
+        .await
+        .unwrap();
+    let all = store.list(&RunFilter::default()).await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(ids, vec!["g3", "g2", "g1"], "newest first");
+    let wf = store
+        .list(&RunFilter {
+            workflow: Some("wf".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(wf.len(), 2);
+    let failed = store
+        .list(&RunFilter {
+            status: Some(RunStatus::Failed),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0].finished_at.as_deref(),
+        Some(rfc3339(150).as_str())
+    );
+    assert_eq!(
+        store
+            .list(&RunFilter {
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Only finished runs older than the cut go.
+    assert_eq!(store.gc(1000).await.unwrap(), vec!["g1".to_string()]);
+    assert!(matches!(
+        store.load("g1").await,
+        Err(StoreError::UnknownRun(_))
+    ));
+    let hashes = store.plugin_hashes_in_use().await.unwrap();
+    assert_eq!(hashes, vec!["hash-g2".to_string(), "hash-g3".to_string()]);
+}
+
+async fn cancel_and_manual_retry(store: &dyn Store) {
+    let me = Owner::new();
+    store.create_run(new_run("c1", &me, 10)).await.unwrap();
+    // Held by a live host: the request is passed on through the next commit.
+    assert_eq!(
+        store.request_cancel("c1", now_ms()).await.unwrap(),
+        CancelOutcome::Asked
+    );
+    assert!(
+        store
+            .commit("c1", &me.0, vec![])
+            .await
+            .unwrap()
+            .cancel_requested
+    );
+    // Nobody holds it: cancelled at once.
+    store.release("c1", &me.0).await.unwrap();
+    store.commit("c1", &me.0, vec![]).await.unwrap_err();
+    store.create_run(new_run("c2", &me, 11)).await.unwrap();
+    store.release("c2", &me.0).await.unwrap();
+    assert_eq!(
+        store.request_cancel("c2", now_ms()).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    assert_eq!(
+        store.request_cancel("c2", now_ms()).await.unwrap(),
+        CancelOutcome::AlreadyEnded(RunStatus::Cancelled),
+        "a second cancel changes nothing and says so"
+    );
+    let run = store.load("c2").await.unwrap();
+    assert!(run.tasks.iter().all(|t| t.state == TaskStatus::Cancelled));
+    assert!(
+        store.acquire("c2", &me, now_ms(), 1000).await.is_err(),
+        "a cancelled run is not resumed"
+    );
+
+    // Manual retry: the failed task and its skipped dependent go back to pending with a fresh budget.
+    store.create_run(new_run("m1", &me, 12)).await.unwrap();
+    let fail = AttemptEnd::Failed {
+        kind: "exit".into(),
+        message: "bad".into(),
+        exit_code: Some(1),
+    };
+    store
+        .commit(
+            "m1",
+            &me.0,
+            vec![
+                started("a", 1),
+                ended("a", 1, fail, Some(TaskStatus::Failed)),
+                Transition::TaskDecided {
+                    task: "b".into(),
+                    state: TaskStatus::Skipped,
+                    message: "x".into(),
+                },
+                Transition::RunEnded {
+                    status: RunStatus::Failed,
+                    at: 20,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .reset_tasks("m1", &["a".into(), "b".into()])
+        .await
+        .unwrap();
+    let run = store.load("m1").await.unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted);
+    assert_eq!(
+        (
+            run.tasks[0].state,
+            run.tasks[0].attempts,
+            run.tasks[0].uncounted
+        ),
+        (TaskStatus::Pending, 1, 1)
+    );
+    assert_eq!(run.tasks[0].error, None);
+    store.acquire("m1", &me, now_ms(), 1000).await.unwrap();
+}
+
+/// A trigger not yet due is listed as a pending run with its due time, can be cancelled (then
+/// it is never handed out and is listed as cancelled), and a started run shows its due time.
+async fn pending_runs_are_listed_and_cancellable(store: &dyn Store) {
+    let me = Owner::new();
+    let once = |run_id: &str, due_at| NewTrigger {
+        kind: TriggerKind::Once,
+        workflow: "wf".into(),
+        params: json!({}),
+        due_at,
+        created_at: 1,
+        run_id: run_id.into(),
+    };
+    for (id, due) in [("t1", 100), ("t2", 5_000), ("t3", 6_000), ("t4", 7_000)] {
+        assert!(store.add_trigger(once(id, due)).await.unwrap());
+    }
+    assert_eq!(store.pending_triggers().await.unwrap(), 4);
+    let claimed = store.claim_due(200, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(store.pending_triggers().await.unwrap(), 3);
+    store.create_run(new_run("t1", &me, 200)).await.unwrap();
+    let pending = store
+        .list(&RunFilter {
+            status: Some(RunStatus::Pending),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<&str> = pending.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(ids, vec!["t4", "t3", "t2"], "pending runs, newest first");
+    assert_eq!(pending[2].due_at.as_deref(), Some(rfc3339(5_000).as_str()));
+    assert_eq!(pending[2].started_at, None, "not started");
+    assert_eq!(pending[2].finished_at, None);
+    let all = store.list(&RunFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 4, "started and pending runs together");
+    let started = all.iter().find(|r| r.run_id == "t1").unwrap();
+    assert_eq!(started.status, RunStatus::Running);
+    assert_eq!(started.due_at.as_deref(), Some(rfc3339(100).as_str()));
+    assert!(started.started_at.is_some());
+
+    assert_eq!(
+        store.request_cancel("t2", 300).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    assert_eq!(
+        store.request_cancel("t2", 301).await.unwrap(),
+        CancelOutcome::AlreadyEnded(RunStatus::Cancelled)
+    );
+    assert_eq!(store.pending_triggers().await.unwrap(), 2, "t3 and t4");
+    let t2 = store.trigger_of_run("t2").await.unwrap().unwrap();
+    assert_eq!(t2.status(), RunStatus::Cancelled);
+    let due = store.claim_due(10_000, 10).await.unwrap();
+    let ids: Vec<&str> = due.iter().map(|t| t.run_id.as_str()).collect();
+    assert_eq!(ids, vec!["t3", "t4"], "a cancelled trigger never starts");
+    // t3 was claimed: it is starting, so a cancel now is refused rather than lost.
+    assert!(matches!(
+        store.request_cancel("t3", 10_001).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .fail_trigger(&due[1].key, "no workflow")
+        .await
+        .unwrap();
+    let page = store
+        .list(&RunFilter {
+            limit: 2,
+            before: Some("t4".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let got: Vec<(&str, RunStatus)> = page.iter().map(|r| (r.run_id.as_str(), r.status)).collect();
+    assert_eq!(
+        got,
+        vec![("t2", RunStatus::Cancelled), ("t1", RunStatus::Running)],
+        "t3 is claimed and its run is being created: listed once it exists"
+    );
+    assert_eq!(page[0].finished_at.as_deref(), Some(rfc3339(300).as_str()));
+    let failed = store
+        .list(&RunFilter {
+            status: Some(RunStatus::Failed),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].run_id, "t4");
+    assert!(matches!(
+        store.request_cancel("nope", 1).await,
+        Err(StoreError::UnknownRun(_))
+    ));
+
+    // gc takes runs that never started (cancelled, failed to start) with the finished ones,
+    // and the triggers of the runs it deletes: none comes back as pending, none is handed out.
+    store
+        .commit(
+            "t1",
+            &me.0,
+            vec![Transition::RunEnded {
+                status: RunStatus::Succeeded,
+                at: 250,
+            }],
+        )
+        .await
+        .unwrap();
+    let gone = store.gc(i64::MAX).await.unwrap();
+    assert_eq!(
+        gone,
+        vec!["t1", "t2", "t4"],
+        "finished, cancelled and failed"
+    );
+    let left = store.list(&RunFilter::default()).await.unwrap();
+    let ids: Vec<&str> = left.iter().map(|r| r.run_id.as_str()).collect();
+    assert!(ids.is_empty(), "{ids:?}");
+    assert!(store.trigger_of_run("t1").await.unwrap().is_none());
+    assert!(
+        store
+            .claim_due(i64::MAX - ORPHAN_AFTER_MS * 2, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|t| t.run_id == "t3"),
+        "a collected run's trigger is never handed out again"
+    );
+}
+
+/// Runs every case on a fresh store from `make`.
+async fn triggers_fire_once(store: &dyn Store) {
+    let me = Owner::new();
+    let cron = |due_at| NewTrigger {
+        kind: TriggerKind::Cron,
+        workflow: "wf".into(),
+        params: json!({}),
+        due_at,
+        created_at: 1,
+        run_id: format!("run-{due_at}"),
+    };
+    assert!(store.add_trigger(cron(100)).await.unwrap());
+    assert!(
+        !store.add_trigger(cron(100)).await.unwrap(),
+        "the same scheduled time fires once"
+    );
+    assert!(store.add_trigger(cron(300)).await.unwrap());
+    let once = NewTrigger {
+        kind: TriggerKind::Once,
+        run_id: "run-once".into(),
+        due_at: 200,
+        ..cron(0)
+    };
+    assert!(store.add_trigger(once).await.unwrap());
+    assert_eq!(store.last_cron_fire("wf").await.unwrap(), Some(300));
+    assert_eq!(store.last_cron_fire("other").await.unwrap(), None);
+
+    let first = store.claim_due(250, 10).await.unwrap();
+    let ids: Vec<&str> = first.iter().map(|t| t.run_id.as_str()).collect();
+    assert_eq!(ids, vec!["run-100", "run-once"], "due ones, oldest first");
+    // Claimed once: a second claim at the same instant finds nothing new.
+    assert!(store.claim_due(250, 10).await.unwrap().is_empty());
+    // The host died before creating run-100's run: a later claim hands it out again.
+    let mut run = new_run("run-once", &me, 5);
+    run.tasks = vec![];
+    store.create_run(run).await.unwrap();
+    assert!(
+        store.claim_due(260, 10).await.unwrap().is_empty(),
+        "its run may still be being created"
+    );
+    let later = 250 + ORPHAN_AFTER_MS + 1;
+    let again = store.claim_due(later, 10).await.unwrap();
+    let ids: Vec<&str> = again.iter().map(|t| t.run_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec!["run-300", "run-100"],
+        "run-300 is due now; run-100 is an orphan"
+    );
+    store
+        .fail_trigger(&again[1].key, "workflow gone")
+        .await
+        .unwrap();
+    let much_later = later + 2 * ORPHAN_AFTER_MS;
+    let last: Vec<String> = store
+        .claim_due(much_later, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.run_id)
+        .collect();
+    assert_eq!(
+        last,
+        vec!["run-300".to_string()],
+        "a failed trigger is not handed out again"
+    );
+    let t = store.trigger_of_run("run-300").await.unwrap().unwrap();
+    assert_eq!(
+        (t.kind, t.due_at, t.claimed_at),
+        (TriggerKind::Cron, 300, Some(later))
+    );
+    assert!(store.trigger_of_run("nope").await.unwrap().is_none());
+}
+
+async fn pages_through_runs(store: &dyn Store) {
+    let me = Owner::new();
+    for i in 0..5 {
+        store
+            .create_run(new_run(&format!("p{i}"), &me, 10 + i))
+            .await
+            .unwrap();
+    }
+    let page = store
+        .list(&RunFilter {
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
+        vec!["p4", "p3"]
+    );
+    let next = RunFilter {
+        limit: 2,
+        before: Some("p3".into()),
+        ..Default::default()
+    };
+    let page = store.list(&next).await.unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
+        vec!["p2", "p1"]
+    );
+}
+
+/// Runs every check of the suite, each against a fresh store from `make`. Panics on the first
+/// behaviour that differs from the contract.
+pub async fn suite(make: impl Fn() -> Box<dyn Store>) {
+    triggers_fire_once(&*make()).await;
+    pending_runs_are_listed_and_cancellable(&*make()).await;
+    pages_through_runs(&*make()).await;
+    records_a_run_through_commits(&*make()).await;
+    leases_keep_two_hosts_apart(&*make()).await;
+    a_dead_local_holder_is_taken_over_at_once(&*make()).await;
+    lists_filters_and_collects_garbage(&*make()).await;
+    cancel_and_manual_retry(&*make()).await;
+    assert!(matches!(
+        make().load("missing").await,
+        Err(StoreError::UnknownRun(_))
+    ));
+}
+
+#[cfg(test)]
+#[tokio::test]
+async fn memory_backend() {
+    suite(|| Box::new(MemoryStore::new())).await;
+}

@@ -1,0 +1,208 @@
+use super::*;
+use std::path::Path;
+
+fn problems(yaml: &str) -> Vec<String> {
+    match parse(yaml, Path::new("wf.yaml")) {
+        Ok(_) => Vec::new(),
+        Err(WorkflowError::Invalid { problems, .. }) => {
+            problems.iter().map(|p| p.to_string()).collect()
+        }
+        Err(e) => vec![e.to_string()],
+    }
+}
+
+#[test]
+fn the_checked_in_schema_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/workflow.schema.json");
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == json_schema(),
+        "docs/workflow.schema.json is stale: run `cargo run -p bulkhead -- schema > docs/workflow.schema.json`"
+    );
+}
+
+#[test]
+fn the_schema_rejects_unknown_keys() {
+    let schema: serde_json::Value = serde_json::from_str(&json_schema()).unwrap();
+    assert_eq!(schema["additionalProperties"], false);
+    assert_eq!(schema["$defs"]["RawTask"]["additionalProperties"], false);
+}
+
+#[test]
+fn defaults_and_overrides_merge_key_by_key() {
+    let wf = parse(
+        "name: m
+defaults:
+  limits: {memory: 32MiB, timeout: 5s}
+  retry: {max_attempts: 4, on: [exit]}
+tasks:
+  a: {plugin: p, limits: {timeout: 1s}, retry: {initial_delay: 10ms}}
+  b: {plugin: p}
+",
+        Path::new("wf.yaml"),
+    )
+    .unwrap();
+    let a = &wf.tasks[0];
+    assert_eq!(a.limits.memory, 32 << 20);
+    assert_eq!(a.limits.timeout, std::time::Duration::from_secs(1));
+    assert_eq!(a.limits.fuel, crate::contract::Limits::default().fuel);
+    assert_eq!(a.retry.max_attempts, 4);
+    assert_eq!(a.retry.initial_delay, std::time::Duration::from_millis(10));
+    assert_eq!(a.retry.on, vec![crate::contract::FailureKind::Exit]);
+    assert_eq!(
+        wf.tasks[1].limits.timeout,
+        std::time::Duration::from_secs(5)
+    );
+}
+
+#[test]
+fn plugin_paths_resolve_against_the_workflow_folder() {
+    let wf = parse(
+        "name: p\ntasks:\n  a: {plugin: ../bin/x.wasm}\n",
+        Path::new("/srv/flows/wf.yaml"),
+    )
+    .unwrap();
+    assert_eq!(
+        wf.tasks[0].plugin,
+        PluginRef::Path("/srv/flows/../bin/x.wasm".into())
+    );
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let found = problems("name: x\ntasks:\n  a: {plugin: p, needs: [zz]}\n  b: {plugin: p, needs: [b]}\n  c: {plugin: p, limits: {fuel: 0}}\n");
+    assert_eq!(found.len(), 3, "{found:?}");
+}
+
+#[test]
+fn schedule_accepts_one_or_many() {
+    let one = parse(
+        "name: s\nschedule: '@hourly'\ntasks:\n  a: {plugin: p}\n",
+        Path::new("w.yaml"),
+    )
+    .unwrap();
+    assert_eq!(one.schedule.unwrap().expressions, vec!["@hourly"]);
+    let many = parse(
+        "name: s\nschedule: ['0 1 * * *', '0 2 * * *']\ntasks:\n  a: {plugin: p}\n",
+        Path::new("w.yaml"),
+    )
+    .unwrap();
+    let many = many.schedule.unwrap();
+    assert_eq!(many.expressions.len(), 2);
+    assert_eq!(many.catchup, crate::trigger::Catchup::Latest);
+    let bad = problems(
+        "name: s\nschedule: '0 2 * *'\ntimezone: Mars/Olympus\ntasks:\n  a: {plugin: p}\n",
+    );
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert!(
+        bad[0].contains("field `schedule`") && bad[0].contains("has 4 fields"),
+        "{bad:?}"
+    );
+    assert!(
+        bad[1].contains("field `timezone`") && bad[1].contains("not an IANA time zone"),
+        "{bad:?}"
+    );
+}
+
+#[test]
+fn bad_names_and_values_are_refused() {
+    assert!(
+        problems("name: n\ntasks:\n  a: {plugin: p, limits: {fuel: 9300000000000000000}}\n")[0]
+            .contains("more than the most fuel")
+    );
+    assert!(problems("name: 'bad name'\ntasks:\n  a: {plugin: p}\n")[0]
+        .contains("not a valid workflow name"));
+    assert!(
+        problems("name: n\nconcurrency: 0\ntasks:\n  a: {plugin: p}\n")[0].contains("at least 1")
+    );
+    assert!(problems("name: n\ntasks:\n  a: {plugin: 'x/y'}\n")[0].contains("not a plugin name"));
+    assert!(
+        problems("name: n\ntasks:\n  a: {plugin: p, retry: {multiplier: 0.5}}\n")[0]
+            .contains("at least 1")
+    );
+    assert!(
+        problems("name: n\ntasks:\n  a: {plugin: p, limits: {memory: 8GiB}}\n")[0]
+            .contains("out of range")
+    );
+    assert!(
+        problems("name: n\ntasks:\n  a: {plugin: p, env: {'A=B': x}}\n")[0]
+            .contains("not a valid variable")
+    );
+    assert!(
+        problems("name: n\ntasks:\n  a: {plugin: p, needs: [b, b]}\n  b: {plugin: p}\n")[0]
+            .contains("listed twice")
+    );
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Random workflow-shaped YAML: known and unknown keys, odd values, random `needs`.
+    fn yamlish() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("plugin"),
+            Just("needs"),
+            Just("params"),
+            Just("retry"),
+            Just("limits"),
+            Just("env"),
+            Just("mounts"),
+            Just("optional"),
+            Just("priority"),
+            Just("neds"),
+            Just("plugn"),
+        ];
+        let value = prop_oneof![
+            Just("p".to_string()),
+            Just("[a, b, t0]".to_string()),
+            Just("{max_attempts: 0}".to_string()),
+            Just("{timeout: 30}".to_string()),
+            Just("{memory: 99GiB}".to_string()),
+            Just("-3".to_string()),
+            Just("true".to_string()),
+            Just("[{host: nowhere, guest: rel}]".to_string()),
+            "[a-z]{0,6}".prop_map(|s| s),
+        ];
+        let task = proptest::collection::vec((key, value), 0..5).prop_map(|kv| {
+            kv.into_iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        proptest::collection::vec(task, 0..6).prop_map(|tasks| {
+            let mut y = String::from("name: fuzz\ntasks:\n");
+            for (i, t) in tasks.iter().enumerate() {
+                y.push_str(&format!("  t{i}: {{{t}}}\n"));
+            }
+            y
+        })
+    }
+
+    proptest! {
+        /// Whatever the input, validation answers with a workflow or with problems; it never
+        /// panics, and every problem has a message.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            match parse(&text, Path::new("fuzz.yaml")) {
+                Ok(_) => {}
+                Err(WorkflowError::Invalid { problems, .. }) => prop_assert!(problems.iter().all(|p| !p.message.is_empty())),
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+
+        #[test]
+        fn workflow_shaped_yaml_is_valid_or_explained(yaml in yamlish()) {
+            match parse(&yaml, Path::new("fuzz.yaml")) {
+                Ok(wf) => {
+                    // A valid workflow has no cycles and only known needs.
+                    for (i, t) in wf.tasks.iter().enumerate() {
+                        prop_assert!(t.needs.iter().all(|&n| n < wf.tasks.len() && n != i));
+                    }
+                }
+                Err(WorkflowError::Invalid { problems, .. }) => prop_assert!(!problems.is_empty()),
+                Err(e) => prop_assert!(false, "unexpected error {e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,640 @@
+//! The host: a sandbox, a plugin folder and (optionally) a state store. Loads workflows, starts
+//! durable runs, resumes and retries them. It joins the engine (`bulkhead-core`) to the sandbox
+//! (`bulkhead-sandbox`); the command line and the server both drive a [`Host`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use bulkhead_host::{Host, HostConfig};
+//! let host = Host::new(HostConfig::default())?;
+//! let loaded = host.load(std::path::Path::new("workflows/hello.yaml"))?;
+//! let report = host
+//!     .run(&loaded, bulkhead_core::new_run_id(), serde_json::json!({}), &bulkhead_core::exec::LogObserver, Default::default())
+//!     .await?;
+//! println!("{}", report.status.as_str());
+//! # Ok(()) }
+//! ```
+
+pub mod registry;
+pub mod runner;
+
+use crate::registry::{PluginFile, Registry};
+use crate::runner::SandboxRunner;
+use bulkhead_core::exec::{self, Journal, NoJournal, Observer, RunRequest, Stop, StoreJournal};
+use bulkhead_core::report::RunReport;
+use bulkhead_core::store::{self, NewRun, Owner, PluginVersion, Store, StoreError, LEASE_TTL_MS};
+use bulkhead_core::workflow::{self, PluginRef, Workflow, WorkflowError};
+use bulkhead_sandbox::compile::{CompileBounds, Compiler};
+use bulkhead_sandbox::{Plugin, Sandbox, SandboxError};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tracing::Instrument;
+
+/// Host-wide settings.
+#[derive(Clone)]
+pub struct HostConfig {
+    /// The plugin folder.
+    pub plugins_dir: PathBuf,
+    /// Where compiled plugins are cached (`None`: no disk cache).
+    pub cache_dir: Option<PathBuf>,
+    /// Attempts at once across the host.
+    pub max_parallel: usize,
+    /// Where runs are recorded (`None`: nowhere; runs cannot be resumed).
+    pub store: Option<Arc<dyn Store>>,
+    /// Where the exact plugin versions of recorded runs are kept, by content hash.
+    pub plugin_copies: Option<PathBuf>,
+    /// The host's own files, which no mount may reach (see [`Guarded`]).
+    pub guarded: Vec<Guarded>,
+    /// Bounds on compiling a plugin.
+    pub compile: CompileBounds,
+    /// Where plugins are compiled.
+    pub compiler: Compiler,
+}
+
+/// A path of the host's own (state, cache, plugins, workflows) that no mount may reach: a
+/// plugin that could write it could change what later runs execute.
+#[derive(Debug, Clone)]
+pub struct Guarded {
+    /// The path (made absolute and canonical when the host starts).
+    pub path: PathBuf,
+    /// What it is, for the error message (`the state store`, ...).
+    pub what: &'static str,
+    /// Whether mounts inside it are refused too (a folder whose every file matters), not only
+    /// mounts that contain it.
+    pub tree: bool,
+}
+
+impl Guarded {
+    /// A folder no mount may contain or lie inside.
+    pub fn tree(path: impl Into<PathBuf>, what: &'static str) -> Guarded {
+        Guarded {
+            path: path.into(),
+            what,
+            tree: true,
+        }
+    }
+
+    /// A file or folder no mount may contain.
+    pub fn path(path: impl Into<PathBuf>, what: &'static str) -> Guarded {
+        Guarded {
+            path: path.into(),
+            what,
+            tree: false,
+        }
+    }
+
+    /// The canonical absolute form of a path that may not exist yet (its nearest existing
+    /// ancestor is canonicalised).
+    fn resolved(mut self) -> Guarded {
+        let abs = std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone());
+        let mut tail = Vec::new();
+        let mut at = abs.as_path();
+        self.path = loop {
+            if let Ok(c) = std::fs::canonicalize(at) {
+                break tail.iter().rev().fold(c, |p: PathBuf, n| p.join(n));
+            }
+            match (at.parent(), at.file_name()) {
+                (Some(parent), Some(name)) => {
+                    tail.push(name.to_os_string());
+                    at = parent;
+                }
+                _ => break abs.clone(),
+            }
+        };
+        self
+    }
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            plugins_dir: PathBuf::from("plugins"),
+            cache_dir: Some(PathBuf::from(".bulkhead/cache")),
+            max_parallel: 256,
+            store: None,
+            plugin_copies: None,
+            guarded: Vec::new(),
+            compile: CompileBounds::default(),
+            compiler: Compiler::InProcess,
+        }
+    }
+}
+
+/// Why the host could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// The workflow or one of its plugins is invalid (exit code 2).
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
+    /// The state store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The run could not be recorded, so it did not start.
+    #[error("{0}; the run was not recorded and nothing ran")]
+    NotRecorded(StoreError),
+    /// Something about the files of the state directory.
+    #[error("{0}")]
+    State(String),
+    /// The request does not fit the run (e.g. retrying a task that succeeded).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// A sandbox, a plugin folder and a store: loads workflows and runs them.
+pub struct Host {
+    sandbox: Arc<Sandbox>,
+    registry: Registry,
+    max_parallel: usize,
+    store: Option<Arc<dyn Store>>,
+    plugin_copies: Option<PathBuf>,
+    owner: Owner,
+    slots: Arc<tokio::sync::Semaphore>,
+    guarded: Vec<Guarded>,
+    /// Runs this host is executing now (from before its lease is taken to after it is given
+    /// up), so that a retry never overlaps the end of the execution it follows.
+    active: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Marks a run active on its host until dropped.
+struct Active<'a> {
+    host: &'a Host,
+    run_id: String,
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.host
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.run_id);
+    }
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("registry", &self.registry)
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A workflow with its plugins loaded, ready to run.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The validated workflow.
+    pub workflow: Arc<Workflow>,
+    /// The plugin of each task, by task index.
+    pub plugins: Vec<Arc<Plugin>>,
+    /// The file each task's plugin was loaded from.
+    pub files: Vec<PathBuf>,
+    /// The workflow's text, as it was validated.
+    pub text: String,
+}
+
+impl Host {
+    /// Creates the engine (a pool of `max_parallel` instance slots) and opens the plugin folder.
+    pub fn new(config: HostConfig) -> Result<Host, SandboxError> {
+        let slots = u32::try_from(config.max_parallel.max(1)).unwrap_or(u32::MAX);
+        let mut builder = Sandbox::builder()
+            .slots(slots)
+            .compile_bounds(config.compile)
+            .compiler(config.compiler);
+        if let Some(dir) = config.cache_dir {
+            builder = builder.cache_dir(dir);
+        }
+        Ok(Host {
+            sandbox: Arc::new(builder.build()?),
+            registry: Registry::new(config.plugins_dir),
+            max_parallel: config.max_parallel.max(1),
+            store: config.store,
+            plugin_copies: config.plugin_copies,
+            owner: Owner::new(),
+            slots: Arc::new(tokio::sync::Semaphore::new(config.max_parallel.max(1))),
+            active: std::sync::Mutex::new(std::collections::HashSet::new()),
+            guarded: config.guarded.into_iter().map(Guarded::resolved).collect(),
+        })
+    }
+
+    /// Adds a path no mount may reach (e.g. the workflow folder of `serve`).
+    pub fn guard(&mut self, guarded: Guarded) {
+        self.guarded.push(guarded.resolved());
+    }
+
+    /// Refuses every mount that would reach one of the host's own paths.
+    fn check_mounts(&self, wf: &Workflow) -> Result<(), WorkflowError> {
+        let mut problems = Vec::new();
+        for t in &wf.tasks {
+            for (i, m) in t.grants.mounts.iter().enumerate() {
+                for g in &self.guarded {
+                    let contains = g.path.starts_with(&m.host);
+                    let inside = g.tree && m.host.starts_with(&g.path);
+                    if !(contains || inside) {
+                        continue;
+                    }
+                    let how = if contains { "contains" } else { "lies inside" };
+                    problems.push(
+                        workflow::Problem::new(
+                            Some(&t.id),
+                            Some(&format!("mounts[{i}].host")),
+                            format!(
+                                "{} {how} {} ({}); a plugin must never reach Bulkhead's own files",
+                                m.host.display(),
+                                g.what,
+                                g.path.display()
+                            ),
+                        )
+                        .hint("mount a folder that holds only the task's data"),
+                    );
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(WorkflowError::Invalid {
+                file: wf.file.clone(),
+                problems,
+            })
+        }
+    }
+
+    /// Whether this host is executing `run_id` now (running, resuming or retrying it).
+    pub fn is_active(&self, run_id: &str) -> bool {
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(run_id)
+    }
+
+    fn mark_active(&self, run_id: &str) -> Result<Active<'_>, HostError> {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        if !active.insert(run_id.to_string()) {
+            return Err(HostError::Conflict(format!(
+                "run `{run_id}` is still going on this host; wait until it ends"
+            )));
+        }
+        Ok(Active {
+            host: self,
+            run_id: run_id.to_string(),
+        })
+    }
+
+    /// The sandbox.
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.sandbox
+    }
+
+    /// The plugin folder.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The store, if runs are recorded.
+    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.store.as_ref()
+    }
+
+    /// Reads, validates and loads the plugins of a workflow file. Nothing runs.
+    pub fn load(&self, path: &Path) -> Result<Loaded, WorkflowError> {
+        let text = std::fs::read_to_string(path).map_err(|source| WorkflowError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.prepare(workflow::parse(&text, path)?, text)
+    }
+
+    /// Loads the plugins of an already validated workflow (`text` is its source).
+    pub fn prepare(&self, workflow: Workflow, text: String) -> Result<Loaded, WorkflowError> {
+        self.check_mounts(&workflow)?;
+        let loaded = self.registry.load_for(&self.sandbox, &workflow)?;
+        Ok(assemble(workflow, text, loaded))
+    }
+
+    /// Runs a loaded workflow once, recording it in the store if there is one.
+    ///
+    /// A recorded run does not keep its finished tasks' logs, nor outputs no dependent still
+    /// needs, in memory: in the returned report they are empty (`log: ""`, `output: null`), and
+    /// [`Store::task_results`] has them (`bulkhead run --json` reads them back as it writes).
+    /// Host memory then stays flat however many tasks a run has and however much they log.
+    pub async fn run(
+        &self,
+        loaded: &Loaded,
+        run_id: String,
+        params: serde_json::Value,
+        observer: &dyn Observer,
+        stop: Stop,
+    ) -> Result<RunReport, HostError> {
+        let Some(store) = &self.store else {
+            return self
+                .execute(loaded, run_id, params, None, &NoJournal, observer, stop)
+                .await;
+        };
+        let _active = self.mark_active(&run_id)?;
+        let plugins = self.keep_plugin_copies(loaded)?;
+        let now = store::now_ms();
+        store
+            .create_run(NewRun {
+                run_id: run_id.clone(),
+                workflow: loaded.workflow.name.clone(),
+                workflow_hash: loaded.workflow.hash.clone(),
+                workflow_file: absolute(&loaded.workflow.file),
+                workflow_yaml: loaded.text.clone(),
+                params: params.clone(),
+                plugins,
+                tasks: loaded.workflow.tasks.iter().map(|t| t.id.clone()).collect(),
+                owner: self.owner.0.clone(),
+                created_at: now,
+                lease_expires_at: now + LEASE_TTL_MS,
+            })
+            .await
+            .map_err(HostError::NotRecorded)?;
+        let journal = StoreJournal::new(store.clone(), &run_id, &self.owner.0);
+        let report = self
+            .execute(
+                loaded,
+                run_id.clone(),
+                params,
+                None,
+                &journal,
+                observer,
+                stop,
+            )
+            .await;
+        let _ = store.release(&run_id, &self.owner.0).await;
+        report
+    }
+
+    /// Continues an unfinished run with exactly the workflow and plugin versions it started with:
+    /// tasks that succeeded are not run again; attempts that were in flight run again.
+    pub async fn resume(
+        &self,
+        run_id: &str,
+        observer: &dyn Observer,
+        stop: Stop,
+    ) -> Result<RunReport, HostError> {
+        let store = self.require_store()?;
+        let _active = self.mark_active(run_id)?;
+        self.continue_run(store, run_id, observer, stop).await
+    }
+
+    /// Takes the run's lease, executes what is left of it, and gives the lease up.
+    async fn continue_run(
+        &self,
+        store: &Arc<dyn Store>,
+        run_id: &str,
+        observer: &dyn Observer,
+        stop: Stop,
+    ) -> Result<RunReport, HostError> {
+        store
+            .acquire(run_id, &self.owner, store::now_ms(), LEASE_TTL_MS)
+            .await?;
+        let result = self.resume_held(store, run_id, observer, stop).await;
+        let _ = store.release(run_id, &self.owner.0).await;
+        result
+    }
+
+    async fn resume_held(
+        &self,
+        store: &Arc<dyn Store>,
+        run_id: &str,
+        observer: &dyn Observer,
+        stop: Stop,
+    ) -> Result<RunReport, HostError> {
+        let stored = store.load(run_id).await?;
+        let loaded = self.stored_workflow(&stored)?;
+        let journal = StoreJournal::new(store.clone(), run_id, &self.owner.0);
+        let resumed = Some(stored.tasks.clone());
+        self.execute(
+            &loaded,
+            run_id.to_string(),
+            stored.params.clone(),
+            resumed,
+            &journal,
+            observer,
+            stop,
+        )
+        .await
+    }
+
+    /// Runs a failed (or cancelled) task of a finished run again, with the dependents it skipped.
+    pub async fn retry(
+        &self,
+        run_id: &str,
+        task: &str,
+        observer: &dyn Observer,
+        stop: Stop,
+    ) -> Result<RunReport, HostError> {
+        let store = self.require_store()?;
+        let _active = self.mark_active(run_id)?;
+        let stored = store.load(run_id).await?;
+        let wf = workflow::parse(&stored.workflow_yaml, &stored.workflow_file)?;
+        let Some(index) = wf.task_index(task) else {
+            let known: Vec<&str> = wf.tasks.iter().map(|t| t.id.as_str()).collect();
+            return Err(HostError::Conflict(format!(
+                "run `{run_id}` has no task `{task}`{} (tasks: {})",
+                bulkhead_core::suggest::did_you_mean(task, known.iter().copied()),
+                known.join(", ")
+            )));
+        };
+        let state = stored.tasks[index].state;
+        if !matches!(
+            state,
+            store::TaskStatus::Failed | store::TaskStatus::Cancelled
+        ) {
+            return Err(HostError::Conflict(format!(
+                "task `{task}` of run `{run_id}` is {}, not failed; only a failed or cancelled task can be retried",
+                state.as_str()
+            )));
+        }
+        let reset = wf
+            .plan()
+            .downstream(index)
+            .into_iter()
+            .filter(|&i| {
+                i == index
+                    || matches!(
+                        stored.tasks[i].state,
+                        store::TaskStatus::Skipped | store::TaskStatus::Cancelled
+                    )
+            })
+            .map(|i| wf.tasks[i].id.clone())
+            .collect::<Vec<_>>();
+        store
+            .acquire(run_id, &self.owner, store::now_ms(), LEASE_TTL_MS)
+            .await
+            .or_else(|e| match e {
+                // A finished run has no lease to take: reset it first, then take it.
+                StoreError::Conflict(_) => Ok(()),
+                e => Err(e),
+            })?;
+        store.reset_tasks(run_id, &reset).await?;
+        self.continue_run(store, run_id, observer, stop).await
+    }
+
+    fn require_store(&self) -> Result<&Arc<dyn Store>, HostError> {
+        self.store
+            .as_ref()
+            .ok_or_else(|| HostError::State("this host records no runs (no state store)".into()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn execute(
+        &self,
+        loaded: &Loaded,
+        run_id: String,
+        params: serde_json::Value,
+        resumed: Option<Vec<store::StoredTask>>,
+        journal: &dyn Journal,
+        observer: &dyn Observer,
+        stop: Stop,
+    ) -> Result<RunReport, HostError> {
+        let runner = SandboxRunner::new(
+            self.sandbox.clone(),
+            &loaded.workflow,
+            loaded.plugins.clone(),
+            self.slots.clone(),
+        );
+        let request = RunRequest {
+            workflow: loaded.workflow.clone(),
+            run_id,
+            params,
+            max_parallel: self.max_parallel,
+            resumed,
+        };
+        let span =
+            tracing::info_span!("run", workflow = %loaded.workflow.name, run_id = %request.run_id);
+        Ok(
+            exec::execute(request, Arc::new(runner), journal, observer, stop)
+                .instrument(span)
+                .await?,
+        )
+    }
+
+    /// Copies each plugin of the run into the content-addressed folder; returns their versions.
+    fn keep_plugin_copies(&self, loaded: &Loaded) -> Result<Vec<PluginVersion>, HostError> {
+        let mut versions: HashMap<String, PluginVersion> = HashMap::new();
+        for ((task, plugin), file) in loaded
+            .workflow
+            .tasks
+            .iter()
+            .zip(&loaded.plugins)
+            .zip(&loaded.files)
+        {
+            let reference = task.plugin.to_string();
+            if versions.contains_key(&reference) {
+                continue;
+            }
+            if let Some(dir) = &self.plugin_copies {
+                copy_plugin(dir, file, &plugin.hash)?;
+            }
+            versions.insert(
+                reference.clone(),
+                PluginVersion {
+                    reference,
+                    hash: plugin.hash.clone(),
+                },
+            );
+        }
+        let mut out: Vec<PluginVersion> = versions.into_values().collect();
+        out.sort_by(|a, b| a.reference.cmp(&b.reference));
+        Ok(out)
+    }
+
+    /// The workflow of a stored run, with the plugin copies it started with.
+    fn stored_workflow(&self, stored: &store::StoredRun) -> Result<Loaded, HostError> {
+        let wf = workflow::parse(&stored.workflow_yaml, &stored.workflow_file)?;
+        self.check_mounts(&wf)?;
+        let dir = self
+            .plugin_copies
+            .as_ref()
+            .ok_or_else(|| HostError::State("no folder of plugin copies is configured".into()))?;
+        let hashes: HashMap<&str, &str> = stored
+            .plugins
+            .iter()
+            .map(|p| (p.reference.as_str(), p.hash.as_str()))
+            .collect();
+        let loaded = self
+            .registry
+            .load_with(&self.sandbox, &wf, |r: &PluginRef| {
+                let reference = r.to_string();
+                let hash = hashes.get(reference.as_str()).ok_or_else(|| {
+                    format!(
+                        "run `{}` recorded no version of plugin `{reference}`",
+                        stored.run_id
+                    )
+                })?;
+                let path = dir.join(format!("{hash}.wasm"));
+                if !path.is_file() {
+                    return Err(format!(
+                        "the copy of plugin `{reference}` this run started with ({}) is missing",
+                        path.display()
+                    ));
+                }
+                Ok(PluginFile {
+                    name: Registry::name_of(r),
+                    path,
+                })
+            })?;
+        for (p, (plugin, _)) in wf.tasks.iter().zip(&loaded) {
+            let expected = hashes
+                .get(p.plugin.to_string().as_str())
+                .copied()
+                .unwrap_or("");
+            if plugin.hash != expected {
+                return Err(HostError::State(format!(
+                    "the copy of plugin `{}` does not match the hash the run recorded; the state folder was altered",
+                    p.plugin
+                )));
+            }
+        }
+        Ok(assemble(wf, stored.workflow_yaml.clone(), loaded))
+    }
+}
+
+fn assemble(workflow: Workflow, text: String, loaded: Vec<(Arc<Plugin>, PathBuf)>) -> Loaded {
+    let (plugins, files) = loaded.into_iter().unzip();
+    Loaded {
+        workflow: Arc::new(workflow),
+        plugins,
+        files,
+        text,
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Copies `file` to `dir/<hash>.wasm` unless it is there; checks the bytes still hash to `hash`.
+fn copy_plugin(dir: &Path, file: &Path, hash: &str) -> Result<(), HostError> {
+    let target = dir.join(format!("{hash}.wasm"));
+    if target.is_file() {
+        return Ok(());
+    }
+    let fail = |what: String| HostError::State(what);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+    let bytes =
+        std::fs::read(file).map_err(|e| fail(format!("cannot read {}: {e}", file.display())))?;
+    if hex::encode(Sha256::digest(&bytes)) != hash {
+        return Err(fail(format!(
+            "{} changed while it was being loaded; run again",
+            file.display()
+        )));
+    }
+    let tmp = dir.join(format!(".{hash}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, &bytes)
+        .and_then(|()| std::fs::rename(&tmp, &target))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            fail(format!(
+                "cannot keep a copy of {} in {}: {e}",
+                file.display(),
+                dir.display()
+            ))
+        })
+}

@@ -1,0 +1,209 @@
+//! One attempt: a fresh store and WASI context, the limits applied, `_start` called, the outcome
+//! collected. Everything allocated here is dropped when the attempt ends, whatever the plugin did.
+
+use crate::classify;
+use crate::pipes::{CappedPipe, Overflow};
+use crate::Plugin;
+use bulkhead_core::contract::FailureKind;
+use bulkhead_core::contract::{AttemptOutcome, Failure};
+use bulkhead_core::contract::{Grants, Limits};
+use std::time::Instant;
+use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+/// The data of one attempt's store.
+pub struct AttemptState {
+    pub(super) wasi: WasiP1Ctx,
+    limiter: MemoryLimiter,
+}
+
+/// Applies the memory limit and remembers the peak and any refusal.
+struct MemoryLimiter {
+    max: usize,
+    peak: usize,
+    refused: Option<usize>,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            self.refused = Some(desired);
+            return Ok(false);
+        }
+        self.peak = self.peak.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        4
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+}
+
+pub(super) async fn run(
+    engine: &Engine,
+    plugin: &Plugin,
+    input: Vec<u8>,
+    limits: &Limits,
+    grants: &Grants,
+) -> AttemptOutcome {
+    let stdout = CappedPipe::new(limits.max_output, Overflow::Trap);
+    let stderr = CappedPipe::new(limits.max_logs, Overflow::Truncate);
+    let wasi = match wasi_context(plugin, input, grants, &stdout, &stderr) {
+        Ok(w) => w,
+        Err(f) => return AttemptOutcome::failed(f),
+    };
+    let mut store = Store::new(
+        engine,
+        AttemptState {
+            wasi,
+            limiter: MemoryLimiter {
+                max: usize::try_from(limits.memory).unwrap_or(usize::MAX),
+                peak: 0,
+                refused: None,
+            },
+        },
+    );
+    store.limiter(|s| &mut s.limiter);
+    let started = Instant::now();
+    let deadline = started + limits.timeout;
+    // Every epoch tick, a running plugin yields its thread; past the deadline it is interrupted,
+    // even with unlimited fuel and no host calls.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Err(Trap::Interrupt.into())
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    let fuel = limits.fuel.min(super::MAX_FUEL);
+    if let Err(e) = store.set_fuel(fuel) {
+        return AttemptOutcome::failed(Failure::new(
+            FailureKind::Load,
+            format!("cannot set fuel: {e}"),
+        ));
+    }
+
+    let call = async {
+        let instance = plugin.pre.instantiate_async(&mut store).await?;
+        let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+        start.call_async(&mut store, ()).await
+    };
+    // The outer timer catches a plugin blocked in a host call (e.g. a long sleep), where epochs
+    // are not checked. It fires a few ticks after the deadline so that running wasm is stopped by
+    // the epoch trap. Dropping the call future drops the fiber and its stack.
+    let outer = deadline + 3 * super::engine::EPOCH_TICK;
+    let result = match tokio::time::timeout_at(outer.into(), call).await {
+        Ok(r) => r,
+        Err(_) => Err(Trap::Interrupt.into()),
+    };
+    let duration = started.elapsed();
+
+    // Exact, except after a timeout: compiled code keeps its running count in a register and
+    // writes it back at calls and returns, so a loop stopped by the epoch trap is counted only up
+    // to its last call (docs/limits.md).
+    let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+    let limiter = &store.data().limiter;
+    let (peak, refused) = (limiter.peak as u64, limiter.refused);
+    drop(store);
+
+    let (out, out_overflow) = stdout.take();
+    let (mut log, log_cut) = stderr.take();
+    if log_cut {
+        log.extend_from_slice(
+            format!(
+                "\n[bulkhead: log cut at max_logs = {} bytes]\n",
+                limits.max_logs
+            )
+            .as_bytes(),
+        );
+    }
+    let ended = classify::Ended {
+        result,
+        stdout_overflow: out_overflow,
+        memory_refused: refused.map(|r| r as u64),
+        limits,
+        log: &log,
+    };
+    let result = classify::classify(ended).and_then(|()| classify::parse_output(&out));
+    AttemptOutcome {
+        result,
+        duration,
+        fuel_used,
+        peak_memory: peak,
+        log,
+    }
+}
+
+/// The WASI context: stdin holds the input, stdout/stderr are capped pipes, and nothing else
+/// is granted unless `grants` says so. The host's environment, args and files never leak.
+fn wasi_context(
+    plugin: &Plugin,
+    input: Vec<u8>,
+    grants: &Grants,
+    stdout: &CappedPipe,
+    stderr: &CappedPipe,
+) -> Result<WasiP1Ctx, Failure> {
+    let mut b = WasiCtxBuilder::new();
+    b.stdin(MemoryInputPipe::new(input))
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .arg(&plugin.name)
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    for (k, v) in &grants.env {
+        b.env(k, v);
+    }
+    // Held open until the context has its own handles: each names the inode checked here.
+    let mut opened = Vec::with_capacity(grants.mounts.len());
+    for m in &grants.mounts {
+        let perms = if m.writable {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
+        // The folder is the host's business, not the plugin's: a mount that is gone or was
+        // tampered with fails the attempt as `host`.
+        let fail = |e: String| {
+            Failure::new(
+                FailureKind::Host,
+                format!(
+                    "cannot open mount {} (guest {}): {e}",
+                    m.host.display(),
+                    m.guest
+                ),
+            )
+        };
+        let dir = super::mounts::open(m).map_err(fail)?;
+        b.preopened_dir(dir.path(), &m.guest, perms)
+            .map_err(|e| fail(e.to_string()))?;
+        opened.push(dir);
+    }
+    drop(opened);
+    Ok(b.build_p1())
+}

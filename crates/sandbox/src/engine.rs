@@ -1,0 +1,82 @@
+//! The one shared wasmtime [`Engine`]: pooling allocator, fuel, epoch interruption, bounded stacks,
+//! and the thread that advances the epoch.
+
+use bulkhead_core::contract::MAX_MEMORY;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances: the resolution of wall-clock timeouts, and how often a
+/// long-running plugin yields its thread to other attempts.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Deepest wasm stack an attempt may use; deeper recursion is a stack-overflow trap.
+pub const MAX_WASM_STACK: usize = 512 << 10;
+
+/// Tables a module may define (a component's core modules often need more than one).
+pub const MAX_TABLES: u32 = 4;
+
+/// Elements of any one table (what `table.grow` can reach).
+pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+/// Builds the engine. `slots` bounds how many attempts can be alive at once.
+pub fn build(slots: u32) -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_core_instances(slots)
+        .total_memories(slots)
+        // Every slot can hold a module with all the tables it may have: one plugin with four
+        // tables never starves other tasks of theirs.
+        .total_tables(slots.saturating_mul(MAX_TABLES))
+        .total_stacks(slots)
+        .total_component_instances(0)
+        .max_memory_size(MAX_MEMORY as usize)
+        .max_memories_per_module(1)
+        .max_tables_per_module(MAX_TABLES)
+        .table_elements(MAX_TABLE_ELEMENTS)
+        // Keep the first pages of each slot mapped between attempts: the kernel then resets
+        // them instead of faulting fresh ones in. Bounded: slots x these sizes.
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(64 << 10)
+        .decommit_batch_size(16)
+        .pagemap_scan(wasmtime::Enabled::Auto);
+
+    let mut config = Config::new();
+    config
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(MAX_WASM_STACK)
+        .async_stack_size(MAX_WASM_STACK + (1 << 20))
+        .parallel_compilation(true);
+    Engine::new(&config)
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on one thread, until dropped.
+#[derive(Debug)]
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    /// Starts the ticker thread.
+    pub fn start(engine: Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("bulkhead-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(EpochTicker { stop })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,834 @@
+//! The SQLite backend: one file (default `.bulkhead/bulkhead.db`), WAL mode, `synchronous=FULL`
+//! (a commit is on disk before it returns, so even a power loss keeps every committed
+//! transition), one transaction per batch of transitions (group commit).
+
+use async_trait::async_trait;
+use bulkhead_core::store::*;
+
+mod read;
+#[cfg(test)]
+mod tests;
+mod write;
+
+use bulkhead_core::store::lease::{check_acquirable, lease_is_free};
+use read::load;
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use write::apply;
+
+/// The schema version this build writes. A database with a higher version is refused.
+pub const SCHEMA_VERSION: i64 = 4;
+
+/// The numbered migrations, applied in order to bring a database to [`SCHEMA_VERSION`].
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_triggers.sql")),
+    (3, include_str!("../migrations/0003_trigger_cancel.sql")),
+    (4, include_str!("../migrations/0004_task_order.sql")),
+];
+
+/// A SQLite state store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn map(path: &Path, e: rusqlite::Error) -> StoreError {
+    let path = path.to_path_buf();
+    let reason = e.to_string();
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+            StoreError::Corrupt { path, reason }
+        }
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked { path },
+        Some(ErrorCode::ReadOnly) => StoreError::Write {
+            path,
+            reason: "the database file or its folder is read-only".into(),
+        },
+        Some(ErrorCode::DiskFull) => StoreError::Write {
+            path,
+            reason: "the disk is full".into(),
+        },
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+            StoreError::Open { path, reason }
+        }
+        _ => StoreError::Other { path, reason },
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date. The folder
+    /// must exist. A database from a newer Bulkhead is refused and left untouched.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+                return Err(StoreError::Open {
+                    path: path.to_path_buf(),
+                    reason: format!("the folder {} does not exist", dir.display()),
+                })
+            }
+            _ => {}
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| map(path, e))?;
+        let m = |e| map(path, e);
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(m)?;
+        let version = schema_version(&conn).map_err(m)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        enable_wal(&conn).map_err(m)?;
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(m)?;
+        migrate(&conn).map_err(m)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with the connection on a blocking thread.
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &Path) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        let path = self.path.clone();
+        let job = move || {
+            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut guard, &path)
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::spawn_blocking(job)
+                .await
+                .map_err(|e| StoreError::Other {
+                    path: self.path.clone(),
+                    reason: format!("store thread failed: {e}"),
+                })?,
+            Err(_) => job(),
+        }
+    }
+}
+
+fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    let exists: bool = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'bulkhead_schema'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !exists {
+        return Ok(0);
+    }
+    conn.query_row(
+        "SELECT coalesce(max(version), 0) FROM bulkhead_schema",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// Switches to WAL. Changing the journal mode takes a lock that does not wait for the busy
+/// handler, so a host that opens the file while another one does retries for a while.
+fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())) {
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Applies the missing migrations in one write transaction; the version is read again inside
+/// it, so two hosts opening a new file at once apply each migration once.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        let from = schema_version(conn)?;
+        if from >= SCHEMA_VERSION {
+            return Ok(());
+        }
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS bulkhead_schema (version INTEGER NOT NULL)",
+        )?;
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > from) {
+            conn.execute_batch(sql)?;
+            conn.execute(
+                "INSERT INTO bulkhead_schema (version) VALUES (?1)",
+                [version],
+            )?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn tx<'c>(conn: &'c mut Connection, path: &Path) -> Result<Transaction<'c>, StoreError> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| map(path, e))
+}
+
+fn json(v: &serde_json::Value) -> String {
+    v.to_string()
+}
+
+/// `(status, lease owner, lease expiry)` of a run.
+type LeaseRow = (String, Option<String>, Option<i64>);
+
+fn lease_row(tx: &Transaction<'_>, run_id: &str) -> rusqlite::Result<Option<LeaseRow>> {
+    tx.query_row(
+        "SELECT status, lease_owner, lease_expires_at FROM runs WHERE run_id = ?1",
+        [run_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .optional()
+}
+
+const TRIGGER_COLUMNS: &str =
+    "trigger_key, kind, workflow, params, due_at, created_at, run_id, claimed_at, error, cancelled_at";
+
+/// Why cancelling a trigger failed.
+enum Cancel {
+    Sql(rusqlite::Error),
+    Store(StoreError),
+}
+
+impl From<rusqlite::Error> for Cancel {
+    fn from(e: rusqlite::Error) -> Self {
+        Cancel::Sql(e)
+    }
+}
+
+/// Cancels the trigger of a run that does not exist yet (see [`Store::request_cancel`]).
+fn cancel_trigger(tx: &Transaction<'_>, run_id: &str, now: i64) -> Result<CancelOutcome, Cancel> {
+    let t = tx
+        .query_row(
+            &format!("SELECT {TRIGGER_COLUMNS} FROM triggers WHERE run_id = ?1"),
+            [run_id],
+            trigger_row,
+        )
+        .optional()?
+        .ok_or_else(|| Cancel::Store(StoreError::UnknownRun(run_id.to_string())))?;
+    match t.cancel().map_err(Cancel::Store)? {
+        Ok(()) => {
+            tx.execute(
+                "UPDATE triggers SET cancelled_at = ?2, claimed_at = ?2 WHERE run_id = ?1",
+                params![run_id, now],
+            )?;
+            Ok(CancelOutcome::Cancelled)
+        }
+        Err(status) => Ok(CancelOutcome::AlreadyEnded(status)),
+    }
+}
+
+/// A conversion failure is a damaged value; anything else maps as usual.
+fn corrupt_or(path: &Path, e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(_, _, reason) => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        },
+        e => map(path, e),
+    }
+}
+
+fn trigger_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Trigger> {
+    Ok(Trigger {
+        key: r.get(0)?,
+        kind: TriggerKind::parse(&r.get::<_, String>(1)?).unwrap_or(TriggerKind::Once),
+        workflow: r.get(2)?,
+        params: parse_json(r.get(3)?).unwrap_or(serde_json::Value::Null),
+        due_at: r.get(4)?,
+        created_at: r.get(5)?,
+        run_id: r.get(6)?,
+        claimed_at: r.get(7)?,
+        error: r.get(8)?,
+        cancelled_at: r.get(9)?,
+    })
+}
+
+/// A stored name that this build does not know: the database was altered or is damaged.
+fn bad_value(column: usize, what: &str, value: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        format!("unknown {what} `{value}` in the database").into(),
+    )
+}
+
+fn err3(
+    kind: Option<String>,
+    message: Option<String>,
+    code: Option<i32>,
+) -> Option<(String, String, Option<i32>)> {
+    kind.map(|k| (k, message.unwrap_or_default(), code))
+}
+
+/// `Ok` if the store has run `run_id`, else [`StoreError::UnknownRun`].
+fn run_exists(conn: &Connection, path: &Path, run_id: &str) -> Result<(), StoreError> {
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM runs WHERE run_id = ?1",
+            [run_id],
+            |r| r.get(0),
+        )
+        .map_err(|e| map(path, e))?;
+    if n == 0 {
+        return Err(StoreError::UnknownRun(run_id.to_string()));
+    }
+    Ok(())
+}
+
+fn parse_json(text: Option<String>) -> Option<serde_json::Value> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_run(&self, run: NewRun) -> Result<(), StoreError> {
+        self.with(move |conn, path| {
+            let m = |e| map(path, e);
+            let tx = tx(conn, path)?;
+            tx.execute(
+                "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, workflow_yaml, params, status, created_at, lease_owner, lease_expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, ?9)",
+                params![
+                    run.run_id,
+                    run.workflow,
+                    run.workflow_hash,
+                    run.workflow_file.to_string_lossy(),
+                    run.workflow_yaml,
+                    json(&run.params),
+                    run.created_at,
+                    run.owner,
+                    run.lease_expires_at
+                ],
+            )
+            .map_err(m)?;
+            for p in &run.plugins {
+                tx.execute(
+                    "INSERT INTO run_plugins (run_id, reference, hash) VALUES (?1, ?2, ?3)",
+                    params![run.run_id, p.reference, p.hash],
+                )
+                .map_err(m)?;
+            }
+            for (i, task) in run.tasks.iter().enumerate() {
+                tx.prepare_cached("INSERT INTO tasks (run_id, task, position, status) VALUES (?1, ?2, ?3, 'pending')")
+                    .and_then(|mut s| s.execute(params![run.run_id, task, i as i64]))
+                    .map_err(m)?;
+            }
+            tx.commit().map_err(m)
+        })
+        .await
+    }
+
+    async fn commit(
+        &self,
+        run_id: &str,
+        owner: &str,
+        batch: Vec<Transition>,
+    ) -> Result<Commit, StoreError> {
+        let (run_id, owner) = (run_id.to_string(), owner.to_string());
+        self.with(move |conn, path| {
+            let m = |e| map(path, e);
+            let tx = tx(conn, path)?;
+            let row: Option<(Option<String>, i64)> = tx
+                .prepare_cached("SELECT lease_owner, cancel_requested FROM runs WHERE run_id = ?1")
+                .and_then(|mut s| {
+                    s.query_row([&run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                })
+                .map_err(m)?;
+            let Some((holder, cancel)) = row else {
+                return Err(StoreError::UnknownRun(run_id));
+            };
+            if holder.as_deref() != Some(owner.as_str()) {
+                return Err(StoreError::LostLease(run_id));
+            }
+            for t in &batch {
+                apply(&tx, &run_id, &owner, t).map_err(m)?;
+            }
+            if !batch
+                .iter()
+                .any(|t| matches!(t, Transition::RunEnded { .. }))
+            {
+                tx.prepare_cached("UPDATE runs SET lease_expires_at = ?2 WHERE run_id = ?1")
+                    .and_then(|mut s| s.execute(params![run_id, now_ms() + LEASE_TTL_MS]))
+                    .map_err(m)?;
+            }
+            tx.commit().map_err(m)?;
+            Ok(Commit {
+                cancel_requested: cancel != 0,
+            })
+        })
+        .await
+    }
+
+    async fn acquire(
+        &self,
+        run_id: &str,
+        owner: &Owner,
+        now: i64,
+        ttl: i64,
+    ) -> Result<(), StoreError> {
+        let (run_id, owner) = (run_id.to_string(), owner.clone());
+        self.with(move |conn, path| {
+            let m = |e| map(path, e);
+            let tx = tx(conn, path)?;
+            let (status, holder, until) = lease_row(&tx, &run_id).map_err(m)?.ok_or(StoreError::UnknownRun(run_id.clone()))?;
+            check_acquirable(&run_id, &status, holder.as_deref(), until, &owner, now)?;
+            tx.execute(
+                "UPDATE tasks SET uncounted = uncounted + (SELECT count(*) FROM attempts a
+                   WHERE a.run_id = tasks.run_id AND a.task = tasks.task AND a.status = 'running')
+                 WHERE run_id = ?1",
+                [&run_id],
+            )
+            .map_err(m)?;
+            tx.execute(
+                "UPDATE attempts SET status = 'interrupted', finished_at = ?2 WHERE run_id = ?1 AND status = 'running'",
+                params![run_id, now],
+            )
+            .map_err(m)?;
+            tx.execute(
+                "UPDATE runs SET lease_owner = ?2, lease_expires_at = ?3, status = 'running', cancel_requested = 0 WHERE run_id = ?1",
+                params![run_id, owner.0, now + ttl],
+            )
+            .map_err(m)?;
+            tx.commit().map_err(m)
+        })
+        .await
+    }
+
+    async fn release(&self, run_id: &str, owner: &str) -> Result<(), StoreError> {
+        let (run_id, owner) = (run_id.to_string(), owner.to_string());
+        self.with(move |conn, path| {
+            conn.execute(
+                "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ?1 AND lease_owner = ?2",
+                params![run_id, owner],
+            )
+            .map(|_| ())
+            .map_err(|e| map(path, e))
+        })
+        .await
+    }
+
+    async fn load(&self, run_id: &str) -> Result<StoredRun, StoreError> {
+        let run_id = run_id.to_string();
+        self.with(move |conn, path| {
+            load(conn, &run_id)
+                .map_err(|e| map(path, e))?
+                .ok_or(StoreError::UnknownRun(run_id))
+        })
+        .await
+    }
+
+    async fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
+        let filter = filter.clone();
+        self.with(move |conn, path| {
+            let limit = if filter.limit == 0 {
+                i64::MAX
+            } else {
+                filter.limit as i64
+            };
+            // Runs, and the triggers whose run does not exist (yet, or ever).
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT run_id, workflow, status, started_at, finished_at, due_at FROM (
+                       SELECT r.run_id, r.workflow, r.status, r.created_at AS started_at, r.finished_at, t.due_at
+                         FROM runs r LEFT JOIN triggers t ON t.run_id = r.run_id
+                       UNION ALL
+                       SELECT t.run_id, t.workflow,
+                              CASE WHEN t.cancelled_at IS NOT NULL THEN 'cancelled'
+                                   WHEN t.error IS NOT NULL THEN 'failed' ELSE 'pending' END,
+                              NULL, coalesce(t.cancelled_at, CASE WHEN t.error IS NOT NULL THEN t.claimed_at END), t.due_at
+                         FROM triggers t
+                        WHERE (t.claimed_at IS NULL OR t.cancelled_at IS NOT NULL OR t.error IS NOT NULL)
+                          AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id))
+                     WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2)
+                       AND (?4 IS NULL OR run_id < ?4)
+                     ORDER BY run_id DESC LIMIT ?3",
+                )
+                .map_err(|e| map(path, e))?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        filter.workflow,
+                        filter.status.map(RunStatus::as_str),
+                        limit,
+                        filter.before
+                    ],
+                    |r| {
+                        let status: String = r.get(2)?;
+                        Ok(RunSummary {
+                            run_id: r.get(0)?,
+                            workflow: r.get(1)?,
+                            status: RunStatus::parse(&status)
+                                .ok_or_else(|| bad_value(2, "run status", &status))?,
+                            started_at: r.get::<_, Option<i64>>(3)?.map(rfc3339),
+                            finished_at: r.get::<_, Option<i64>>(4)?.map(rfc3339),
+                            due_at: r.get::<_, Option<i64>>(5)?.map(rfc3339),
+                        })
+                    },
+                )
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(|e| corrupt_or(path, e))?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn logs(
+        &self,
+        run_id: &str,
+        task: Option<&str>,
+        attempt: Option<u32>,
+    ) -> Result<Vec<AttemptLog>, StoreError> {
+        let (run_id, task) = (run_id.to_string(), task.map(str::to_string));
+        self.with(move |conn, path| {
+            let m = |e| map(path, e);
+            run_exists(conn, path, &run_id)?;
+            let mut stmt = conn
+                .prepare(
+                    "SELECT a.task, a.attempt, coalesce(a.log, '') FROM attempts a JOIN tasks t ON t.run_id = a.run_id AND t.task = a.task
+                     WHERE a.run_id = ?1 AND (?2 IS NULL OR a.task = ?2) AND (?3 IS NULL OR a.attempt = ?3)
+                     ORDER BY t.position, a.attempt",
+                )
+                .map_err(m)?;
+            let rows = stmt
+                .query_map(params![run_id, task, attempt], |r| {
+                    Ok(AttemptLog {
+                        task: r.get(0)?,
+                        attempt: r.get(1)?,
+                        log: r.get(2)?,
+                    })
+                })
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(m)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn task_results(
+        &self,
+        run_id: &str,
+        from: usize,
+        limit: usize,
+    ) -> Result<Vec<TaskResult>, StoreError> {
+        let run_id = run_id.to_string();
+        self.with(move |conn, path| {
+            let m = |e| map(path, e);
+            run_exists(conn, path, &run_id)?;
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT t.task, t.output, (SELECT coalesce(a.log, '') FROM attempts a
+                                               WHERE a.run_id = t.run_id AND a.task = t.task
+                                               ORDER BY a.attempt DESC LIMIT 1)
+                     FROM tasks t WHERE t.run_id = ?1 AND t.position >= ?2
+                     ORDER BY t.position LIMIT ?3",
+                )
+                .map_err(m)?;
+            let rows = stmt
+                .query_map(
+                    params![run_id, from as i64, i64::try_from(limit).unwrap_or(i64::MAX)],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?)),
+                )
+                .map_err(m)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (task, output, log) = row.map_err(m)?;
+                let output = match output {
+                    None => None,
+                    Some(text) => Some(serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                        path: path.to_path_buf(),
+                        reason: format!("the stored output of task `{task}` of run `{run_id}` is not JSON: {e}"),
+                    })?),
+                };
+                out.push(TaskResult {
+                    task,
+                    output,
+                    log: log.unwrap_or_default(),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn unfinished(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        self.with(move |conn, path| {
+            let me = Owner::new();
+            let mut stmt = conn
+                .prepare(
+                    "SELECT run_id, status, lease_owner, lease_expires_at FROM runs
+                     WHERE status IN ('pending', 'running', 'interrupted') ORDER BY created_at, run_id",
+                )
+                .map_err(|e| map(path, e))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, Option<i64>>(3)?))
+                })
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(|e| map(path, e))?;
+            Ok(rows
+                .into_iter()
+                .filter(|(_, status, holder, until)| lease_is_free(status, holder.as_deref(), *until, &me, now))
+                .map(|(id, ..)| id)
+                .collect())
+        })
+        .await
+    }
+
+    async fn request_cancel(&self, run_id: &str, now: i64) -> Result<CancelOutcome, StoreError> {
+        let run_id = run_id.to_string();
+        self.with(move |conn, path| {
+            let m = |e| map(path, e);
+            let tx = tx(conn, path)?;
+            let Some((status, holder, until)) = lease_row(&tx, &run_id).map_err(m)? else {
+                let status = cancel_trigger(&tx, &run_id, now).map_err(|e| match e {
+                    Cancel::Sql(e) => m(e),
+                    Cancel::Store(e) => e,
+                })?;
+                tx.commit().map_err(m)?;
+                return Ok(status);
+            };
+            let status = RunStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("run `{run_id}` has the unknown status `{status}`"),
+            })?;
+            if status.is_final() {
+                return Ok(CancelOutcome::AlreadyEnded(status));
+            }
+            if !lease_is_free(status.as_str(), holder.as_deref(), until, &Owner::new(), now) {
+                tx.execute("UPDATE runs SET cancel_requested = 1 WHERE run_id = ?1", [&run_id]).map_err(m)?;
+                tx.commit().map_err(m)?;
+                return Ok(CancelOutcome::Asked);
+            }
+            tx.execute(
+                "UPDATE attempts SET status = 'interrupted', finished_at = ?2 WHERE run_id = ?1 AND status = 'running'",
+                params![run_id, now],
+            )
+            .map_err(m)?;
+            tx.execute(
+                "UPDATE tasks SET status = 'cancelled', error_kind = 'cancelled', error_message = 'the run was cancelled'
+                 WHERE run_id = ?1 AND status = 'pending'",
+                [&run_id],
+            )
+            .map_err(m)?;
+            tx.execute(
+                "UPDATE runs SET status = 'cancelled', finished_at = ?2, lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ?1",
+                params![run_id, now],
+            )
+            .map_err(m)?;
+            tx.commit().map_err(m)?;
+            Ok(CancelOutcome::Cancelled)
+        })
+        .await
+    }
+
+    async fn reset_tasks(&self, run_id: &str, tasks: &[String]) -> Result<(), StoreError> {
+        let (run_id, tasks) = (run_id.to_string(), tasks.to_vec());
+        self.with(move |conn, path| {
+            let m = |e| map(path, e);
+            let tx = tx(conn, path)?;
+            run_exists(&tx, path, &run_id)?;
+            for task in &tasks {
+                tx.execute(
+                    "UPDATE tasks SET status = 'pending', output = NULL, error_kind = NULL, error_message = NULL,
+                     exit_code = NULL, uncounted = attempts WHERE run_id = ?1 AND task = ?2",
+                    params![run_id, task],
+                )
+                .map_err(m)?;
+            }
+            tx.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = NULL, cancel_requested = 0 WHERE run_id = ?1",
+                [&run_id],
+            )
+            .map_err(m)?;
+            tx.commit().map_err(m)
+        })
+        .await
+    }
+
+    async fn gc(&self, before: i64) -> Result<Vec<String>, StoreError> {
+        self.with(move |conn, path| {
+            let m = |e| map(path, e);
+            let tx = tx(conn, path)?;
+            let mut ids: Vec<String> = tx
+                .prepare("SELECT run_id FROM runs WHERE created_at < ?1 AND status IN ('succeeded', 'failed', 'cancelled')")
+                .and_then(|mut s| s.query_map([before], |r| r.get(0))?.collect())
+                .map_err(m)?;
+            // Triggers go with their runs (a schedule whose newest fire is collected owes nothing
+            // from before: it fires on, never twice).
+            tx.execute(
+                "DELETE FROM triggers WHERE run_id IN
+                   (SELECT run_id FROM runs WHERE created_at < ?1 AND status IN ('succeeded', 'failed', 'cancelled'))",
+                [before],
+            )
+            .map_err(m)?;
+            tx.execute(
+                "DELETE FROM runs WHERE created_at < ?1 AND status IN ('succeeded', 'failed', 'cancelled')",
+                [before],
+            )
+            .map_err(m)?;
+            // Runs that never started: cancelled before they were due, or failed to start.
+            let never: Vec<String> = tx
+                .prepare(
+                    "SELECT run_id FROM triggers t WHERE created_at < ?1 AND (cancelled_at IS NOT NULL OR error IS NOT NULL)
+                       AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id)",
+                )
+                .and_then(|mut s| s.query_map([before], |r| r.get(0))?.collect())
+                .map_err(m)?;
+            tx.execute(
+                "DELETE FROM triggers WHERE created_at < ?1 AND (cancelled_at IS NOT NULL OR error IS NOT NULL)
+                   AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = triggers.run_id)",
+                [before],
+            )
+            .map_err(m)?;
+            tx.commit().map_err(m)?;
+            ids.extend(never);
+            ids.sort();
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn plugin_hashes_in_use(&self) -> Result<Vec<String>, StoreError> {
+        self.with(move |conn, path| {
+            conn.prepare("SELECT DISTINCT hash FROM run_plugins ORDER BY hash")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .map_err(|e| map(path, e))
+        })
+        .await
+    }
+
+    async fn add_trigger(&self, t: NewTrigger) -> Result<bool, StoreError> {
+        self.with(move |conn, path| {
+            conn.execute(
+                "INSERT INTO triggers (trigger_key, kind, workflow, params, due_at, created_at, run_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (trigger_key) DO NOTHING",
+                params![t.key(), t.kind.as_str(), t.workflow, json(&t.params), t.due_at, t.created_at, t.run_id],
+            )
+            .map(|n| n == 1)
+            .map_err(|e| map(path, e))
+        })
+        .await
+    }
+
+    async fn claim_due(&self, now: i64, limit: usize) -> Result<Vec<Trigger>, StoreError> {
+        self.with(move |conn, path| {
+            let m = |e| map(path, e);
+            let tx = tx(conn, path)?;
+            let mut claimed: Vec<Trigger> = tx
+                .prepare_cached(&format!(
+                    "SELECT {TRIGGER_COLUMNS} FROM triggers WHERE claimed_at IS NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2"
+                ))
+                .and_then(|mut s| s.query_map(params![now, limit as i64], trigger_row)?.collect())
+                .map_err(m)?;
+            for t in &mut claimed {
+                tx.prepare_cached("UPDATE triggers SET claimed_at = ?2 WHERE trigger_key = ?1")
+                    .and_then(|mut s| s.execute(params![t.key, now]))
+                    .map_err(m)?;
+                t.claimed_at = Some(now);
+            }
+            let orphans: Vec<Trigger> = tx
+                .prepare_cached(&format!(
+                    "SELECT {TRIGGER_COLUMNS} FROM triggers t WHERE claimed_at IS NOT NULL AND claimed_at < ?1 - ?3 AND error IS NULL AND cancelled_at IS NULL
+                     AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id) ORDER BY due_at LIMIT ?2"
+                ))
+                .and_then(|mut s| s.query_map(params![now, limit as i64, ORPHAN_AFTER_MS], trigger_row)?.collect())
+                .map_err(m)?;
+            tx.commit().map_err(m)?;
+            claimed.extend(orphans);
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn fail_trigger(&self, key: &str, error: &str) -> Result<(), StoreError> {
+        let (key, error) = (key.to_string(), error.to_string());
+        self.with(move |conn, path| {
+            conn.execute(
+                "UPDATE triggers SET error = ?2 WHERE trigger_key = ?1",
+                params![key, error],
+            )
+            .map(|_| ())
+            .map_err(|e| map(path, e))
+        })
+        .await
+    }
+
+    async fn trigger_of_run(&self, run_id: &str) -> Result<Option<Trigger>, StoreError> {
+        let run_id = run_id.to_string();
+        self.with(move |conn, path| {
+            conn.query_row(
+                &format!("SELECT {TRIGGER_COLUMNS} FROM triggers WHERE run_id = ?1"),
+                [run_id],
+                trigger_row,
+            )
+            .optional()
+            .map_err(|e| map(path, e))
+        })
+        .await
+    }
+
+    async fn pending_triggers(&self) -> Result<u64, StoreError> {
+        self.with(move |conn, path| {
+            conn.query_row(
+                // Cancelled and failed triggers are claimed too; the index on claimed_at counts.
+                "SELECT count(*) FROM triggers WHERE claimed_at IS NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| map(path, e))
+        })
+        .await
+    }
+
+    async fn last_cron_fire(&self, workflow: &str) -> Result<Option<i64>, StoreError> {
+        let workflow = workflow.to_string();
+        self.with(move |conn, path| {
+            conn.query_row(
+                "SELECT max(due_at) FROM triggers WHERE workflow = ?1 AND kind = 'cron'",
+                [workflow],
+                |r| r.get(0),
+            )
+            .map_err(|e| map(path, e))
+        })
+        .await
+    }
+}

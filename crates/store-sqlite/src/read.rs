@@ -1,0 +1,85 @@
+//! Reading a whole run back (`bulkhead show`, resume).
+
+use super::{err3, parse_json};
+use bulkhead_core::store::*;
+use rusqlite::{Connection, OptionalExtension};
+use std::path::PathBuf;
+
+pub(super) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<StoredRun>> {
+    let run = conn
+        .query_row(
+            "SELECT workflow, workflow_hash, workflow_file, workflow_yaml, params, status, created_at, finished_at, lease_owner, lease_expires_at
+             FROM runs WHERE run_id = ?1",
+            [run_id],
+            |r| {
+                Ok(StoredRun {
+                    run_id: run_id.to_string(),
+                    workflow: r.get(0)?,
+                    workflow_hash: r.get(1)?,
+                    workflow_file: PathBuf::from(r.get::<_, String>(2)?),
+                    workflow_yaml: r.get(3)?,
+                    params: parse_json(r.get(4)?).unwrap_or(serde_json::Value::Null),
+                    status: RunStatus::parse(&r.get::<_, String>(5)?).unwrap_or(RunStatus::Interrupted),
+                    created_at: r.get(6)?,
+                    finished_at: r.get(7)?,
+                    lease_owner: r.get(8)?,
+                    lease_expires_at: r.get(9)?,
+                    plugins: Vec::new(),
+                    tasks: Vec::new(),
+                    attempts: Vec::new(),
+                })
+            },
+        )
+        .optional()?;
+    let Some(mut run) = run else { return Ok(None) };
+    run.plugins = conn
+        .prepare("SELECT reference, hash FROM run_plugins WHERE run_id = ?1 ORDER BY reference")?
+        .query_map([run_id], |r| {
+            Ok(PluginVersion {
+                reference: r.get(0)?,
+                hash: r.get(1)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    run.tasks = conn
+        .prepare(
+            "SELECT task, status, attempts, uncounted, output, error_kind, error_message, exit_code, duration_us, fuel_used, peak_memory
+             FROM tasks WHERE run_id = ?1 ORDER BY position",
+        )?
+        .query_map([run_id], |r| {
+            Ok(StoredTask {
+                task: r.get(0)?,
+                state: TaskStatus::parse(&r.get::<_, String>(1)?).unwrap_or(TaskStatus::Pending),
+                attempts: r.get(2)?,
+                uncounted: r.get(3)?,
+                output: parse_json(r.get(4)?),
+                error: err3(r.get(5)?, r.get(6)?, r.get(7)?),
+                duration_us: r.get::<_, i64>(8)? as u64,
+                fuel_used: r.get::<_, i64>(9)? as u64,
+                peak_memory: r.get::<_, i64>(10)? as u64,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    run.attempts = conn
+        .prepare(
+            "SELECT a.task, a.attempt, a.status, a.started_at, a.finished_at, a.error_kind, a.error_message, a.exit_code,
+                    coalesce(a.duration_us, 0), coalesce(a.fuel_used, 0), coalesce(a.peak_memory, 0)
+             FROM attempts a JOIN tasks t ON t.run_id = a.run_id AND t.task = a.task
+             WHERE a.run_id = ?1 ORDER BY t.position, a.attempt",
+        )?
+        .query_map([run_id], |r| {
+            Ok(StoredAttempt {
+                task: r.get(0)?,
+                attempt: r.get(1)?,
+                status: AttemptStatus::parse(&r.get::<_, String>(2)?).unwrap_or(AttemptStatus::Interrupted),
+                started_at: r.get(3)?,
+                finished_at: r.get(4)?,
+                error: err3(r.get(5)?, r.get(6)?, r.get(7)?),
+                duration_us: r.get::<_, i64>(8)? as u64,
+                fuel_used: r.get::<_, i64>(9)? as u64,
+                peak_memory: r.get::<_, i64>(10)? as u64,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(run))
+}

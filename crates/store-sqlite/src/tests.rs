@@ -1,0 +1,85 @@
+//! The SQLite backend against the shared store conformance suite, and what only SQLite has:
+//! schema versions, damaged files, concurrent opening.
+
+use super::*;
+
+#[tokio::test]
+async fn passes_the_store_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    bulkhead_core::store::suite::suite(|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::new(SqliteStore::open(&dir.path().join(format!("state-{i}.db"))).unwrap())
+    })
+    .await;
+}
+
+#[test]
+fn sqlite_refuses_a_newer_schema_and_leaves_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("INSERT INTO bulkhead_schema (version) VALUES (99)", [])
+        .unwrap();
+    drop(conn);
+    let before = std::fs::read(&path).unwrap();
+    match SqliteStore::open(&path) {
+        Err(StoreError::TooNew { found: 99, .. }) => {}
+        other => panic!("expected TooNew, got {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the newer database was not altered"
+    );
+}
+
+#[test]
+fn sqlite_names_the_file_when_it_is_not_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    std::fs::write(&path, vec![b'x'; 8192]).unwrap();
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("state.db"), "{err}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        vec![b'x'; 8192],
+        "the damaged file was not touched"
+    );
+}
+
+#[test]
+fn sqlite_names_a_missing_folder() {
+    let err = SqliteStore::open(std::path::Path::new("/nonexistent-dir/state.db")).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent-dir"), "{err}");
+}
+
+#[test]
+fn two_hosts_opening_a_new_database_at_once_both_succeed() {
+    // Regression: both read schema version 0 and both applied migration 1.
+    for _ in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || SqliteStore::open(&path).map(|_| ()))
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_schema_version_is_the_last_migration() {
+    let numbers: Vec<i64> = MIGRATIONS.iter().map(|(v, _)| *v).collect();
+    let expected: Vec<i64> = (1..=SCHEMA_VERSION).collect();
+    assert_eq!(
+        numbers, expected,
+        "migrations are numbered 1..=SCHEMA_VERSION, in order"
+    );
+}
