@@ -674,3 +674,36 @@ fn a_thousand_api_triggers_each_run_exactly_once() {
         pct(0.99)
     );
 }
+
+#[test]
+fn a_running_server_adopts_a_run_whose_host_died_without_a_restart() {
+    // A `bulkhead run` on the server's store is killed mid-run. The server, already running,
+    // finds the run (its holder is a dead process on this machine) within its reaping interval
+    // and finishes it, without redoing the task that had succeeded.
+    let site = Site::new();
+    site.plugin("sleep");
+    site.workflow(
+        "long.yaml",
+        "name: long\ntasks:\n  first: {plugin: sleep, params: {ms: 10}}\n  second: {plugin: sleep, needs: [first], params: {ms: 3000}}\n",
+    );
+    let mut s = site.serve(&[]);
+    let mut child = bulkhead()
+        .env("BULKHEAD_STORE", site.path("state.db"))
+        .env("BULKHEAD_PLUGINS", site.path("plugins"))
+        .arg("run")
+        .arg(site.path("workflows/long.yaml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let id = crate::support::wait_for_attempt(&site.path("state.db"), "second");
+    child.kill().unwrap(); // SIGKILL: no chance to mark the run interrupted.
+    child.wait().unwrap();
+    let report = s.wait_for(&id, "succeeded", Duration::from_secs(40));
+    assert_eq!(report["tasks"]["first"]["attempts"], 1, "{report}");
+    assert!(
+        s.saw("adopting a run whose host stopped renewing its lease"),
+        "the server said why it took the run"
+    );
+    assert_eq!(s.stop(), Some(0));
+}

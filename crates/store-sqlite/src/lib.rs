@@ -44,6 +44,13 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 fn map(path: &Path, e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::FromSqlConversionFailure(_, _, reason) = &e {
+        // A stored value this build cannot read: say which row, never guess.
+        return StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        };
+    }
     let path = path.to_path_buf();
     let reason = e.to_string();
     match e.sqlite_error_code() {
@@ -100,6 +107,20 @@ impl SqliteStore {
         migrate(&conn).map_err(m)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// A database in memory only (`--store :memory:`): the same schema, queries and semantics as
+    /// a file, nothing kept when the process ends. Named `:memory:` in messages.
+    pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
+        let path = PathBuf::from(":memory:");
+        let m = |e| map(&path, e);
+        let conn = Connection::open_in_memory().map_err(m)?;
+        conn.execute_batch("PRAGMA foreign_keys = ON;").map_err(m)?;
+        migrate(&conn).map_err(m)?;
+        Ok(SqliteStore {
+            path,
             conn: Arc::new(Mutex::new(conn)),
         })
     }
@@ -254,23 +275,15 @@ fn cancel_trigger(tx: &Transaction<'_>, run_id: &str, now: i64) -> Result<Cancel
     }
 }
 
-/// A conversion failure is a damaged value; anything else maps as usual.
-fn corrupt_or(path: &Path, e: rusqlite::Error) -> StoreError {
-    match e {
-        rusqlite::Error::FromSqlConversionFailure(_, _, reason) => StoreError::Corrupt {
-            path: path.to_path_buf(),
-            reason: reason.to_string(),
-        },
-        e => map(path, e),
-    }
-}
-
 fn trigger_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Trigger> {
+    let key: String = r.get(0)?;
+    let row = format!("trigger `{key}`");
+    let kind: String = r.get(1)?;
     Ok(Trigger {
-        key: r.get(0)?,
-        kind: TriggerKind::parse(&r.get::<_, String>(1)?).unwrap_or(TriggerKind::Once),
+        kind: known(TriggerKind::parse(&kind), 1, &row, "trigger kind", &kind)?,
         workflow: r.get(2)?,
-        params: parse_json(r.get(3)?).unwrap_or(serde_json::Value::Null),
+        params: json_column(r.get(3)?, 3, &row, "params")?.unwrap_or(serde_json::Value::Null),
+        key,
         due_at: r.get(4)?,
         created_at: r.get(5)?,
         run_id: r.get(6)?,
@@ -287,6 +300,43 @@ fn bad_value(column: usize, what: &str, value: &str) -> rusqlite::Error {
         rusqlite::types::Type::Text,
         format!("unknown {what} `{value}` in the database").into(),
     )
+}
+
+/// A stored name, parsed; a name this build does not know is an error naming the row, never a
+/// default (the database was altered or is damaged, and guessing would rewrite history).
+fn known<T>(
+    parsed: Option<T>,
+    column: usize,
+    row: &str,
+    what: &str,
+    value: &str,
+) -> rusqlite::Result<T> {
+    parsed.ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            format!("{row}: unknown {what} `{value}` (the database was altered or is damaged)")
+                .into(),
+        )
+    })
+}
+
+/// A JSON column: absent is `None`; text that is not JSON is an error naming the row.
+fn json_column(
+    text: Option<String>,
+    column: usize,
+    row: &str,
+    what: &str,
+) -> rusqlite::Result<Option<serde_json::Value>> {
+    let Some(text) = text else { return Ok(None) };
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            format!("{row}: {what} is not JSON ({e}) (the database was altered or is damaged)")
+                .into(),
+        )
+    })
 }
 
 fn err3(
@@ -312,10 +362,6 @@ fn run_exists(conn: &Connection, path: &Path, run_id: &str) -> Result<(), StoreE
     Ok(())
 }
 
-fn parse_json(text: Option<String>) -> Option<serde_json::Value> {
-    text.and_then(|t| serde_json::from_str(&t).ok())
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_run(&self, run: NewRun) -> Result<(), StoreError> {
@@ -337,7 +383,13 @@ impl Store for SqliteStore {
                     run.lease_expires_at
                 ],
             )
-            .map_err(m)?;
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(format!(
+                    "run `{}` already exists; a run id is used once",
+                    run.run_id
+                )),
+                _ => map(path, e),
+            })?;
             for p in &run.plugins {
                 tx.execute(
                     "INSERT INTO run_plugins (run_id, reference, hash) VALUES (?1, ?2, ?3)",
@@ -504,7 +556,7 @@ impl Store for SqliteStore {
                     },
                 )
                 .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                .map_err(|e| corrupt_or(path, e))?;
+                .map_err(|e| map(path, e))?;
             Ok(rows)
         })
         .await
@@ -749,29 +801,36 @@ impl Store for SqliteStore {
     }
 
     async fn claim_due(&self, now: i64, limit: usize) -> Result<Vec<Trigger>, StoreError> {
+        // Each claim is one conditional UPDATE ... RETURNING: a row is stamped by exactly one
+        // caller, never read first and written after (two hosts cannot both take it). An
+        // orphan (claimed long ago, its run never created) is stamped again as it is taken,
+        // so it is handed out once more, not at every tick.
         self.with(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
             let mut claimed: Vec<Trigger> = tx
                 .prepare_cached(&format!(
-                    "SELECT {TRIGGER_COLUMNS} FROM triggers WHERE claimed_at IS NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2"
+                    "UPDATE triggers SET claimed_at = ?1 WHERE trigger_key IN
+                       (SELECT trigger_key FROM triggers WHERE claimed_at IS NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2)
+                     RETURNING {TRIGGER_COLUMNS}"
                 ))
                 .and_then(|mut s| s.query_map(params![now, limit as i64], trigger_row)?.collect())
                 .map_err(m)?;
-            for t in &mut claimed {
-                tx.prepare_cached("UPDATE triggers SET claimed_at = ?2 WHERE trigger_key = ?1")
-                    .and_then(|mut s| s.execute(params![t.key, now]))
-                    .map_err(m)?;
-                t.claimed_at = Some(now);
-            }
-            let orphans: Vec<Trigger> = tx
+            let mut orphans: Vec<Trigger> = tx
                 .prepare_cached(&format!(
-                    "SELECT {TRIGGER_COLUMNS} FROM triggers t WHERE claimed_at IS NOT NULL AND claimed_at < ?1 - ?3 AND error IS NULL AND cancelled_at IS NULL
-                     AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id) ORDER BY due_at LIMIT ?2"
+                    "UPDATE triggers SET claimed_at = ?1 WHERE trigger_key IN
+                       (SELECT trigger_key FROM triggers t WHERE claimed_at IS NOT NULL AND claimed_at < ?1 - ?3
+                          AND error IS NULL AND cancelled_at IS NULL
+                          AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id)
+                        ORDER BY due_at LIMIT ?2)
+                     RETURNING {TRIGGER_COLUMNS}"
                 ))
                 .and_then(|mut s| s.query_map(params![now, limit as i64, ORPHAN_AFTER_MS], trigger_row)?.collect())
                 .map_err(m)?;
             tx.commit().map_err(m)?;
+            // RETURNING gives rows in no promised order: oldest due first, as documented.
+            claimed.sort_by(|a, b| (a.due_at, &a.key).cmp(&(b.due_at, &b.key)));
+            orphans.sort_by(|a, b| (a.due_at, &a.key).cmp(&(b.due_at, &b.key)));
             claimed.extend(orphans);
             Ok(claimed)
         })

@@ -1,6 +1,6 @@
 //! Reading a whole run back (`bulkhead show`, resume).
 
-use super::{err3, parse_json};
+use super::{err3, json_column, known};
 use bulkhead_core::store::*;
 use rusqlite::{Connection, OptionalExtension};
 use std::path::PathBuf;
@@ -12,14 +12,16 @@ pub(super) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<S
              FROM runs WHERE run_id = ?1",
             [run_id],
             |r| {
+                let row = format!("run `{run_id}`");
+                let status: String = r.get(5)?;
                 Ok(StoredRun {
                     run_id: run_id.to_string(),
                     workflow: r.get(0)?,
                     workflow_hash: r.get(1)?,
                     workflow_file: PathBuf::from(r.get::<_, String>(2)?),
                     workflow_yaml: r.get(3)?,
-                    params: parse_json(r.get(4)?).unwrap_or(serde_json::Value::Null),
-                    status: RunStatus::parse(&r.get::<_, String>(5)?).unwrap_or(RunStatus::Interrupted),
+                    params: json_column(r.get(4)?, 4, &row, "params")?.unwrap_or(serde_json::Value::Null),
+                    status: known(RunStatus::parse(&status), 5, &row, "run status", &status)?,
                     created_at: r.get(6)?,
                     finished_at: r.get(7)?,
                     lease_owner: r.get(8)?,
@@ -47,12 +49,15 @@ pub(super) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<S
              FROM tasks WHERE run_id = ?1 ORDER BY position",
         )?
         .query_map([run_id], |r| {
+            let task: String = r.get(0)?;
+            let row = format!("run `{run_id}` task `{task}`");
+            let status: String = r.get(1)?;
             Ok(StoredTask {
-                task: r.get(0)?,
-                state: TaskStatus::parse(&r.get::<_, String>(1)?).unwrap_or(TaskStatus::Pending),
+                state: known(TaskStatus::parse(&status), 1, &row, "task status", &status)?,
+                output: json_column(r.get(4)?, 4, &row, "output")?,
+                task,
                 attempts: r.get(2)?,
                 uncounted: r.get(3)?,
-                output: parse_json(r.get(4)?),
                 error: err3(r.get(5)?, r.get(6)?, r.get(7)?),
                 duration_us: r.get::<_, i64>(8)? as u64,
                 fuel_used: r.get::<_, i64>(9)? as u64,
@@ -68,10 +73,14 @@ pub(super) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<S
              WHERE a.run_id = ?1 ORDER BY t.position, a.attempt",
         )?
         .query_map([run_id], |r| {
+            let task: String = r.get(0)?;
+            let attempt: u32 = r.get(1)?;
+            let row = format!("run `{run_id}` task `{task}` attempt {attempt}");
+            let status: String = r.get(2)?;
             Ok(StoredAttempt {
-                task: r.get(0)?,
-                attempt: r.get(1)?,
-                status: AttemptStatus::parse(&r.get::<_, String>(2)?).unwrap_or(AttemptStatus::Interrupted),
+                status: known(AttemptStatus::parse(&status), 2, &row, "attempt status", &status)?,
+                task,
+                attempt,
                 started_at: r.get(3)?,
                 finished_at: r.get(4)?,
                 error: err3(r.get(5)?, r.get(6)?, r.get(7)?),

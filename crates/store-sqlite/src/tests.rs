@@ -14,6 +14,11 @@ async fn passes_the_store_conformance_suite() {
     .await;
 }
 
+#[tokio::test]
+async fn in_memory_passes_the_store_conformance_suite() {
+    bulkhead_core::store::suite::suite(|| Box::new(SqliteStore::open_in_memory().unwrap())).await;
+}
+
 #[test]
 fn sqlite_refuses_a_newer_schema_and_leaves_it_alone() {
     let dir = tempfile::tempdir().unwrap();
@@ -82,4 +87,72 @@ fn the_schema_version_is_the_last_migration() {
         numbers, expected,
         "migrations are numbered 1..=SCHEMA_VERSION, in order"
     );
+}
+
+/// A stored value this build does not know is an error naming the row, never a default.
+#[tokio::test]
+async fn a_damaged_row_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let owner = Owner::new();
+    store
+        .create_run(NewRun {
+            run_id: "r1".into(),
+            workflow: "wf".into(),
+            workflow_hash: "abc".into(),
+            workflow_file: "/flows/wf.yaml".into(),
+            workflow_yaml: "name: wf".into(),
+            params: serde_json::json!({}),
+            plugins: vec![],
+            tasks: vec!["a".into()],
+            owner: owner.0.clone(),
+            created_at: now_ms(),
+            lease_expires_at: now_ms() + LEASE_TTL_MS,
+        })
+        .await
+        .unwrap();
+    let damages = [
+        (
+            "UPDATE runs SET status = 'exploded'",
+            "run `r1`: unknown run status `exploded`",
+        ),
+        (
+            "UPDATE tasks SET status = 'maybe'",
+            "run `r1` task `a`: unknown task status `maybe`",
+        ),
+        (
+            "UPDATE tasks SET output = '{not json'",
+            "run `r1` task `a`: output is not JSON",
+        ),
+        (
+            "UPDATE runs SET params = 'nope'",
+            "run `r1`: params is not JSON",
+        ),
+    ];
+    for (sql, says) in damages {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let before: Vec<(String, Option<String>, Option<String>)> = conn
+            .prepare("SELECT r.status, t.status, t.output FROM runs r JOIN tasks t USING (run_id)")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        conn.execute(sql, []).unwrap();
+        match store.load("r1").await {
+            Err(StoreError::Corrupt { reason, .. }) => assert!(reason.contains(says), "{reason}"),
+            other => panic!("{sql}: expected a Corrupt error, got {other:?}"),
+        }
+        // Put the row back for the next damage.
+        let (run, task, output) = &before[0];
+        conn.execute("UPDATE runs SET status = ?1, params = '{}'", [run])
+            .unwrap();
+        conn.execute(
+            "UPDATE tasks SET status = ?1, output = ?2",
+            rusqlite::params![task, output],
+        )
+        .unwrap();
+        assert!(store.load("r1").await.is_ok(), "restored after {sql}");
+    }
 }

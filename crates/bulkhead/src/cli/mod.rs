@@ -9,7 +9,7 @@ pub mod serve;
 pub mod summary;
 
 use bulkhead::sandbox::compile::{CompileBounds, Compiler};
-use bulkhead::store::{MemoryStore, Store};
+use bulkhead::store::Store;
 use bulkhead::SqliteStore;
 use bulkhead::{Guarded, Host, HostConfig};
 use std::path::{Path, PathBuf};
@@ -51,7 +51,13 @@ impl State {
     /// exist.
     pub fn open_store(&self) -> Result<(Arc<dyn Store>, Option<PathBuf>), ExitCode> {
         if self.store.as_os_str() == ":memory:" {
-            return Ok((Arc::new(MemoryStore::new()), None));
+            return match SqliteStore::open_in_memory() {
+                Ok(s) => Ok((Arc::new(s), None)),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Err(ExitCode::FAILURE)
+                }
+            };
         }
         if self.store == Path::new(DEFAULT_STORE) {
             if let Some(dir) = self.store.parent() {

@@ -7,13 +7,11 @@
 //! transaction.
 
 pub mod lease;
-mod memory;
-#[cfg(any(test, feature = "testing"))]
+#[cfg(feature = "testing")]
 pub mod suite;
 mod types;
 
 pub use lease::LEASE_TTL_MS;
-pub use memory::MemoryStore;
 pub use types::*;
 
 use async_trait::async_trait;

@@ -530,6 +530,10 @@ async fn triggers_fire_once(store: &dyn Store) {
         vec!["run-300", "run-100"],
         "run-300 is due now; run-100 is an orphan"
     );
+    assert!(
+        store.claim_due(later + 1, 10).await.unwrap().is_empty(),
+        "a reclaimed orphan is stamped again: handed out once, not at every tick"
+    );
     store
         .fail_trigger(&again[1].key, "workflow gone")
         .await
@@ -550,7 +554,8 @@ async fn triggers_fire_once(store: &dyn Store) {
     let t = store.trigger_of_run("run-300").await.unwrap().unwrap();
     assert_eq!(
         (t.kind, t.due_at, t.claimed_at),
-        (TriggerKind::Cron, 300, Some(later))
+        (TriggerKind::Cron, 300, Some(much_later)),
+        "stamped when it was last handed out (as an orphan)"
     );
     assert!(store.trigger_of_run("nope").await.unwrap().is_none());
 }
@@ -601,10 +606,22 @@ pub async fn suite(make: impl Fn() -> Box<dyn Store>) {
         make().load("missing").await,
         Err(StoreError::UnknownRun(_))
     ));
+    a_run_id_is_used_once(&*make()).await;
 }
 
-#[cfg(test)]
-#[tokio::test]
-async fn memory_backend() {
-    suite(|| Box::new(MemoryStore::new())).await;
+async fn a_run_id_is_used_once(store: &dyn Store) {
+    let owner = Owner::new();
+    store
+        .create_run(new_run("dup", &owner, now_ms()))
+        .await
+        .unwrap();
+    match store.create_run(new_run("dup", &owner, now_ms())).await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("dup"), "{m}"),
+        other => panic!("a second run `dup` must be a conflict, got {other:?}"),
+    }
+    assert_eq!(
+        store.load("dup").await.unwrap().tasks.len(),
+        2,
+        "the first run is intact"
+    );
 }

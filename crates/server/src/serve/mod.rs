@@ -21,6 +21,10 @@ use tokio::task::JoinSet;
 /// How often the scheduler looks for due triggers when nothing wakes it.
 pub const TICK: Duration = Duration::from_millis(250);
 
+/// How often `serve` looks for runs whose lease expired (their host died) to adopt them. A
+/// fraction of the lease's length, so such a run waits at most about a lease and this long.
+pub const REAP: Duration = Duration::from_secs(10);
+
 /// How often the folders are rescanned even without file events.
 pub const RESCAN: Duration = Duration::from_secs(5);
 
@@ -162,17 +166,11 @@ impl Server {
     /// Starts the background work: resume interrupted runs, watch the folders, fire triggers.
     /// Returns when `shutdown` fires and every run has stopped (within the grace period).
     pub async fn run(self: &Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
-        match self.store.unfinished(self.clock.now_ms()).await {
-            Ok(ids) => {
-                for id in ids {
-                    tracing::info!(run_id = %id, "resuming an interrupted run");
-                    self.spawn_resume(id);
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot list interrupted runs"),
-        }
+        self.adopt_unfinished("resuming an interrupted run").await;
         let _watcher = self.watch();
         let mut rescan = tokio::time::interval(RESCAN);
+        let mut reap = tokio::time::interval(REAP);
+        reap.tick().await; // The first tick is now: done just above.
         loop {
             if let Err(e) = self.fire_due().await {
                 tracing::error!(error = %e, "cannot fire triggers");
@@ -182,6 +180,7 @@ impl Server {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(TICK) => {}
                 _ = rescan.tick() => self.request_reload(),
+                _ = reap.tick() => self.adopt_unfinished("adopting a run whose host stopped renewing its lease").await,
             }
         }
         tracing::info!(grace = ?self.stop.grace, "stopping: no new runs; running attempts may finish");
@@ -309,6 +308,21 @@ impl Server {
                 .await;
             server.finished(&run_id, result);
         });
+    }
+
+    /// Resumes every unfinished run whose lease is free (its host died or stopped) and that is
+    /// not already running here. At start, and every [`REAP`] after, so a run left by a dead
+    /// host is taken over without restarting this one.
+    async fn adopt_unfinished(self: &Arc<Self>, why: &'static str) {
+        match self.store.unfinished(self.clock.now_ms()).await {
+            Ok(ids) => {
+                for id in ids.into_iter().filter(|id| !self.host.is_active(id)) {
+                    tracing::info!(run_id = %id, "{why}");
+                    self.spawn_resume(id);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot list unfinished runs"),
+        }
     }
 
     fn spawn_resume(self: &Arc<Self>, run_id: String) {
