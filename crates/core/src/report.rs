@@ -138,7 +138,9 @@ impl RunReport {
 
     /// The report of a stored run (`bulkhead show`), with every attempt.
     pub fn from_stored(run: &crate::store::StoredRun) -> RunReport {
-        let wf = crate::workflow::parse(&run.workflow_yaml, &run.workflow_file).ok();
+        let wf = crate::workflow::stored::of_run(run)
+            .map_err(|e| tracing::warn!(run_id = %run.run_id, error = %e, "the report of this run leaves out the tasks' plugins"))
+            .ok();
         let status = run.status;
         let error = ErrorReport::from_stored;
         // One pass over each list (a run may have a million tasks): specs and attempts by task.

@@ -343,6 +343,7 @@ impl Host {
                 workflow_hash: loaded.workflow.hash.clone(),
                 workflow_file: absolute(&loaded.workflow.file),
                 workflow_yaml: loaded.text.clone(),
+                workflow_spec: workflow::stored::to_spec(&loaded.workflow),
                 params: params.clone(),
                 plugins,
                 tasks: loaded.workflow.tasks.iter().map(|t| t.id.clone()).collect(),
@@ -431,7 +432,7 @@ impl Host {
         let store = self.require_store()?;
         let _active = self.mark_active(run_id)?;
         let stored = store.load(run_id).await?;
-        let wf = workflow::parse(&stored.workflow_yaml, &stored.workflow_file)?;
+        let wf = workflow::stored::of_run(&stored)?;
         let Some(index) = wf.task_index(task) else {
             let known: Vec<&str> = wf.tasks.iter().map(|t| t.id.as_str()).collect();
             return Err(HostError::Conflict(format!(
@@ -546,7 +547,7 @@ impl Host {
 
     /// The workflow of a stored run, with the plugin copies it started with.
     fn stored_workflow(&self, stored: &store::StoredRun) -> Result<Loaded, HostError> {
-        let wf = workflow::parse(&stored.workflow_yaml, &stored.workflow_file)?;
+        let wf = workflow::stored::of_run(stored)?;
         self.check_mounts(&wf)?;
         let dir = self
             .plugin_copies

@@ -20,7 +20,18 @@ pub const MAX_TABLES: u32 = 4;
 /// Elements of any one table (what `table.grow` can reach).
 pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
-/// Builds the engine. `slots` bounds how many attempts can be alive at once.
+/// Freed pool slots are decommitted (and become free again) this many at a time.
+pub const DECOMMIT_BATCH: u32 = 16;
+
+/// Pool slots for `attempts` attempts alive at once: up to [`DECOMMIT_BATCH`] - 1 freed slots may
+/// wait for their batch, and wasmtime's flush-and-retry can find a batch another thread is
+/// flushing, so a pool of exactly `attempts` slots would now and then refuse an attempt that the
+/// host let start ("maximum concurrent limit reached", found by the tests at 2 slots).
+pub fn pool_slots(attempts: u32) -> u32 {
+    attempts.saturating_add(DECOMMIT_BATCH)
+}
+
+/// Builds the engine. `slots` bounds how many instances can be alive at once.
 pub fn build(slots: u32) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_core_instances(slots)
@@ -38,7 +49,7 @@ pub fn build(slots: u32) -> wasmtime::Result<Engine> {
         // them instead of faulting fresh ones in. Bounded: slots x these sizes.
         .linear_memory_keep_resident(1 << 20)
         .table_keep_resident(64 << 10)
-        .decommit_batch_size(16)
+        .decommit_batch_size(DECOMMIT_BATCH as usize)
         .pagemap_scan(wasmtime::Enabled::Auto);
 
     let mut config = Config::new();

@@ -82,8 +82,8 @@ impl SandboxBuilder {
 
     /// Creates the engine, the WASI linker and the epoch thread.
     pub fn build(self) -> Result<Sandbox, SandboxError> {
-        let engine =
-            engine::build(self.slots).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        let engine = engine::build(engine::pool_slots(self.slots))
+            .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         let mut linker: Linker<AttemptState> = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut AttemptState| &mut s.wasi)
             .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;

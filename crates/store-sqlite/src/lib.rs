@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use write::apply;
 
 /// The schema version this build writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The numbered migrations, applied in order to bring a database to [`SCHEMA_VERSION`].
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_triggers.sql")),
     (3, include_str!("../migrations/0003_trigger_cancel.sql")),
     (4, include_str!("../migrations/0004_task_order.sql")),
+    (5, include_str!("../migrations/0005_workflow_spec.sql")),
 ];
 
 /// A SQLite state store.
@@ -369,8 +370,8 @@ impl Store for SqliteStore {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
             tx.execute(
-                "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, workflow_yaml, params, status, created_at, lease_owner, lease_expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, ?9)",
+                "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, workflow_yaml, params, status, created_at, lease_owner, lease_expires_at, workflow_spec)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, ?9, ?10)",
                 params![
                     run.run_id,
                     run.workflow,
@@ -380,7 +381,8 @@ impl Store for SqliteStore {
                     json(&run.params),
                     run.created_at,
                     run.owner,
-                    run.lease_expires_at
+                    run.lease_expires_at,
+                    run.workflow_spec
                 ],
             )
             .map_err(|e| match e.sqlite_error_code() {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub(super) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<StoredRun>> {
     let run = conn
         .query_row(
-            "SELECT workflow, workflow_hash, workflow_file, workflow_yaml, params, status, created_at, finished_at, lease_owner, lease_expires_at
+            "SELECT workflow, workflow_hash, workflow_file, workflow_yaml, params, status, created_at, finished_at, lease_owner, lease_expires_at, workflow_spec
              FROM runs WHERE run_id = ?1",
             [run_id],
             |r| {
@@ -20,6 +20,7 @@ pub(super) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<S
                     workflow_hash: r.get(1)?,
                     workflow_file: PathBuf::from(r.get::<_, String>(2)?),
                     workflow_yaml: r.get(3)?,
+                    workflow_spec: r.get(10)?,
                     params: json_column(r.get(4)?, 4, &row, "params")?.unwrap_or(serde_json::Value::Null),
                     status: known(RunStatus::parse(&status), 5, &row, "run status", &status)?,
                     created_at: r.get(6)?,

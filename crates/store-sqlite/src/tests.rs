@@ -103,6 +103,7 @@ async fn a_damaged_row_is_an_error_naming_it() {
             workflow_hash: "abc".into(),
             workflow_file: "/flows/wf.yaml".into(),
             workflow_yaml: "name: wf".into(),
+            workflow_spec: "{}".into(),
             params: serde_json::json!({}),
             plugins: vec![],
             tasks: vec!["a".into()],

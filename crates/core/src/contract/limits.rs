@@ -11,7 +11,7 @@ pub const MAX_MEMORY: u64 = 4 << 30;
 pub const MAX_FUEL: u64 = i64::MAX as u64;
 
 /// Per-attempt resource limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// CPU budget in wasmtime fuel units (about one per wasm instruction).
     pub fuel: u64,
@@ -38,7 +38,7 @@ impl Default for Limits {
 }
 
 /// Host resources granted to an attempt. The default grants nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Grants {
     /// Environment variables, exactly these and no others.
     pub env: Vec<(String, String)>,
@@ -47,7 +47,7 @@ pub struct Grants {
 }
 
 /// A host directory made visible at a guest path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mount {
     /// Absolute host path of the directory.
     pub host: PathBuf,

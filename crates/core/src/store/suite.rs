@@ -14,6 +14,7 @@ fn new_run(id: &str, owner: &Owner, created_at: i64) -> NewRun {
         workflow_hash: "abc".into(),
         workflow_file: "/flows/wf.yaml".into(),
         workflow_yaml: "name: wf".into(),
+        workflow_spec: "{}".into(),
         params: json!({"day": "monday"}),
         plugins: vec![PluginVersion {
             reference: "p".into(),
@@ -82,6 +83,11 @@ async fn records_a_run_through_commits(store: &dyn Store) {
         .await
         .unwrap();
     let run = store.load("r1").await.unwrap();
+    assert_eq!(
+        run.workflow_spec.as_deref(),
+        Some("{}"),
+        "the stored workflow comes back as written"
+    );
     assert_eq!(run.status, RunStatus::Running);
     assert_eq!(run.params, json!({"day": "monday"}));
     assert_eq!(run.plugins[0].hash, "h1");

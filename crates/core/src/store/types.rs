@@ -145,6 +145,8 @@ pub struct NewRun {
     pub workflow_file: PathBuf,
     /// The workflow file's text as it was when the run started.
     pub workflow_yaml: String,
+    /// The validated workflow, stored (`workflow::stored::to_spec`).
+    pub workflow_spec: String,
     /// The run's parameters.
     pub params: serde_json::Value,
     /// The plugin versions the run uses.
@@ -323,6 +325,8 @@ pub struct StoredRun {
     pub workflow_file: PathBuf,
     /// The workflow file's text as it was when the run started.
     pub workflow_yaml: String,
+    /// The validated workflow stored with the run; `None` for runs stored before schema 5.
+    pub workflow_spec: Option<String>,
     /// The run's parameters.
     pub params: serde_json::Value,
     /// The status.

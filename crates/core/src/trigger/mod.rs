@@ -31,7 +31,8 @@ pub enum Catchup {
 }
 
 /// A validated schedule: one or more cron expressions in a time zone.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(into = "ScheduleSpec", try_from = "ScheduleSpec")]
 pub struct Schedule {
     crons: Vec<Cron>,
     /// The expressions as written.
@@ -86,6 +87,32 @@ pub fn parse_timezone(name: &str) -> Result<Tz, String> {
         let hint = crate::suggest::did_you_mean(name, names);
         format!("`{name}` is not an IANA time zone{hint}; write e.g. `Europe/Berlin` or `UTC`")
     })
+}
+
+/// How a [`Schedule`] is stored with a run: its parts as written; read back through
+/// [`Schedule::new`], which is pure (no clock, no files).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ScheduleSpec {
+    expressions: Vec<String>,
+    timezone: String,
+    catchup: Catchup,
+}
+
+impl From<Schedule> for ScheduleSpec {
+    fn from(s: Schedule) -> Self {
+        ScheduleSpec {
+            expressions: s.expressions,
+            timezone: s.timezone.name().to_string(),
+            catchup: s.catchup,
+        }
+    }
+}
+
+impl TryFrom<ScheduleSpec> for Schedule {
+    type Error = String;
+    fn try_from(s: ScheduleSpec) -> Result<Schedule, String> {
+        Schedule::new(&s.expressions, Some(&s.timezone), s.catchup)
+    }
 }
 
 impl Schedule {

@@ -75,6 +75,14 @@ pub enum WorkflowError {
         /// Everything wrong with it, in file order where known.
         problems: Vec<Problem>,
     },
+    /// The validated workflow stored with a run cannot be read back.
+    #[error("the workflow stored with run `{run_id}` cannot be read ({reason}); it was written by a newer Bulkhead, or the state store is damaged")]
+    Stored {
+        /// The run.
+        run_id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 fn render(file: &std::path::Path, problems: &[Problem]) -> String {

@@ -14,6 +14,7 @@ mod duplicates;
 mod error;
 mod raw;
 mod retry;
+pub mod stored;
 mod units;
 mod validate;
 
@@ -29,7 +30,7 @@ use crate::contract::{Grants, Limits};
 use std::path::{Path, PathBuf};
 
 /// A validated workflow. Immutable once built; tasks keep the order of the file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Workflow {
     /// `name:`, unique among loaded workflows.
     pub name: String,
@@ -58,7 +59,7 @@ impl Workflow {
 }
 
 /// One validated task.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Task {
     /// The task id (its key under `tasks:`).
     pub id: String,
@@ -83,7 +84,7 @@ pub struct Task {
 }
 
 /// How a task names its plugin.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum PluginRef {
     /// A name looked up in the plugin folder (`<name>.wasm`).
     Name(String),

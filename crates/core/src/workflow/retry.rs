@@ -6,7 +6,7 @@ use crate::contract::FailureKind;
 use std::time::Duration;
 
 /// A validated retry policy.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included (at least 1).
     pub max_attempts: u32,

@@ -206,3 +206,79 @@ mod properties {
         }
     }
 }
+
+mod stored_form {
+    use super::*;
+    use crate::workflow::stored::{from_spec, to_spec};
+
+    const RICH: &str = "
+name: rich
+description: every kind of field
+concurrency: 3
+schedule: ['0 2 * * *', '@hourly']
+timezone: Europe/Berlin
+defaults: {retry: {max_attempts: 4, backoff: fixed, initial_delay: 2s, on: [exit, host]}}
+tasks:
+  a: {plugin: p, params: {x: [1, 2]}, env: {K: v}, priority: 5}
+  b: {plugin: ../bin/q.wasm, needs: [a], optional: true, limits: {fuel: 1000, memory: 2MiB, timeout: 3s}}
+";
+
+    #[test]
+    fn a_validated_workflow_reads_back_the_same_without_validating_again() {
+        let wf = parse(RICH, Path::new("/flows/rich.yaml")).unwrap();
+        let back = from_spec(&to_spec(&wf)).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{wf:?}"));
+        let s = back.schedule.as_ref().unwrap();
+        assert_eq!(s.expressions, vec!["0 2 * * *", "@hourly"]);
+        assert_eq!(s.timezone.name(), "Europe/Berlin");
+    }
+
+    #[test]
+    fn a_stored_workflow_with_a_mount_reads_back_after_the_folder_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        let file = dir.path().join("m.yaml");
+        let yaml = "name: m\ntasks:\n  a: {plugin: p, mounts: [{host: data, guest: /data}]}\n";
+        let wf = parse(yaml, &file).unwrap();
+        let spec = to_spec(&wf);
+        std::fs::remove_dir(dir.path().join("data")).unwrap();
+        assert!(
+            parse(yaml, &file).is_err(),
+            "validating again would refuse it"
+        );
+        let back = from_spec(&spec).unwrap();
+        assert_eq!(back.tasks[0].grants.mounts, wf.tasks[0].grants.mounts);
+    }
+
+    #[test]
+    fn a_damaged_or_newer_stored_workflow_is_an_error_not_a_panic() {
+        let wf = parse(RICH, Path::new("/flows/rich.yaml")).unwrap();
+        let good: serde_json::Value = serde_json::from_str(&to_spec(&wf)).unwrap();
+        let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = good.clone();
+            edit(&mut v);
+            from_spec(&v.to_string()).unwrap_err()
+        };
+        assert!(with(&|v| v["format"] = 2.into()).contains("format 2"));
+        assert!(
+            with(&|v| v["workflow"]["tasks"][1]["needs"] = serde_json::json!([7]))
+                .contains("needs task number 7")
+        );
+        assert!(
+            with(&|v| v["workflow"]["tasks"][0]["needs"] = serde_json::json!([1]))
+                .contains("cycle")
+        );
+        assert!(
+            with(&|v| v["workflow"]["tasks"][0]["needs"] = serde_json::json!([0]))
+                .contains("needs itself")
+        );
+        assert!(with(&|v| v["workflow"]["tasks"][1]["id"] = "a".into()).contains("twice"));
+        assert!(
+            with(&|v| v["workflow"]["schedule"]["timezone"] = "Mars/Olympus".into())
+                .contains("Mars")
+        );
+        assert!(from_spec("{}")
+            .unwrap_err()
+            .contains("not a stored workflow"));
+    }
+}
