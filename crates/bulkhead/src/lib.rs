@@ -10,7 +10,9 @@
 pub use bulkhead_core::{
     contract, exec, new_run_id, plan, report, store, suggest, text, trigger, workflow,
 };
-pub use bulkhead_host::{registry, runner, Guarded, Host, HostConfig, HostError, Loaded};
+pub use bulkhead_host::{
+    registry, runner, ErrorClass, Guarded, Host, HostConfig, HostError, Loaded,
+};
 pub use bulkhead_sandbox as sandbox;
 pub use bulkhead_server::{api, metrics, serve};
 pub use bulkhead_store_sqlite::SqliteStore;

@@ -140,6 +140,45 @@ pub enum HostError {
     /// The request does not fit the run (e.g. retrying a task that succeeded).
     #[error("{0}")]
     Conflict(String),
+    /// The run has no such task.
+    #[error("{0}")]
+    NoSuchTask(String),
+}
+
+/// What kind of failure a [`HostError`] is, for the one mapping to exit codes (the CLI) and the
+/// one mapping to HTTP statuses (the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The input is wrong (workflow, plugin, arguments): nothing ran. Exit 2, HTTP 400.
+    Invalid,
+    /// No such run or task. Exit 2, HTTP 404.
+    NotFound,
+    /// The request does not fit the run's state. Exit 2, HTTP 409.
+    Conflict,
+    /// Another host holds the run, or it could not be recorded: try again. Exit 1, HTTP 409.
+    Busy,
+    /// The host or its store failed. Exit 1, HTTP 500.
+    Internal,
+}
+
+impl HostError {
+    /// The class of this error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            HostError::Workflow(WorkflowError::Stored { .. }) => ErrorClass::Internal,
+            HostError::Workflow(_) => ErrorClass::Invalid,
+            HostError::NoSuchTask(_) | HostError::Store(StoreError::UnknownRun(_)) => {
+                ErrorClass::NotFound
+            }
+            HostError::Conflict(_) | HostError::Store(StoreError::Conflict(_)) => {
+                ErrorClass::Conflict
+            }
+            HostError::Store(StoreError::Held { .. }) | HostError::NotRecorded(_) => {
+                ErrorClass::Busy
+            }
+            HostError::Store(_) | HostError::State(_) => ErrorClass::Internal,
+        }
+    }
 }
 
 /// A sandbox, a plugin folder and a store: loads workflows and runs them.
@@ -430,25 +469,15 @@ impl Host {
         stop: Stop,
     ) -> Result<RunReport, HostError> {
         let store = self.require_store()?;
-        let _active = self.mark_active(run_id)?;
         let stored = store.load(run_id).await?;
+        let index = self.retry_target(&stored, task)?;
+        let _active = self.mark_active(run_id)?;
         let wf = workflow::stored::of_run(&stored)?;
-        let Some(index) = wf.task_index(task) else {
-            let known: Vec<&str> = wf.tasks.iter().map(|t| t.id.as_str()).collect();
-            return Err(HostError::Conflict(format!(
-                "run `{run_id}` has no task `{task}`{} (tasks: {})",
-                bulkhead_core::suggest::did_you_mean(task, known.iter().copied()),
-                known.join(", ")
-            )));
-        };
-        let state = stored.tasks[index].state;
-        if !matches!(
-            state,
-            store::TaskStatus::Failed | store::TaskStatus::Cancelled
-        ) {
-            return Err(HostError::Conflict(format!(
-                "task `{task}` of run `{run_id}` is {}, not failed; only a failed or cancelled task can be retried",
-                state.as_str()
+        if wf.tasks.len() != stored.tasks.len() {
+            return Err(HostError::State(format!(
+                "run `{run_id}` stored {} tasks for a workflow of {}; the state store was altered",
+                stored.tasks.len(),
+                wf.tasks.len()
             )));
         }
         let reset = wf
@@ -474,6 +503,48 @@ impl Host {
             })?;
         store.reset_tasks(run_id, &reset).await?;
         self.continue_run(store, run_id, observer, stop).await
+    }
+
+    /// Whether task `task` of the stored run may be retried now, and its index: the task exists,
+    /// it failed or was cancelled, and the run has ended and is not finishing on this host. The
+    /// one statement of the rule, for `bulkhead retry` and the API alike.
+    pub fn retry_target(&self, stored: &store::StoredRun, task: &str) -> Result<usize, HostError> {
+        let run_id = &stored.run_id;
+        let Some(index) = stored.tasks.iter().position(|t| t.task == task) else {
+            let known = stored.tasks.iter().map(|t| t.task.as_str());
+            return Err(HostError::NoSuchTask(format!(
+                "run `{run_id}` has no task `{task}`{}",
+                bulkhead_core::suggest::did_you_mean(task, known)
+            )));
+        };
+        if self.is_active(run_id) {
+            return Err(HostError::Conflict(format!(
+                "run `{run_id}` is still finishing; a task can be retried once the run has ended"
+            )));
+        }
+        if !stored.status.is_final() {
+            let how = match stored.status {
+                store::RunStatus::Interrupted => {
+                    format!("; continue it first with `bulkhead resume {run_id}`")
+                }
+                _ => String::new(),
+            };
+            return Err(HostError::Conflict(format!(
+                "run `{run_id}` is {}; a task can be retried once the run has ended{how}",
+                stored.status.as_str()
+            )));
+        }
+        let state = stored.tasks[index].state;
+        if !matches!(
+            state,
+            store::TaskStatus::Failed | store::TaskStatus::Cancelled
+        ) {
+            return Err(HostError::Conflict(format!(
+                "task `{task}` of run `{run_id}` is {}, not failed; only a failed or cancelled task can be retried",
+                state.as_str()
+            )));
+        }
+        Ok(index)
     }
 
     fn require_store(&self) -> Result<&Arc<dyn Store>, HostError> {

@@ -4,9 +4,8 @@
 use super::{progress::Progress, summary, PluginsArg, State, EXIT_INVALID};
 use bulkhead::exec::{LogObserver, Observer, Stop};
 use bulkhead::report::{Filled, RunReport, RunStatus, TaskReport};
-use bulkhead::store::StoreError;
 use bulkhead::telemetry::{self, LogFormat};
-use bulkhead::{Host, HostError};
+use bulkhead::{ErrorClass, Host};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -168,28 +167,22 @@ async fn one(host: &Host, job: Job, args: &ExecArgs, interactive: bool, stop: St
     };
     match result {
         Ok(report) => finish(host, &report, args.json),
-        Err(HostError::Workflow(e)) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_INVALID)
-        }
-        Err(
-            e @ (HostError::Conflict(_)
-            | HostError::Store(StoreError::UnknownRun(_) | StoreError::Conflict(_))),
-        ) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_INVALID)
-        }
-        Err(e @ (HostError::Store(StoreError::Held { .. }) | HostError::NotRecorded(_))) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("error: {e}\n  the run stopped; what was committed is kept: continue with `bulkhead resume {label}`");
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.class() {
+            ErrorClass::Invalid | ErrorClass::NotFound | ErrorClass::Conflict => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_INVALID)
+            }
+            ErrorClass::Busy => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+            ErrorClass::Internal => {
+                eprintln!("error: {e}\n  the run stopped; what was committed is kept: continue with `bulkhead resume {label}`");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
-
 fn finish(host: &Host, report: &RunReport, json: bool) -> ExitCode {
     eprint!("{}", summary::render(report));
     if report.status == RunStatus::Interrupted {

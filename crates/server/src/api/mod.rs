@@ -101,6 +101,28 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The one mapping of host errors to HTTP statuses (the CLI maps the same classes to exit codes).
+impl From<bulkhead_host::HostError> for ApiError {
+    fn from(e: bulkhead_host::HostError) -> Self {
+        use bulkhead_host::{ErrorClass, HostError};
+        match (e.class(), e) {
+            (_, HostError::Store(s)) => s.into(),
+            (ErrorClass::Invalid, e) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
+            (ErrorClass::NotFound, e) => ApiError::not_found(e.to_string()),
+            (ErrorClass::Conflict | ErrorClass::Busy, e) => {
+                ApiError::new(StatusCode::CONFLICT, e.to_string())
+            }
+            (ErrorClass::Internal, e) => {
+                tracing::error!(error = %e, "host error while serving a request");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error; see the server log",
+                )
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (
@@ -859,35 +881,7 @@ async fn retry_task(
         ));
     }
     let run = api.server.store.load(&run_id).await?;
-    let Some(t) = run.tasks.iter().find(|t| t.task == task) else {
-        return Err(ApiError::not_found(format!(
-            "run `{run_id}` has no task `{task}`"
-        )));
-    };
-    if !run.status.is_final() || api.server.host.is_active(&run_id) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "run `{run_id}` is {}; a task can be retried once the run has ended",
-                match api.server.host.is_active(&run_id) {
-                    true => "still finishing",
-                    false => run.status.as_str(),
-                }
-            ),
-        ));
-    }
-    if !matches!(
-        t.state,
-        bulkhead_core::store::TaskStatus::Failed | bulkhead_core::store::TaskStatus::Cancelled
-    ) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "task `{task}` is {}, not failed; only a failed or cancelled task can be retried",
-                t.state.as_str()
-            ),
-        ));
-    }
+    api.server.host.retry_target(&run, &task)?;
     api.server.spawn_retry(run_id.clone(), task);
     Ok((
         StatusCode::ACCEPTED,
