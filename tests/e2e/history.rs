@@ -562,3 +562,54 @@ fn plugin_copies_live_beside_the_store_never_in_the_users_plugin_folder() {
         "gc never touches the user's folder"
     );
 }
+
+#[test]
+fn the_report_of_a_run_and_the_report_shown_later_agree_field_by_field() {
+    // One report is built from the executor's records as the run ends, the other from the
+    // store's rows; TaskReport::new makes both, and here they must agree on every field the
+    // stored one has (the run's report has no attempt history, the shown one no logs).
+    let case = Case::new(
+        "name: agree\ndefaults: {retry: {max_attempts: 2, initial_delay: 1ms, jitter: none, on: [transient]}}\ntasks:\n  flaky: {plugin: flaky, params: {succeed_on: 2}}\n  echo: {plugin: echo, needs: [flaky], params: {x: 1}}\n  bad: {plugin: exit, params: {code: 3}}\n  after_bad: {plugin: noop, needs: [bad]}\n  maybe: {plugin: trap, optional: true}\n",
+    );
+    let ran = case.run(&[]);
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let id = ran.report["run_id"].as_str().unwrap().to_string();
+    let shown = json(
+        case.bulkhead()
+            .args(["show", "--json", &id])
+            .output()
+            .unwrap(),
+    );
+    for field in ["run_id", "workflow", "status"] {
+        assert_eq!(ran.report[field], shown[field], "{field}");
+    }
+    let tasks = ran.report["tasks"].as_object().unwrap();
+    assert_eq!(tasks.len(), 5);
+    let shown_tasks = shown["tasks"].as_object().unwrap();
+    assert_eq!(
+        tasks.keys().collect::<Vec<_>>(),
+        shown_tasks.keys().collect::<Vec<_>>(),
+        "the same tasks in the same order"
+    );
+    for (task, r) in tasks {
+        let s = &shown_tasks[task];
+        for field in [
+            "status",
+            "attempts",
+            "error",
+            "output",
+            "duration_ms",
+            "duration_us",
+            "fuel_used",
+            "peak_memory",
+            "plugin",
+            "optional",
+        ] {
+            assert_eq!(r[field], s[field], "task {task}, field {field}");
+        }
+    }
+    assert_eq!(
+        shown["tasks"]["flaky"]["history"].as_array().unwrap().len(),
+        2
+    );
+}

@@ -61,6 +61,51 @@ pub struct TaskReport {
     pub history: Vec<AttemptReport>,
 }
 
+/// What a task's report is made of, wherever it comes from: the executor's records of a run it
+/// just ran, or the rows of a stored run. [`TaskReport::new`] is the one place that turns them
+/// into the report, so both kinds of report agree field by field.
+#[derive(Debug)]
+pub struct TaskParts {
+    /// Its status.
+    pub status: TaskStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Why it did not succeed.
+    pub error: Option<ErrorReport>,
+    /// Its output, if it succeeded.
+    pub output: Option<serde_json::Value>,
+    /// Time spent in its attempts, in microseconds.
+    pub duration_us: u64,
+    /// Fuel used by its attempts.
+    pub fuel_used: u64,
+    /// Largest linear memory of any attempt.
+    pub peak_memory: u64,
+    /// stderr of its last attempt.
+    pub log: String,
+    /// Every attempt, when known.
+    pub history: Vec<AttemptReport>,
+}
+
+impl TaskReport {
+    /// The report of a task from its parts and, when known, its spec (plugin, optional).
+    pub fn new(spec: Option<&crate::workflow::Task>, parts: TaskParts) -> TaskReport {
+        TaskReport {
+            status: parts.status,
+            attempts: parts.attempts,
+            error: parts.error,
+            output: parts.output.unwrap_or(serde_json::Value::Null),
+            duration_ms: parts.duration_us / 1000,
+            duration_us: parts.duration_us,
+            fuel_used: parts.fuel_used,
+            peak_memory: parts.peak_memory,
+            plugin: spec.map(|s| s.plugin.to_string()).unwrap_or_default(),
+            optional: spec.is_some_and(|s| s.optional),
+            log: parts.log,
+            history: parts.history,
+        }
+    }
+}
+
 /// One attempt, as `bulkhead show` reports it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttemptReport {
@@ -172,20 +217,20 @@ impl RunReport {
                         peak_memory: a.peak_memory,
                     })
                     .collect();
-                let report = TaskReport {
-                    status: t.state,
-                    attempts: t.attempts,
-                    error: error(&t.error),
-                    output: t.output.clone().unwrap_or(serde_json::Value::Null),
-                    duration_ms: t.duration_us / 1000,
-                    duration_us: t.duration_us,
-                    fuel_used: t.fuel_used,
-                    peak_memory: t.peak_memory,
-                    plugin: spec.map(|s| s.plugin.to_string()).unwrap_or_default(),
-                    optional: spec.is_some_and(|s| s.optional),
-                    log: String::new(),
-                    history,
-                };
+                let report = TaskReport::new(
+                    spec,
+                    TaskParts {
+                        status: t.state,
+                        attempts: t.attempts,
+                        error: error(&t.error),
+                        output: t.output.clone(),
+                        duration_us: t.duration_us,
+                        fuel_used: t.fuel_used,
+                        peak_memory: t.peak_memory,
+                        log: String::new(),
+                        history,
+                    },
+                );
                 (t.task.clone(), report)
             })
             .collect();

@@ -18,7 +18,7 @@ pub use observe::{Event, LogObserver, Observer};
 
 use crate::contract::{AttemptOutcome, Failure, FailureKind};
 use crate::plan::{Plan, RunState, TaskState as Planned};
-use crate::report::{ErrorReport, RunReport, RunStatus, TaskReport, TaskStatus};
+use crate::report::{ErrorReport, RunReport, RunStatus, TaskParts, TaskReport, TaskStatus};
 use crate::store::{self, AttemptEnd, StoreError, Transition};
 use crate::workflow::Workflow;
 use indexmap::IndexMap;
@@ -113,7 +113,9 @@ struct Record {
     uncounted: u32,
     output: Option<serde_json::Value>,
     error: Option<ErrorReport>,
-    duration: Duration,
+    /// Time in its attempts, summed in whole microseconds per attempt, exactly as the store sums
+    /// them (so the report of a run and the report shown later agree).
+    duration_us: u64,
     fuel_used: u64,
     peak_memory: u64,
     log: Vec<u8>,
@@ -126,7 +128,7 @@ impl Record {
             uncounted: t.uncounted,
             output: t.output.clone(),
             error: ErrorReport::from_stored(&t.error),
-            duration: Duration::from_micros(t.duration_us),
+            duration_us: t.duration_us,
             fuel_used: t.fuel_used,
             peak_memory: t.peak_memory,
             log: Vec::new(),
@@ -219,7 +221,7 @@ impl Exec<'_> {
     fn finished(&mut self, t: usize, attempt: u32, outcome: AttemptOutcome) {
         let task = &self.wf.tasks[t];
         let rec = &mut self.records[t];
-        rec.duration += outcome.duration;
+        rec.duration_us += outcome.duration.as_micros() as u64;
         rec.fuel_used += outcome.fuel_used;
         rec.peak_memory = rec.peak_memory.max(outcome.peak_memory);
         let log = String::from_utf8_lossy(&outcome.log).into_owned();
@@ -586,20 +588,20 @@ fn build_tasks(
                     (TaskStatus::Pending, rec.error)
                 }
             };
-            let report = TaskReport {
-                status,
-                attempts: rec.attempts,
-                error,
-                output: rec.output.unwrap_or(serde_json::Value::Null),
-                duration_ms: rec.duration.as_millis() as u64,
-                duration_us: rec.duration.as_micros() as u64,
-                fuel_used: rec.fuel_used,
-                peak_memory: rec.peak_memory,
-                plugin: task.plugin.to_string(),
-                optional: task.optional,
-                log: String::from_utf8_lossy(&rec.log).into_owned(),
-                history: Vec::new(),
-            };
+            let report = TaskReport::new(
+                Some(task),
+                TaskParts {
+                    status,
+                    attempts: rec.attempts,
+                    error,
+                    output: rec.output,
+                    duration_us: rec.duration_us,
+                    fuel_used: rec.fuel_used,
+                    peak_memory: rec.peak_memory,
+                    log: String::from_utf8_lossy(&rec.log).into_owned(),
+                    history: Vec::new(),
+                },
+            );
             (task.id.clone(), report)
         })
         .collect()
