@@ -11,7 +11,8 @@ pub use bulkhead_core::{
     contract, exec, new_run_id, plan, report, store, suggest, text, trigger, workflow,
 };
 pub use bulkhead_host::{
-    registry, runner, ErrorClass, Guarded, Host, HostConfig, HostError, Loaded,
+    registry, runner, ErrorClass, FolderVault, Guarded, Host, HostConfig, HostError, Loaded,
+    PluginVault,
 };
 pub use bulkhead_sandbox as sandbox;
 pub use bulkhead_server::{api, metrics, serve};

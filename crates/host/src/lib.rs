@@ -16,6 +16,9 @@
 
 pub mod registry;
 pub mod runner;
+pub mod vault;
+
+pub use vault::{FolderVault, PluginVault};
 
 use crate::registry::{PluginFile, Registry};
 use crate::runner::SandboxRunner;
@@ -25,7 +28,6 @@ use bulkhead_core::store::{self, NewRun, Owner, PluginVersion, Store, StoreError
 use bulkhead_core::workflow::{self, PluginRef, Workflow, WorkflowError};
 use bulkhead_sandbox::compile::{CompileBounds, Compiler};
 use bulkhead_sandbox::{Plugin, Sandbox, SandboxError};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,7 +45,7 @@ pub struct HostConfig {
     /// Where runs are recorded (`None`: nowhere; runs cannot be resumed).
     pub store: Option<Arc<dyn Store>>,
     /// Where the exact plugin versions of recorded runs are kept, by content hash.
-    pub plugin_copies: Option<PathBuf>,
+    pub plugin_vault: Option<Arc<dyn PluginVault>>,
     /// The host's own files, which no mount may reach (see [`Guarded`]).
     pub guarded: Vec<Guarded>,
     /// Bounds on compiling a plugin.
@@ -113,7 +115,7 @@ impl Default for HostConfig {
             cache_dir: Some(PathBuf::from(".bulkhead/cache")),
             max_parallel: 256,
             store: None,
-            plugin_copies: None,
+            plugin_vault: None,
             guarded: Vec::new(),
             compile: CompileBounds::default(),
             compiler: Compiler::InProcess,
@@ -187,7 +189,7 @@ pub struct Host {
     registry: Registry,
     max_parallel: usize,
     store: Option<Arc<dyn Store>>,
-    plugin_copies: Option<PathBuf>,
+    vault: Option<Arc<dyn PluginVault>>,
     owner: Owner,
     slots: Arc<tokio::sync::Semaphore>,
     guarded: Vec<Guarded>,
@@ -250,7 +252,7 @@ impl Host {
             registry: Registry::new(config.plugins_dir),
             max_parallel: config.max_parallel.max(1),
             store: config.store,
-            plugin_copies: config.plugin_copies,
+            vault: config.plugin_vault,
             owner: Owner::new(),
             slots: Arc::new(tokio::sync::Semaphore::new(config.max_parallel.max(1))),
             active: std::sync::Mutex::new(std::collections::HashSet::new()),
@@ -600,8 +602,8 @@ impl Host {
             if versions.contains_key(&reference) {
                 continue;
             }
-            if let Some(dir) = &self.plugin_copies {
-                copy_plugin(dir, file, &plugin.hash)?;
+            if let Some(vault) = &self.vault {
+                vault.keep(file, &plugin.hash).map_err(HostError::State)?;
             }
             versions.insert(
                 reference.clone(),
@@ -620,10 +622,10 @@ impl Host {
     fn stored_workflow(&self, stored: &store::StoredRun) -> Result<Loaded, HostError> {
         let wf = workflow::stored::of_run(stored)?;
         self.check_mounts(&wf)?;
-        let dir = self
-            .plugin_copies
+        let vault = self
+            .vault
             .as_ref()
-            .ok_or_else(|| HostError::State("no folder of plugin copies is configured".into()))?;
+            .ok_or_else(|| HostError::State("no vault of plugin copies is configured".into()))?;
         let hashes: HashMap<&str, &str> = stored
             .plugins
             .iter()
@@ -639,13 +641,9 @@ impl Host {
                         stored.run_id
                     )
                 })?;
-                let path = dir.join(format!("{hash}.wasm"));
-                if !path.is_file() {
-                    return Err(format!(
-                        "the copy of plugin `{reference}` this run started with ({}) is missing",
-                        path.display()
-                    ));
-                }
+                let path = vault.file(hash).map_err(|e| {
+                    format!("the copy of plugin `{reference}` this run started with: {e}")
+                })?;
                 Ok(PluginFile {
                     name: Registry::name_of(r),
                     path,
@@ -679,34 +677,4 @@ fn assemble(workflow: Workflow, text: String, loaded: Vec<(Arc<Plugin>, PathBuf)
 
 fn absolute(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-/// Copies `file` to `dir/<hash>.wasm` unless it is there; checks the bytes still hash to `hash`.
-fn copy_plugin(dir: &Path, file: &Path, hash: &str) -> Result<(), HostError> {
-    let target = dir.join(format!("{hash}.wasm"));
-    if target.is_file() {
-        return Ok(());
-    }
-    let fail = |what: String| HostError::State(what);
-    std::fs::create_dir_all(dir)
-        .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
-    let bytes =
-        std::fs::read(file).map_err(|e| fail(format!("cannot read {}: {e}", file.display())))?;
-    if hex::encode(Sha256::digest(&bytes)) != hash {
-        return Err(fail(format!(
-            "{} changed while it was being loaded; run again",
-            file.display()
-        )));
-    }
-    let tmp = dir.join(format!(".{hash}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, &bytes)
-        .and_then(|()| std::fs::rename(&tmp, &target))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            fail(format!(
-                "cannot keep a copy of {} in {}: {e}",
-                file.display(),
-                dir.display()
-            ))
-        })
 }

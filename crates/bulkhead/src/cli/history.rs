@@ -202,30 +202,16 @@ pub fn gc(state: &State, older_than: Duration, cache_max: u64) -> ExitCode {
         let cut = store::now_ms() - older_than.as_millis() as i64;
         let deleted = store.gc(cut).await?;
         let mut removed = 0;
-        if let Some(dir) = copies.filter(|d| d.is_dir()) {
+        if let Some(dir) = copies {
+            use bulkhead::PluginVault;
             let keep: std::collections::HashSet<String> =
                 store.plugin_hashes_in_use().await?.into_iter().collect();
-            let entries = std::fs::read_dir(&dir).map_err(|e| StoreError::Other {
-                path: dir.clone(),
-                reason: e.to_string(),
-            })?;
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let stem = path
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .unwrap_or("")
-                    .to_string();
-                // Only files Bulkhead wrote: `<sha-256>.wasm`, never a plugin someone named.
-                let ours = stem.len() == 64 && stem.bytes().all(|b| b.is_ascii_hexdigit());
-                if path.extension().is_some_and(|e| e == "wasm")
-                    && ours
-                    && !keep.contains(&stem)
-                    && std::fs::remove_file(&path).is_ok()
-                {
-                    removed += 1;
-                }
-            }
+            removed = bulkhead::FolderVault::new(&dir)
+                .prune(&keep)
+                .map_err(|reason| StoreError::Other {
+                    path: dir.clone(),
+                    reason,
+                })?;
         }
         let freed = bulkhead::sandbox::prune_cache(&cache_dir, cache_max);
         eprintln!(

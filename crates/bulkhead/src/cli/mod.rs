@@ -111,7 +111,9 @@ impl State {
             max_parallel,
             store: Some(store),
             guarded: self.guarded(plugins, copies.as_deref()),
-            plugin_copies: copies,
+            plugin_vault: copies.map(|dir| {
+                Arc::new(bulkhead::FolderVault::new(dir)) as Arc<dyn bulkhead::PluginVault>
+            }),
             compile: self.compile.clone(),
             compiler: compiler(),
         })
@@ -128,7 +130,7 @@ impl State {
             cache_dir: Some(self.cache_dir.clone()),
             max_parallel: 1,
             store: None,
-            plugin_copies: None,
+            plugin_vault: None,
             guarded: self.guarded(plugins, None),
             compile: self.compile.clone(),
             compiler: compiler(),
