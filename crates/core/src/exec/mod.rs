@@ -168,7 +168,78 @@ struct Exec<'a> {
     counted: Vec<bool>,
 }
 
-impl Exec<'_> {
+impl<'a> Exec<'a> {
+    /// The state of a run about to be driven: fresh, or restored from the tasks a resumed run
+    /// stored (skips that were due when the host stopped are recorded now).
+    fn new(
+        wf: &'a Workflow,
+        resumed: Option<&[store::StoredTask]>,
+        observer: &'a dyn Observer,
+        retry_tx: mpsc::UnboundedSender<usize>,
+        durable: bool,
+    ) -> Exec<'a> {
+        let plan = wf.plan();
+        let (state, records, restored_skips) = match resumed {
+            None => (
+                RunState::new(&plan),
+                (0..plan.len()).map(|_| Record::default()).collect(),
+                Vec::new(),
+            ),
+            Some(tasks) => {
+                let finished: Vec<Planned> = tasks.iter().map(resumed_state).collect();
+                let (state, skips) = RunState::restore(&plan, &finished);
+                (state, tasks.iter().map(Record::resumed).collect(), skips)
+            }
+        };
+        let mut x = Exec {
+            wf,
+            plan,
+            state,
+            records,
+            batch: Vec::new(),
+            observer,
+            plugin_names: wf.tasks.iter().map(|t| t.plugin.to_string()).collect(),
+            retry_tx,
+            waiting_retries: 0,
+            durable,
+            open_dependents: vec![0; wf.tasks.len()],
+            counted: vec![false; wf.tasks.len()],
+        };
+        // Every task that has not ended (or ends only now, as a skip restored below) keeps the
+        // outputs it needs.
+        let mut skipped_now = vec![false; wf.tasks.len()];
+        for &s in &restored_skips {
+            skipped_now[s] = true;
+        }
+        for (t, skipped_now) in skipped_now.into_iter().enumerate() {
+            let ended = matches!(
+                x.state.state(t),
+                Planned::Succeeded | Planned::Failed | Planned::Skipped
+            );
+            if !ended || skipped_now {
+                x.counted[t] = true;
+                for i in 0..x.plan.needs(t).len() {
+                    let n = x.plan.needs(t)[i];
+                    x.open_dependents[n] += 1;
+                }
+            }
+        }
+        for t in 0..wf.tasks.len() {
+            x.release_output(t);
+        }
+        for s in restored_skips {
+            // A need failed before the host stopped; record the skip now.
+            let need = wf.tasks[s]
+                .needs
+                .iter()
+                .copied()
+                .find(|&n| x.state.state(n) != Planned::Succeeded)
+                .unwrap_or(s);
+            x.skip_dependents_of(need, vec![s]);
+        }
+        x
+    }
+
     /// Task `t` has ended for good: what it needed may no longer be needed.
     fn ended(&mut self, t: usize) {
         if std::mem::take(&mut self.counted[t]) {
@@ -305,6 +376,78 @@ impl Exec<'_> {
             }
         }
     }
+    /// Takes up to `room` ready tasks, highest priority first, and records their attempts'
+    /// starts in the batch (committed before any of them runs). Returns `(task, attempt)`.
+    fn pick_starts(&mut self, room: usize) -> Vec<(usize, u32)> {
+        let mut starts = Vec::new();
+        while starts.len() < room {
+            let Some(t) = self.state.start_next() else {
+                break;
+            };
+            let rec = &mut self.records[t];
+            rec.attempts += 1;
+            starts.push((t, rec.attempts));
+            self.batch.push(Transition::AttemptStarted {
+                task: self.wf.tasks[t].id.clone(),
+                attempt: rec.attempts,
+                at: store::now_ms(),
+            });
+        }
+        starts
+    }
+
+    /// Ends the run's bookkeeping: attempts still in flight are interrupted (they do not count
+    /// against the retry budget), unfinished tasks of a cancelled run are cancelled, and the
+    /// run's status is decided.
+    fn close(
+        &mut self,
+        in_flight: std::collections::HashSet<(usize, u32)>,
+        cancelled: bool,
+    ) -> RunStatus {
+        let unfinished = !self.state.is_finished();
+        for (t, attempt) in in_flight {
+            self.batch.push(Transition::AttemptEnded {
+                task: self.wf.tasks[t].id.clone(),
+                attempt,
+                at: store::now_ms(),
+                end: AttemptEnd::Interrupted,
+                duration_us: 0,
+                fuel_used: 0,
+                peak_memory: 0,
+                log: String::new(),
+                task_state: None,
+            });
+            self.records[t].uncounted += 1;
+        }
+        if cancelled {
+            for (i, task) in self.wf.tasks.iter().enumerate() {
+                if matches!(
+                    self.state.state(i),
+                    Planned::Waiting | Planned::Ready | Planned::Running
+                ) {
+                    let message = "the run was cancelled".to_string();
+                    self.batch.push(Transition::TaskDecided {
+                        task: task.id.clone(),
+                        state: store::TaskStatus::Cancelled,
+                        message,
+                    });
+                }
+            }
+            RunStatus::Cancelled
+        } else if unfinished {
+            RunStatus::Interrupted
+        } else if self
+            .wf
+            .tasks
+            .iter()
+            .enumerate()
+            .any(|(i, t)| self.state.state(i) == Planned::Failed && !t.optional)
+        {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        }
+    }
 }
 
 /// Executes a run to its end (or until it is stopped) and returns its report. Fails only when the
@@ -320,66 +463,14 @@ pub async fn execute(
     let started_at = SystemTime::now();
     let clock = Instant::now();
     let wf = req.workflow.clone();
-    let plan = wf.plan();
     let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<usize>();
-    let (state, records, restored_skips) = match &req.resumed {
-        None => (
-            RunState::new(&plan),
-            (0..plan.len()).map(|_| Record::default()).collect(),
-            Vec::new(),
-        ),
-        Some(tasks) => {
-            let finished: Vec<Planned> = tasks.iter().map(resumed_state).collect();
-            let (state, skips) = RunState::restore(&plan, &finished);
-            (state, tasks.iter().map(Record::resumed).collect(), skips)
-        }
-    };
-    let mut x = Exec {
-        wf: &wf,
-        plan,
-        state,
-        records,
-        batch: Vec::new(),
+    let mut x = Exec::new(
+        &wf,
+        req.resumed.as_deref(),
         observer,
-        plugin_names: wf.tasks.iter().map(|t| t.plugin.to_string()).collect(),
         retry_tx,
-        waiting_retries: 0,
-        durable: journal.is_durable(),
-        open_dependents: vec![0; wf.tasks.len()],
-        counted: vec![false; wf.tasks.len()],
-    };
-    // Every task that has not ended (or ends only now, as a skip restored below) keeps the
-    // outputs it needs.
-    let mut skipped_now = vec![false; wf.tasks.len()];
-    for &s in &restored_skips {
-        skipped_now[s] = true;
-    }
-    for (t, skipped_now) in skipped_now.into_iter().enumerate() {
-        let ended = matches!(
-            x.state.state(t),
-            Planned::Succeeded | Planned::Failed | Planned::Skipped
-        );
-        if !ended || skipped_now {
-            x.counted[t] = true;
-            for i in 0..x.plan.needs(t).len() {
-                let n = x.plan.needs(t)[i];
-                x.open_dependents[n] += 1;
-            }
-        }
-    }
-    for t in 0..wf.tasks.len() {
-        x.release_output(t);
-    }
-    for s in restored_skips {
-        // A need failed before the host stopped; record the skip now.
-        let need = wf.tasks[s]
-            .needs
-            .iter()
-            .copied()
-            .find(|&n| x.state.state(n) != Planned::Succeeded)
-            .unwrap_or(s);
-        x.skip_dependents_of(need, vec![s]);
-    }
+        journal.is_durable(),
+    );
     let limit = wf
         .concurrency
         .map_or(usize::MAX, |c| c as usize)
@@ -396,18 +487,10 @@ pub async fn execute(
 
     let failure: Option<StoreError> = loop {
         // Pick what starts now; record the starts (with whatever ended before) in one commit.
-        let mut starts = Vec::new();
-        while !draining && running.len() + starts.len() < limit {
-            let Some(t) = x.state.start_next() else { break };
-            let rec = &mut x.records[t];
-            rec.attempts += 1;
-            starts.push((t, rec.attempts));
-            x.batch.push(Transition::AttemptStarted {
-                task: wf.tasks[t].id.clone(),
-                attempt: rec.attempts,
-                at: store::now_ms(),
-            });
-        }
+        let starts = match draining {
+            true => Vec::new(),
+            false => x.pick_starts(limit.saturating_sub(running.len())),
+        };
         if !x.batch.is_empty() {
             let began = Instant::now();
             let committed = journal.commit(std::mem::take(&mut x.batch)).await;
@@ -483,48 +566,7 @@ pub async fn execute(
     if let Some(e) = failure {
         return Err(e);
     }
-    let unfinished = !x.state.is_finished();
-    for (t, attempt) in in_flight {
-        x.batch.push(Transition::AttemptEnded {
-            task: wf.tasks[t].id.clone(),
-            attempt,
-            at: store::now_ms(),
-            end: AttemptEnd::Interrupted,
-            duration_us: 0,
-            fuel_used: 0,
-            peak_memory: 0,
-            log: String::new(),
-            task_state: None,
-        });
-        x.records[t].uncounted += 1;
-    }
-    let status = if cancelled {
-        for (i, task) in wf.tasks.iter().enumerate() {
-            if matches!(
-                x.state.state(i),
-                Planned::Waiting | Planned::Ready | Planned::Running
-            ) {
-                let message = "the run was cancelled".to_string();
-                x.batch.push(Transition::TaskDecided {
-                    task: task.id.clone(),
-                    state: store::TaskStatus::Cancelled,
-                    message,
-                });
-            }
-        }
-        RunStatus::Cancelled
-    } else if unfinished {
-        RunStatus::Interrupted
-    } else if wf
-        .tasks
-        .iter()
-        .enumerate()
-        .any(|(i, t)| x.state.state(i) == Planned::Failed && !t.optional)
-    {
-        RunStatus::Failed
-    } else {
-        RunStatus::Succeeded
-    };
+    let status = x.close(in_flight, cancelled);
     x.batch.push(Transition::RunEnded {
         status,
         at: store::now_ms(),

@@ -178,7 +178,11 @@ fn refuse(mut stream: TcpStream, refusing: &Arc<Semaphore>, why: Refusal) {
         Refusal::Busy => ("503 Service Unavailable", "the server has as many connections as it takes; try again shortly"),
         Refusal::PerClient => ("429 Too Many Requests", "this client has as many connections open as one client may; close one or try again shortly"),
     };
-    let body = format!("{{\"error\":\"{message}\"}}");
+    // The same `{"error": ...}` body as every other error answer.
+    let body = serde_json::to_string(&super::ErrorBody {
+        error: message.to_string(),
+    })
+    .unwrap_or_default();
     let response = format!(
         "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()

@@ -5,8 +5,14 @@
 use crate::serve::{FileStatus, PluginStatus, Server};
 use bulkhead_core::report::RunReport;
 use bulkhead_core::store::{RunFilter, RunStatus, RunSummary, StoreError};
+mod dto;
+mod error;
 mod guard;
 mod listen;
+mod ui;
+
+pub use dto::*;
+pub use error::{ApiError, ApiResult, ErrorBody};
 
 pub use listen::{serve as serve_http, ListenLimits};
 
@@ -17,9 +23,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bulkhead_core::store::CancelOutcome;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::sync::Arc;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 << 10;
@@ -48,294 +54,6 @@ pub const MAX_TASK_PAGE: usize = 10_000;
 pub const DEFAULT_LOG_BYTES: usize = 4 << 20;
 /// Largest `max_bytes` of a task's logs, per attempt.
 pub const MAX_LOG_BYTES: usize = 64 << 20;
-
-/// An error response: `{"error": "..."}` with a status.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-/// The body of every error response.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong, and how to fix it.
-    pub error: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
-        }
-    }
-
-    fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-
-    fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, message)
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::UnknownRun(id) => ApiError::not_found(format!("no run `{id}`")),
-            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
-            // Never the holder's name: it carries the host name and process id.
-            StoreError::Held { run_id, until, .. } => ApiError::new(
-                StatusCode::CONFLICT,
-                format!("run `{run_id}` is being run by a host until {until}; try again later"),
-            ),
-            other => {
-                tracing::error!(error = %other, "state store error while serving a request");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error; see the server log",
-                )
-            }
-        }
-    }
-}
-
-/// The one mapping of host errors to HTTP statuses (the CLI maps the same classes to exit codes).
-impl From<bulkhead_host::HostError> for ApiError {
-    fn from(e: bulkhead_host::HostError) -> Self {
-        use bulkhead_host::{ErrorClass, HostError};
-        match (e.class(), e) {
-            (_, HostError::Store(s)) => s.into(),
-            (ErrorClass::Invalid, e) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
-            (ErrorClass::NotFound, e) => ApiError::not_found(e.to_string()),
-            (ErrorClass::Conflict | ErrorClass::Busy, e) => {
-                ApiError::new(StatusCode::CONFLICT, e.to_string())
-            }
-            (ErrorClass::Internal, e) => {
-                tracing::error!(error = %e, "host error while serving a request");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error; see the server log",
-                )
-            }
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(ErrorBody {
-                error: self.message,
-            }),
-        )
-            .into_response()
-    }
-}
-
-type ApiResult<T> = Result<T, ApiError>;
-
-/// A workflow as the API lists it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WorkflowInfo {
-    /// Its name.
-    pub name: String,
-    /// `description:`.
-    pub description: Option<String>,
-    /// The file it comes from.
-    pub file: String,
-    /// SHA-256 of the active version's file.
-    pub hash: String,
-    /// Number of tasks.
-    pub tasks: usize,
-    /// Cron expressions.
-    pub schedule: Vec<String>,
-    /// Time zone of the schedule.
-    pub timezone: Option<String>,
-    /// Catch-up policy.
-    pub catchup: Option<String>,
-    /// Next scheduled time (RFC 3339).
-    pub next_fire_at: Option<String>,
-    /// Why the file's latest version does not load (the active version is the last good one).
-    pub error: Option<String>,
-}
-
-/// `GET /api/workflows`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WorkflowList {
-    /// Active workflows.
-    pub workflows: Vec<WorkflowInfo>,
-    /// Workflow files whose latest version does not load.
-    pub broken_files: Vec<FileStatus>,
-}
-
-/// `POST /api/runs`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TriggerRequest {
-    /// The name of a loaded workflow (400 if none has it).
-    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.-]+$")]
-    pub workflow: String,
-    /// Run parameters (an object; null or absent: none).
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub params: Option<serde_json::Value>,
-    /// When to run (RFC 3339); now if absent. At most 5 minutes in the past (clock skew) and
-    /// 366 days ahead.
-    #[schema(format = DateTime)]
-    pub at: Option<String>,
-}
-
-/// A `POST /api/runs` body, decoded and checked (all but whether the workflow is loaded).
-#[derive(Debug, Clone, PartialEq)]
-pub struct DecodedTrigger {
-    /// The workflow's name.
-    pub workflow: String,
-    /// The run parameters (an object).
-    pub params: serde_json::Value,
-    /// When it is due (ms since the epoch); `None`: now.
-    pub due_at: Option<i64>,
-}
-
-impl DecodedTrigger {
-    /// Decodes `body` as a [`TriggerRequest`] at time `now_ms`; every refusal is a 400 that
-    /// names the field (or says the body is not one).
-    pub fn decode(body: &[u8], now_ms: i64) -> Result<DecodedTrigger, ApiError> {
-        let req: TriggerRequest = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
-        let params = match req.params {
-            None | Some(serde_json::Value::Null) => serde_json::json!({}),
-            Some(p @ serde_json::Value::Object(_)) => p,
-            Some(_) => {
-                return Err(ApiError::bad_request(
-                    "field `params`: must be a JSON object",
-                ))
-            }
-        };
-        let due_at = match &req.at {
-            None => None,
-            Some(at) => Some(
-                bulkhead_core::trigger::due_time(at, now_ms)
-                    .map_err(|e| ApiError::bad_request(format!("field `at`: {e}")))?,
-            ),
-        };
-        Ok(DecodedTrigger {
-            workflow: req.workflow,
-            params,
-            due_at,
-        })
-    }
-}
-
-impl ApiError {
-    /// The status (for tests and fuzzing).
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    /// The message (for tests and fuzzing).
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-/// `201` answer to `POST /api/runs`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Triggered {
-    /// The id the run will have.
-    pub run_id: String,
-    /// The workflow.
-    pub workflow: String,
-    /// When it is due (RFC 3339).
-    pub due_at: String,
-}
-
-/// `GET /api/runs` query.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct RunsQuery {
-    /// Only runs of this workflow.
-    pub workflow: Option<String>,
-    /// Only runs with this status.
-    #[param(value_type = Option<RunStatus>)]
-    pub status: Option<String>,
-    /// Page size (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page (a run id).
-    pub cursor: Option<String>,
-}
-
-/// `GET /api/runs`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RunPage {
-    /// Runs, newest first.
-    pub runs: Vec<RunSummary>,
-    /// Pass as `cursor` for the next page; null on the last.
-    pub next_cursor: Option<String>,
-}
-
-/// `GET /api/runs/{run_id}` query: without it, every task; with it, one page of tasks in file
-/// order.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct RunQuery {
-    /// Only tasks after this one (`next_task_after` of the previous page).
-    pub task_after: Option<String>,
-    /// At most this many tasks.
-    #[param(minimum = 1, maximum = 10000)]
-    pub task_limit: Option<usize>,
-}
-
-/// `GET /api/runs/{run_id}/tasks/{task}/logs` query.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct LogsQuery {
-    /// At most this many bytes of each attempt's log, its end (default 4 MiB).
-    #[param(minimum = 1, maximum = 67108864)]
-    pub max_bytes: Option<usize>,
-}
-
-/// One attempt's log.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AttemptLogBody {
-    /// Attempt number.
-    pub attempt: u32,
-    /// Its stderr (its last `max_bytes` bytes if `truncated`).
-    pub log: String,
-    /// Whether the beginning of the log was left out (see `max_bytes`).
-    pub truncated: bool,
-}
-
-/// `GET /api/runs/{run_id}/tasks/{task}/logs`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TaskLogs {
-    /// The run.
-    pub run_id: String,
-    /// The task.
-    pub task: String,
-    /// Its status.
-    pub status: String,
-    /// Its output: any JSON value, null unless it succeeded.
-    pub output: serde_json::Value,
-    /// Every attempt's log.
-    pub attempts: Vec<AttemptLogBody>,
-}
-
-/// Answer to cancel and retry. `status` is `cancelling` (the host running the run was asked),
-/// `cancelled` (it was not running, or not started: it never will), or `retrying`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Accepted {
-    /// The run.
-    pub run_id: String,
-    /// What happens now.
-    pub status: String,
-}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -413,9 +131,9 @@ pub fn router(server: Arc<Server>, access: Access, listen: std::net::SocketAddr)
         heavy: Arc::new(tokio::sync::Semaphore::new(HEAVY_READS)),
     };
     Router::new()
-        .route("/", get(ui))
-        .route("/ui.js", get(ui_js))
-        .route("/ui.css", get(ui_css))
+        .route("/", get(ui::ui))
+        .route("/ui.js", get(ui::ui_js))
+        .route("/ui.css", get(ui::ui_css))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route(
@@ -437,36 +155,6 @@ pub fn router(server: Arc<Server>, access: Access, listen: std::net::SocketAddr)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(guard::json_errors))
         .with_state(api)
-}
-
-/// The content security policy of the UI: no inline script or style, nothing from elsewhere,
-/// never framed (clickjacking).
-const UI_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
-/// The web UI: one page over this API (workflows, plugins, runs, a run's tasks and logs,
-/// trigger, cancel, retry). Everything the server sends is rendered as text, never as HTML.
-async fn ui() -> impl IntoResponse {
-    asset("text/html; charset=utf-8", include_str!("ui.html"))
-}
-
-async fn ui_js() -> impl IntoResponse {
-    asset("text/javascript; charset=utf-8", include_str!("ui.js"))
-}
-
-async fn ui_css() -> impl IntoResponse {
-    asset("text/css; charset=utf-8", include_str!("ui.css"))
-}
-
-fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CONTENT_SECURITY_POLICY, UI_CSP),
-            (header::X_FRAME_OPTIONS, "DENY"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        body,
-    )
 }
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The server is up", body = Object), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody)))]
