@@ -179,14 +179,9 @@ fn nested_mounts_are_refused_when_either_is_writable() {
     }
 }
 
-#[test]
-fn a_mount_swapped_for_a_symlink_after_validation_is_refused() {
-    // Something else with write access to `data/` (another workflow, another run) swaps the
-    // mounted folder for a link to /etc while the run waits: the attempt must not follow it.
-    let case = Case::new(
-        "name: swap\ntasks:\n  wait: {plugin: sleep, params: {ms: 1500}}\n  p:\n    plugin: probe\n    needs: [wait]\n    params: {read: /sub/passwd}\n    mounts: [{host: data/sub, guest: /sub}]\n",
-    );
-    std::fs::create_dir_all(case.path("data/sub")).unwrap();
+/// Runs the case's workflow, and once its task `wait` has started (the workflow validated, the
+/// mounts resolved), calls `change`; returns what the run reported.
+fn run_changing_mounts(case: &Case, change: impl FnOnce()) -> crate::support::Ran {
     let child = case
         .bulkhead()
         .args(["run", "--json"])
@@ -196,21 +191,31 @@ fn a_mount_swapped_for_a_symlink_after_validation_is_refused() {
         .spawn()
         .unwrap();
     crate::support::wait_for_attempt(&case.store(), "wait");
-    std::fs::rename(case.path("data/sub"), case.path("data/moved")).unwrap();
-    std::os::unix::fs::symlink("/etc", case.path("data/sub")).unwrap();
-    let ran = crate::support::Ran::from(child.wait_with_output().unwrap());
+    change();
+    crate::support::Ran::from(child.wait_with_output().unwrap())
+}
+
+/// The run failed, and its task `task` failed as a host fault whose message says `says`.
+fn failed_as_host(ran: &crate::support::Ran, task: &str, says: &str) {
     assert_eq!(ran.code, 1, "{}", ran.stderr);
-    assert_eq!(
-        ran.ended("p"),
-        ("failed".into(), "host".into()),
-        "{}",
-        ran.report
+    let ended = ran.ended(task);
+    assert_eq!(ended, ("failed".into(), "host".into()), "{}", ran.report);
+    assert!(ran.message(task).contains(says), "{}", ran.message(task));
+}
+
+#[test]
+fn a_mount_swapped_for_a_symlink_after_validation_is_refused() {
+    // Something else with write access to `data/` (another workflow, another run) swaps the
+    // mounted folder for a link to /etc while the run waits: the attempt must not follow it.
+    let case = Case::new(
+        "name: swap\ntasks:\n  wait: {plugin: sleep, params: {ms: 1500}}\n  p:\n    plugin: probe\n    needs: [wait]\n    params: {read: /sub/passwd}\n    mounts: [{host: data/sub, guest: /sub}]\n",
     );
-    assert!(
-        ran.message("p").contains("symbolic link"),
-        "{}",
-        ran.message("p")
-    );
+    std::fs::create_dir_all(case.path("data/sub")).unwrap();
+    let ran = run_changing_mounts(&case, || {
+        std::fs::rename(case.path("data/sub"), case.path("data/moved")).unwrap();
+        std::os::unix::fs::symlink("/etc", case.path("data/sub")).unwrap();
+    });
+    failed_as_host(&ran, "p", "symbolic link");
     assert!(
         !ran.report.to_string().contains("root:"),
         "the host's /etc/passwd leaked"
@@ -225,30 +230,9 @@ fn a_mount_removed_after_validation_fails_that_attempt_as_a_host_fault() {
         "name: gone\ntasks:\n  wait: {plugin: sleep, params: {ms: 1500}}\n  p:\n    plugin: probe\n    needs: [wait]\n    mounts: [{host: data, guest: /data}]\n  other: {plugin: probe, needs: [wait]}\n",
     );
     std::fs::create_dir_all(case.path("data")).unwrap();
-    let child = case
-        .bulkhead()
-        .args(["run", "--json"])
-        .arg(case.file())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    crate::support::wait_for_attempt(&case.store(), "wait");
-    std::fs::remove_dir(case.path("data")).unwrap();
-    let ran = crate::support::Ran::from(child.wait_with_output().unwrap());
-    assert_eq!(ran.code, 1, "{}", ran.stderr);
-    assert_eq!(
-        ran.ended("p"),
-        ("failed".into(), "host".into()),
-        "{}",
-        ran.report
-    );
+    let ran = run_changing_mounts(&case, || std::fs::remove_dir(case.path("data")).unwrap());
+    failed_as_host(&ran, "p", "cannot open mount");
     assert_eq!(ran.task("p")["attempts"], 1, "{}", ran.report);
-    assert!(
-        ran.message("p").contains("cannot open mount"),
-        "{}",
-        ran.message("p")
-    );
     assert_eq!(ran.task("other")["status"], "succeeded", "{}", ran.report);
     let run_id = ran.report["run_id"].as_str().unwrap();
     let shown = case

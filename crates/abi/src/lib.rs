@@ -153,24 +153,44 @@ mod tests {
         assert_eq!(read.run_params, Value::Null);
     }
 
+    /// The kinds the contract documents (docs/plugin-contract.md, "Failure kinds") are exactly
+    /// the kinds this crate knows, each under its documented name.
     #[test]
-    fn every_failure_kind_serialises_as_its_contract_name() {
-        use FailureKind::*;
-        for kind in [
-            Trap,
-            Timeout,
-            Fuel,
-            Memory,
-            Exit,
-            Transient,
-            InvalidOutput,
-            OutputTooLarge,
-            Load,
-            Host,
-        ] {
-            let json = serde_json::to_value(kind).unwrap();
-            assert_eq!(json, Value::String(kind.as_str().into()));
-            assert_eq!(serde_json::from_value::<FailureKind>(json).unwrap(), kind);
+    fn every_documented_failure_kind_reads_and_writes_as_its_name() {
+        let doc = include_str!("../../../docs/plugin-contract.md");
+        let table = doc
+            .split("## Failure kinds")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .unwrap();
+        let names: Vec<&str> = table
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+            .collect();
+        assert!(names.len() >= 10, "{names:?}");
+        for name in &names {
+            let kind: FailureKind = serde_json::from_value(Value::String(name.to_string()))
+                .unwrap_or_else(|e| panic!("documented kind `{name}`: {e}"));
+            assert_eq!(kind.as_str(), *name);
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                Value::String(name.to_string())
+            );
         }
+        // And nothing undocumented: serde's refusal of an unknown name lists every kind it knows.
+        let refused = serde_json::from_value::<FailureKind>(Value::String("oops".into()))
+            .unwrap_err()
+            .to_string();
+        let known: Vec<&str> = refused
+            .split("expected one of ")
+            .nth(1)
+            .unwrap()
+            .split(", ")
+            .map(|k| k.trim_matches('`'))
+            .collect();
+        assert_eq!(
+            known, names,
+            "the kinds and their order are the documented ones"
+        );
     }
 }
