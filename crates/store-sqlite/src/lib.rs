@@ -370,19 +370,17 @@ impl Store for SqliteStore {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
             tx.execute(
-                "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, workflow_yaml, params, status, created_at, lease_owner, lease_expires_at, workflow_spec)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, ?9, ?10)",
+                "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, params, status, created_at, lease_owner, lease_expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8)",
                 params![
                     run.run_id,
                     run.workflow,
                     run.workflow_hash,
                     run.workflow_file.to_string_lossy(),
-                    run.workflow_yaml,
                     json(&run.params),
                     run.created_at,
                     run.owner,
-                    run.lease_expires_at,
-                    run.workflow_spec
+                    run.lease_expires_at
                 ],
             )
             .map_err(|e| match e.sqlite_error_code() {
@@ -392,6 +390,12 @@ impl Store for SqliteStore {
                 )),
                 _ => map(path, e),
             })?;
+            // Written once, apart from the run's row, which every commit updates.
+            tx.execute(
+                "INSERT INTO run_definitions (run_id, workflow_yaml, workflow_spec) VALUES (?1, ?2, ?3)",
+                params![run.run_id, run.workflow_yaml, run.workflow_spec],
+            )
+            .map_err(m)?;
             for p in &run.plugins {
                 tx.execute(
                     "INSERT INTO run_plugins (run_id, reference, hash) VALUES (?1, ?2, ?3)",

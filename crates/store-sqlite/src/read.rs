@@ -8,8 +8,8 @@ use std::path::PathBuf;
 pub(super) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<StoredRun>> {
     let run = conn
         .query_row(
-            "SELECT workflow, workflow_hash, workflow_file, workflow_yaml, params, status, created_at, finished_at, lease_owner, lease_expires_at, workflow_spec
-             FROM runs WHERE run_id = ?1",
+            "SELECT r.workflow, r.workflow_hash, r.workflow_file, d.workflow_yaml, r.params, r.status, r.created_at, r.finished_at, r.lease_owner, r.lease_expires_at, d.workflow_spec
+             FROM runs r JOIN run_definitions d USING (run_id) WHERE r.run_id = ?1",
             [run_id],
             |r| {
                 let row = format!("run `{run_id}`");

@@ -157,3 +157,42 @@ async fn a_damaged_row_is_an_error_naming_it() {
         assert!(store.load("r1").await.is_ok(), "restored after {sql}");
     }
 }
+
+/// A database of an earlier version (schema 4, the workflow's text in `runs`) opens, migrates and
+/// still shows its runs: the text moved to `run_definitions`, no stored form (it is validated
+/// from the YAML, as before).
+#[tokio::test]
+async fn a_schema_4_database_upgrades_and_keeps_its_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE bulkhead_schema (version INTEGER NOT NULL)")
+            .unwrap();
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 4) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO bulkhead_schema (version) VALUES (?1)",
+                [version],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, workflow_yaml, params, status, created_at)
+             VALUES ('old', 'wf', 'abc', '/flows/wf.yaml', 'name: wf', '{}', 'succeeded', 5)",
+            [],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let run = store.load("old").await.unwrap();
+    assert_eq!(run.workflow_yaml, "name: wf");
+    assert_eq!(run.workflow_spec, None);
+    assert_eq!(run.status, RunStatus::Succeeded);
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("SELECT max(version) FROM bulkhead_schema", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}
