@@ -76,7 +76,9 @@ impl Observer for LogObserver {
                 failure: None,
                 ..
             } => {
-                tracing::info!(task, attempt, plugin, "task succeeded")
+                // A large run would log a line per task: successes are debug; failures, retries
+                // and skips stay loud (docs/operations.md, "Logs").
+                tracing::debug!(task, attempt, plugin, "task succeeded")
             }
             Event::AttemptFinished {
                 task,
