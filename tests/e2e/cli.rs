@@ -266,3 +266,29 @@ fn the_resilience_example_contains_every_failure() {
         ("failed".into(), "output_too_large".into())
     );
 }
+
+#[test]
+fn bench_prints_the_scale_curve_of_whole_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bulkhead()
+        .current_dir(dir.path())
+        .args(["bench", "--tasks", "200", "--repeat", "1", "--no-python"])
+        .args(["--scale", "100,2000", "--json", "--plugins"])
+        .arg(test_plugins())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let figures: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let curve = figures["scale"].as_array().unwrap();
+    assert_eq!(curve.len(), 2, "{figures}");
+    for (row, tasks) in curve.iter().zip([100, 2000]) {
+        assert_eq!(row["tasks"], tasks);
+        for store in ["memory", "sqlite"] {
+            let rate = row[store]["tasks_per_s"].as_f64().unwrap();
+            let peak = row[store]["peak_rss_mib"].as_f64().unwrap();
+            assert!(rate > 0.0 && peak > 1.0, "{store} at {tasks}: {row}");
+        }
+    }
+    assert!(stderr.contains("memory tasks/s"), "{stderr}");
+}

@@ -1,4 +1,5 @@
-//! `bulkhead bench`: per-task overhead, throughput, plugin load times and a Python baseline, all
+//! `bulkhead bench`: per-task overhead, throughput, plugin load times, a Python baseline and the
+//! scale curve (whole processes from 1,000 to 100,000 tasks, a million with `--million`), all
 //! measured side by side in one run. Figures are medians over repetitions.
 
 use bulkhead::exec::{Event, Observer};
@@ -34,6 +35,13 @@ pub struct BenchArgs {
     /// Print the figures as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Task counts of the scale curve: whole `bulkhead run --json` processes on layered DAGs,
+    /// in memory and with a SQLite file (empty: no curve).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+    scale: Vec<usize>,
+    /// Add a million tasks to the scale curve (about a minute per store on two cores).
+    #[arg(long)]
+    million: bool,
 }
 
 /// Records when each attempt finished.
@@ -251,7 +259,7 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
     let sqlite = SqliteStore::open(&state.join("bench.db")).map_err(|e| e.to_string())?;
     let durable = Host::new(HostConfig {
         plugins_dir: args.plugins.dir.clone(),
-        cache_dir: Some(cache_dir),
+        cache_dir: Some(cache_dir.clone()),
         max_parallel: args.max_parallel,
         store: Some(Arc::new(sqlite)),
         plugin_vault: Some(Arc::new(bulkhead::FolderVault::new(state.join("plugins")))),
@@ -333,6 +341,11 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
             }
         }
     };
+    let mut sizes = args.scale.clone();
+    if args.million {
+        sizes.push(1_000_000);
+    }
+    let curve = scale_curve(&args.plugins.dir, &cache_dir, &sizes, repeat)?;
     if let Some(rss) = peak_rss_mib() {
         eprintln!("host peak resident memory over the whole benchmark: {rss:.0} MiB");
     }
@@ -347,19 +360,133 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         "plugin_load_ms": {"cold": cold, "warm": warm},
         "python_tasks_per_s": python,
         "peak_rss_mib": peak_rss_mib(),
+        "scale": curve,
     }))
 }
 
-/// The process's peak resident set (VmHWM), in MiB, where /proc tells it.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: f64 = status
+/// One whole `bulkhead run --json` process: wall-clock seconds and its peak resident memory in
+/// MiB (VmHWM, sampled every 5 ms while it runs: what it reaches in its last 5 ms is missed).
+fn run_process(
+    plugins: &Path,
+    cache_dir: &Path,
+    file: &Path,
+    store: &str,
+) -> Result<(f64, f64), String> {
+    let started = Instant::now();
+    let mut child = std::process::Command::new(
+        std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?,
+    )
+    .arg("run")
+    .arg(file)
+    .arg("--json")
+    .arg("--plugins")
+    .arg(plugins)
+    .arg("--cache-dir")
+    .arg(cache_dir)
+    .arg("--store")
+    .arg(store)
+    .env_remove("RUST_LOG")
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .map_err(|e| format!("cannot start bulkhead run: {e}"))?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0.0_f64;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            if let Some(kib) = vm_hwm_kib(&text) {
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(format!("waiting for bulkhead run: {e}")),
+        }
+    };
+    let secs = started.elapsed().as_secs_f64();
+    if !status.success() {
+        return Err(format!(
+            "bulkhead run {} --store {store} failed: {status}",
+            file.display()
+        ));
+    }
+    Ok((secs, peak_kib / 1024.0))
+}
+
+/// The scale curve: for each size, a layered DAG run as whole processes in memory and with a
+/// fresh SQLite file; the median of `repeat` runs (fewer above 10,000 tasks), side by side.
+fn scale_curve(
+    plugins: &Path,
+    cache_dir: &Path,
+    sizes: &[usize],
+    repeat: usize,
+) -> Result<Vec<serde_json::Value>, String> {
+    if sizes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dir = tempfile_dir()?;
+    eprintln!("scale, whole `bulkhead run --json` processes on layered DAGs of no-op plugins:");
+    eprintln!(
+        "  {:>9}  {:>15}  {:>9}  {:>15}  {:>9}",
+        "tasks", "memory tasks/s", "peak MiB", "sqlite tasks/s", "peak MiB"
+    );
+    let mut out = Vec::new();
+    let result = (|| {
+        for &tasks in sizes {
+            let file = dir.join(format!("scale-{tasks}.yaml"));
+            std::fs::write(&file, layered(tasks))
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let times = match tasks {
+                0..=10_000 => repeat,
+                10_001..=100_000 => repeat.min(3),
+                _ => 1,
+            };
+            let mut row = json!({"tasks": tasks});
+            let mut line = format!("  {tasks:>9}");
+            for (name, i) in [("memory", 0), ("sqlite", 1)] {
+                let mut secs = Vec::new();
+                let mut peak = 0.0_f64;
+                for r in 0..times {
+                    let store = match i {
+                        0 => ":memory:".to_string(),
+                        _ => dir
+                            .join(format!("scale-{tasks}-{r}.db"))
+                            .display()
+                            .to_string(),
+                    };
+                    let (s, p) = run_process(plugins, cache_dir, &file, &store)?;
+                    secs.push(s);
+                    peak = peak.max(p);
+                }
+                let rate = tasks as f64 / median(secs);
+                line.push_str(&format!("  {rate:>15.0}  {peak:>9.0}"));
+                row[name] = json!({"tasks_per_s": rate, "peak_rss_mib": peak, "runs": times});
+            }
+            eprintln!("{line}");
+            out.push(row);
+        }
+        Ok::<(), String>(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result?;
+    Ok(out)
+}
+
+fn vm_hwm_kib(status: &str) -> Option<f64> {
+    status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))?
         .trim()
         .trim_end_matches("kB")
         .trim()
         .parse()
-        .ok()?;
-    Some(kib / 1024.0)
+        .ok()
+}
+
+/// The process's peak resident set (VmHWM), in MiB, where /proc tells it.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    Some(vm_hwm_kib(&status)? / 1024.0)
 }
