@@ -9,6 +9,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 bash scripts/check-layers.sh
 bash scripts/build-plugins.sh
+# `cargo test` also builds target/debug/bulkhead, the binary the end-to-end and conformance
+# tests run; a separate `cargo build` would only rebuild our crates without the `testing` feature.
 cargo test --workspace
-cargo build -p bulkhead
 bash tests/conformance/run.sh
