@@ -34,6 +34,8 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
 pub struct SqliteStore {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
+    /// `:memory:`: statements run in place (see `with`).
+    in_memory: bool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -109,6 +111,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             path: path.to_path_buf(),
             conn: Arc::new(Mutex::new(conn)),
+            in_memory: false,
         })
     }
 
@@ -123,6 +126,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             path,
             conn: Arc::new(Mutex::new(conn)),
+            in_memory: true,
         })
     }
 
@@ -131,7 +135,9 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs `f` with the connection on a blocking thread.
+    /// Runs `f` with the connection: on a blocking thread for a file (it may wait for the disk),
+    /// in place for a database in memory (it never waits: a hop to another thread per commit
+    /// cost more than the statement).
     async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -143,6 +149,9 @@ impl SqliteStore {
             let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
             f(&mut guard, &path)
         };
+        if self.in_memory {
+            return job();
+        }
         match tokio::runtime::Handle::try_current() {
             Ok(_) => tokio::task::spawn_blocking(job)
                 .await
