@@ -303,15 +303,6 @@ fn trigger_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Trigger> {
     })
 }
 
-/// A stored name that this build does not know: the database was altered or is damaged.
-fn bad_value(column: usize, what: &str, value: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        column,
-        rusqlite::types::Type::Text,
-        format!("unknown {what} `{value}` in the database").into(),
-    )
-}
-
 /// A stored name, parsed; a name this build does not know is an error naming the row, never a
 /// default (the database was altered or is damaged, and guessing would rewrite history).
 fn known<T>(
@@ -558,12 +549,13 @@ impl Store for SqliteStore {
                         filter.before
                     ],
                     |r| {
+                        let run_id: String = r.get(0)?;
                         let status: String = r.get(2)?;
+                        let row = format!("run `{run_id}`");
                         Ok(RunSummary {
-                            run_id: r.get(0)?,
+                            status: known(RunStatus::parse(&status), 2, &row, "run status", &status)?,
+                            run_id,
                             workflow: r.get(1)?,
-                            status: RunStatus::parse(&status)
-                                .ok_or_else(|| bad_value(2, "run status", &status))?,
                             started_at: r.get::<_, Option<i64>>(3)?.map(rfc3339),
                             finished_at: r.get::<_, Option<i64>>(4)?.map(rfc3339),
                             due_at: r.get::<_, Option<i64>>(5)?.map(rfc3339),

@@ -40,18 +40,26 @@ pub fn to_spec(workflow: &Workflow) -> String {
     .unwrap_or_default()
 }
 
+fn other_format(format: u32) -> String {
+    format!("stored format {format} (this Bulkhead reads format {SPEC_FORMAT})")
+}
+
 /// Reads a stored workflow back; `Err` says what is wrong with it.
 pub fn from_spec(text: &str) -> Result<Workflow, String> {
-    let header: Header =
-        serde_json::from_str(text).map_err(|e| format!("not a stored workflow: {e}"))?;
-    if header.format != SPEC_FORMAT {
-        return Err(format!(
-            "stored format {} (this Bulkhead reads format {SPEC_FORMAT})",
-            header.format
-        ));
+    // One parse in the common case; the header is read on its own only to explain a failure.
+    let stored: In = match serde_json::from_str(text) {
+        Ok(stored) => stored,
+        Err(e) => {
+            return Err(match serde_json::from_str::<Header>(text) {
+                Ok(h) if h.format != SPEC_FORMAT => other_format(h.format),
+                Ok(_) => e.to_string(),
+                Err(e) => format!("not a stored workflow: {e}"),
+            })
+        }
+    };
+    if stored.format != SPEC_FORMAT {
+        return Err(other_format(stored.format));
     }
-    let stored: In = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    debug_assert_eq!(stored.format, SPEC_FORMAT);
     let wf = stored.workflow;
     let n = wf.tasks.len();
     let mut ids = std::collections::HashSet::new();
