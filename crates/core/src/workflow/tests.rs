@@ -234,6 +234,42 @@ tasks:
     }
 
     #[test]
+    fn format_1_of_earlier_builds_still_reads() {
+        let wf = parse(RICH, Path::new("/flows/rich.yaml")).unwrap();
+        let v1 = serde_json::json!({"format": 1, "workflow": wf}).to_string();
+        let back = from_spec(&v1).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{wf:?}"));
+    }
+
+    #[test]
+    fn shared_settings_are_stored_once_not_per_task() {
+        let mut yaml = String::from("name: big\ndefaults: {retry: {max_attempts: 3}}\ntasks:\n");
+        for i in 0..1000 {
+            yaml.push_str(&format!(
+                "  t{i}: {{plugin: noop, needs: [{}]}}\n",
+                match i {
+                    0 => String::new(),
+                    _ => format!("t{}", i - 1),
+                }
+            ));
+        }
+        yaml.push_str("  odd: {plugin: other, limits: {fuel: 5}, priority: 2}\n");
+        let wf = parse(&yaml, Path::new("big.yaml")).unwrap();
+        let spec = to_spec(&wf);
+        assert!(
+            spec.len() < 1001 * 40,
+            "{} bytes for 1001 tasks",
+            spec.len()
+        );
+        let v: serde_json::Value = serde_json::from_str(&spec).unwrap();
+        assert_eq!(v["workflow"]["plugins"].as_array().unwrap().len(), 2);
+        assert_eq!(v["workflow"]["limits"].as_array().unwrap().len(), 2);
+        assert_eq!(v["workflow"]["retries"].as_array().unwrap().len(), 1);
+        let back = from_spec(&spec).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{wf:?}"));
+    }
+
+    #[test]
     fn a_stored_workflow_with_a_mount_reads_back_after_the_folder_is_gone() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("data")).unwrap();
@@ -259,7 +295,12 @@ tasks:
             edit(&mut v);
             from_spec(&v.to_string()).unwrap_err()
         };
-        assert!(with(&|v| v["format"] = 2.into()).contains("format 2"));
+        assert!(with(&|v| v["format"] = 3.into()).contains("format 3"));
+        assert!(with(&|v| v["workflow"]["tasks"][1]["limits"] = 9.into())
+            .contains("task `b` names limits number 9 of 2 stored"));
+        assert!(
+            with(&|v| v["workflow"]["retries"] = serde_json::json!([])).contains("retry policy")
+        );
         assert!(
             with(&|v| v["workflow"]["tasks"][1]["needs"] = serde_json::json!([7]))
                 .contains("needs task number 7")
@@ -280,5 +321,146 @@ tasks:
         assert!(from_spec("{}")
             .unwrap_err()
             .contains("not a stored workflow"));
+    }
+}
+
+/// The streaming parser is only a faster way to read what serde_yaml reads: on documents full of
+/// scalars whose type YAML dialects disagree on (`yes`, `012`, `1_000`, `0x1F`, `~`, `.inf`,
+/// quoted or not) and keys that repeat, whatever it accepts serde_yaml reads the same, and it never
+/// accepts a key written twice.
+mod streaming_matches_the_reference {
+    use super::super::duplicates::duplicate_keys;
+    use super::super::raw::RawWorkflow;
+    use super::super::validate::streamed;
+    use proptest::prelude::*;
+
+    const WORDS: &[&str] = &[
+        "yes",
+        "no",
+        "on",
+        "off",
+        "y",
+        "n",
+        "Yes",
+        "NO",
+        "true",
+        "True",
+        "FALSE",
+        "null",
+        "Null",
+        "~",
+        "",
+        "012",
+        "00",
+        "0",
+        "-0",
+        "1_000",
+        "0x1F",
+        "-0x1f",
+        "0o17",
+        "0b101",
+        "1e3",
+        "1E+3",
+        ".5",
+        "-.5",
+        "+.7",
+        "1.",
+        ".inf",
+        "-.Inf",
+        ".nan",
+        "1:20",
+        "12:30:00",
+        "2001-12-14",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-9223372036854775809",
+        "+5",
+        "x y",
+        "é",
+        "a#b",
+        "-",
+        "1.0e-3",
+        "0.1e+2",
+        "NaN",
+        "Infinity",
+    ];
+
+    fn scalar() -> impl Strategy<Value = String> {
+        (proptest::sample::select(WORDS), 0..3u8).prop_map(|(w, quote)| match quote {
+            0 if w.is_empty() || w.starts_with('-') && w.len() == 1 => "''".to_string(),
+            0 => w.to_string(),
+            1 => format!("'{w}'"),
+            _ => format!("\"{w}\""),
+        })
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        let leaf = scalar();
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|items| format!("[{}]", items.join(", "))),
+                proptest::collection::vec(
+                    (
+                        proptest::sample::select(&["a", "b", "c", "yes", "1"][..]),
+                        inner
+                    ),
+                    0..4
+                )
+                .prop_map(|pairs| {
+                    let body: Vec<String> =
+                        pairs.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                    format!("{{{}}}", body.join(", "))
+                }),
+            ]
+        })
+    }
+
+    #[test]
+    fn ordinary_files_take_the_streaming_path() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
+        let mut read = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                assert!(
+                    streamed(&text).is_ok(),
+                    "{}: {:?}",
+                    path.display(),
+                    streamed(&text).err()
+                );
+                read += 1;
+            }
+        }
+        assert!(
+            read >= 3,
+            "only {read} example workflows in {}",
+            dir.display()
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn on_tricky_scalars_and_repeated_keys(
+            tasks in proptest::collection::vec(
+                (proptest::sample::select(&["a", "b", "c"][..]), value()),
+                1..4,
+            ),
+        ) {
+            let mut text = String::from("name: w\ntasks:\n");
+            for (id, params) in &tasks {
+                text.push_str(&format!("  {id}: {{plugin: p, params: {params}}}\n"));
+            }
+            if let Ok(fast) = streamed(&text) {
+                let reference = serde_yaml::from_str::<RawWorkflow>(&text);
+                prop_assert!(reference.is_ok(), "serde_yaml refuses what was accepted:\n{}\n{:?}", text, reference.as_ref().err());
+                if let Ok(reference) = reference {
+                    prop_assert_eq!(format!("{fast:?}"), format!("{reference:?}"), "{}", text);
+                }
+                prop_assert!(duplicate_keys(&text).is_empty(), "a duplicate key was accepted:\n{}", text);
+            }
+        }
     }
 }

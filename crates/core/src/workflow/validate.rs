@@ -17,12 +17,19 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Workflow, WorkflowError> 
         file: file.to_path_buf(),
         problems,
     };
-    let duplicates = super::duplicates::duplicate_keys(text);
-    if !duplicates.is_empty() {
-        return Err(invalid(duplicates));
-    }
-    let raw: RawWorkflow =
-        serde_yaml::from_str(text).map_err(|e| invalid(vec![yaml_problem(&e)]))?;
+    let raw: RawWorkflow = match streamed(text) {
+        Ok(raw) => raw,
+        Err(_) => {
+            // The reference path explains what is wrong: the duplicate-key scan names both
+            // lines, serde_yaml names the field's path. It also decides in the rare case where
+            // the streaming parser refuses what serde_yaml reads.
+            let duplicates = super::duplicates::duplicate_keys(text);
+            if !duplicates.is_empty() {
+                return Err(invalid(duplicates));
+            }
+            serde_yaml::from_str(text).map_err(|e| invalid(vec![yaml_problem(&e)]))?
+        }
+    };
     let mut v = Validator {
         dir: file.parent().unwrap_or(Path::new(".")),
         problems: Vec::new(),
@@ -33,6 +40,44 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Workflow, WorkflowError> 
     } else {
         Err(invalid(v.problems))
     }
+}
+
+/// Reads a workflow file in one streaming pass (serde-saphyr: no event list or tree of the whole
+/// document in memory, so a file of a million tasks costs a small multiple of its size), with
+/// serde_yaml's reading of scalars (YAML 1.2 booleans, `012` and `1_000` are strings) and every
+/// duplicate key refused. Any error sends the file down the reference path for its message.
+pub(super) fn streamed(text: &str) -> Result<RawWorkflow, String> {
+    // An integer too long for 64 bits is a float to serde-saphyr and an error to serde_yaml.
+    if has_long_digit_run(text) {
+        return Err("a number of 19 digits or more: read by the reference path".into());
+    }
+    // Events, nodes and scalar bytes grow with the text (aliases have their own limits), so
+    // the budget follows the file's size instead of capping large workflows.
+    let size = text.len().saturating_mul(2).saturating_add(1024);
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        leading_zero_numbers_as_strings: true,
+        underscored_numbers_as_strings: true,
+        legacy_octal_numbers: false,
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+        with_snippet: false,
+        budget: serde_saphyr::budget! {
+            max_events: size,
+            max_nodes: size,
+            max_total_scalar_bytes: size,
+            max_documents: 1,
+        },
+    };
+    serde_saphyr::from_str_with_options(text, options).map_err(|e| e.to_string())
+}
+
+/// Whether `text` holds 19 or more consecutive ASCII digits.
+fn has_long_digit_run(text: &str) -> bool {
+    let mut run = 0;
+    text.bytes().any(|b| {
+        run = if b.is_ascii_digit() { run + 1 } else { 0 };
+        run >= 19
+    })
 }
 
 /// Turns a serde_yaml error into a problem with its location, the field path and a suggestion.
