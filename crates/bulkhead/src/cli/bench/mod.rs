@@ -15,6 +15,9 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+mod scale;
+mod serve;
+
 /// Arguments of `bulkhead bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -42,6 +45,12 @@ pub struct BenchArgs {
     /// Add a million tasks to the scale curve (about a minute per store on two cores).
     #[arg(long)]
     million: bool,
+    /// Runs triggered through `bulkhead serve`'s HTTP API per load (0: no serve load).
+    #[arg(long, default_value_t = 2_000)]
+    serve_runs: usize,
+    /// HTTP clients triggering runs at once.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
 }
 
 /// Records when each attempt finished.
@@ -62,12 +71,12 @@ impl Observer for Quiet {
     fn event(&self, _: Event<'_>) {}
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -85,12 +94,12 @@ fn chain(n: usize) -> String {
 }
 
 /// Layers of `width` tasks; each task needs two tasks of the layer before.
-fn layered_shape(tasks: usize) -> (usize, usize) {
+pub(super) fn layered_shape(tasks: usize) -> (usize, usize) {
     let width = 100.min(tasks.max(1));
     (tasks.div_ceil(width), width)
 }
 
-fn layered(tasks: usize) -> String {
+pub(super) fn layered(tasks: usize) -> String {
     let (layers, width) = layered_shape(tasks);
     let mut y = String::from("name: bench_layers\ntasks:\n");
     for l in 0..layers {
@@ -165,13 +174,13 @@ fn load_times(plugins: &Path, repeat: usize) -> Result<(f64, f64), String> {
     Ok((median(cold), median(warm)))
 }
 
-fn tempfile_dir() -> Result<PathBuf, String> {
+pub(super) fn tempfile_dir() -> Result<PathBuf, String> {
     let dir = std::env::temp_dir().join(format!("bulkhead-bench-{}", bulkhead::new_run_id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(dir)
 }
 
-const PYTHON: &str = r#"
+pub(super) const PYTHON: &str = r#"
 import graphlib, json, sys, time
 from concurrent.futures import ThreadPoolExecutor, FIRST_COMPLETED, wait
 layers, width, repeat = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
@@ -345,7 +354,21 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
     if args.million {
         sizes.push(1_000_000);
     }
-    let curve = scale_curve(&args.plugins.dir, &cache_dir, &sizes, repeat)?;
+    let curve = scale::scale_curve(
+        &args.plugins.dir,
+        &cache_dir,
+        &sizes,
+        repeat,
+        !args.no_python,
+    )?;
+    let serve = serve::throughput(
+        &args.plugins.dir,
+        &cache_dir,
+        args.serve_runs,
+        args.clients.max(1),
+        repeat.min(3),
+    )
+    .await?;
     if let Some(rss) = peak_rss_mib() {
         eprintln!("host peak resident memory over the whole benchmark: {rss:.0} MiB");
     }
@@ -361,132 +384,12 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         "python_tasks_per_s": python,
         "peak_rss_mib": peak_rss_mib(),
         "scale": curve,
+        "serve": serve,
     }))
-}
-
-/// One whole `bulkhead run --json` process: wall-clock seconds and its peak resident memory in
-/// MiB (VmHWM, sampled every 5 ms while it runs: what it reaches in its last 5 ms is missed).
-fn run_process(
-    plugins: &Path,
-    cache_dir: &Path,
-    file: &Path,
-    store: &str,
-) -> Result<(f64, f64), String> {
-    let started = Instant::now();
-    let mut child = std::process::Command::new(
-        std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?,
-    )
-    .arg("run")
-    .arg(file)
-    .arg("--json")
-    .arg("--plugins")
-    .arg(plugins)
-    .arg("--cache-dir")
-    .arg(cache_dir)
-    .arg("--store")
-    .arg(store)
-    .env_remove("RUST_LOG")
-    .stdin(std::process::Stdio::null())
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .map_err(|e| format!("cannot start bulkhead run: {e}"))?;
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0.0_f64;
-    let status = loop {
-        if let Ok(text) = std::fs::read_to_string(&status_file) {
-            if let Some(kib) = vm_hwm_kib(&text) {
-                peak_kib = peak_kib.max(kib);
-            }
-        }
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(format!("waiting for bulkhead run: {e}")),
-        }
-    };
-    let secs = started.elapsed().as_secs_f64();
-    if !status.success() {
-        return Err(format!(
-            "bulkhead run {} --store {store} failed: {status}",
-            file.display()
-        ));
-    }
-    Ok((secs, peak_kib / 1024.0))
-}
-
-/// The scale curve: for each size, a layered DAG run as whole processes in memory and with a
-/// fresh SQLite file; the median of `repeat` runs (fewer above 10,000 tasks), side by side.
-fn scale_curve(
-    plugins: &Path,
-    cache_dir: &Path,
-    sizes: &[usize],
-    repeat: usize,
-) -> Result<Vec<serde_json::Value>, String> {
-    if sizes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let dir = tempfile_dir()?;
-    eprintln!("scale, whole `bulkhead run --json` processes on layered DAGs of no-op plugins:");
-    eprintln!(
-        "  {:>9}  {:>15}  {:>9}  {:>15}  {:>9}",
-        "tasks", "memory tasks/s", "peak MiB", "sqlite tasks/s", "peak MiB"
-    );
-    let mut out = Vec::new();
-    let result = (|| {
-        for &tasks in sizes {
-            let file = dir.join(format!("scale-{tasks}.yaml"));
-            std::fs::write(&file, layered(tasks))
-                .map_err(|e| format!("{}: {e}", file.display()))?;
-            let times = match tasks {
-                0..=10_000 => repeat,
-                10_001..=100_000 => repeat.min(3),
-                _ => 1,
-            };
-            let mut row = json!({"tasks": tasks});
-            let mut line = format!("  {tasks:>9}");
-            for (name, i) in [("memory", 0), ("sqlite", 1)] {
-                let mut secs = Vec::new();
-                let mut peak = 0.0_f64;
-                for r in 0..times {
-                    let store = match i {
-                        0 => ":memory:".to_string(),
-                        _ => dir
-                            .join(format!("scale-{tasks}-{r}.db"))
-                            .display()
-                            .to_string(),
-                    };
-                    let (s, p) = run_process(plugins, cache_dir, &file, &store)?;
-                    secs.push(s);
-                    peak = peak.max(p);
-                }
-                let rate = tasks as f64 / median(secs);
-                line.push_str(&format!("  {rate:>15.0}  {peak:>9.0}"));
-                row[name] = json!({"tasks_per_s": rate, "peak_rss_mib": peak, "runs": times});
-            }
-            eprintln!("{line}");
-            out.push(row);
-        }
-        Ok::<(), String>(())
-    })();
-    let _ = std::fs::remove_dir_all(&dir);
-    result?;
-    Ok(out)
-}
-
-fn vm_hwm_kib(status: &str) -> Option<f64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// The process's peak resident set (VmHWM), in MiB, where /proc tells it.
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    Some(vm_hwm_kib(&status)? / 1024.0)
+    Some(scale::vm_hwm_kib(&status)? / 1024.0)
 }

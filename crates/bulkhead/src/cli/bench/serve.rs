@@ -1,0 +1,323 @@
+//! `bulkhead serve` under HTTP load, as a user runs it: a real server process with the SQLite
+//! store, clients on keep-alive connections triggering runs through `POST /api/runs` as fast as
+//! it answers. Reports sustained runs per second (first trigger to last run ended, read from
+//! `/metrics`), the trigger-to-first-attempt latency of every run (the client's send time
+//! against the attempt's start in the store), and checks that every triggered run ran exactly
+//! once and succeeded.
+
+use super::{median, percentile, tempfile_dir};
+use bulkhead::store::{RunStatus, Store};
+use bulkhead::SqliteStore;
+use serde_json::json;
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A 1-task workflow, a 10-task one (a fan-out of eight between two), and one whose task fails
+/// (history for the filters).
+const WORKFLOWS: &[(&str, &str)] = &[
+    ("one", "name: one\ntasks:\n  a: {plugin: noop}\n"),
+    (
+        "ten",
+        "name: ten\ntasks:\n  first: {plugin: noop}\n  m0: {plugin: noop, needs: [first]}\n  m1: {plugin: noop, needs: [first]}\n  m2: {plugin: noop, needs: [first]}\n  m3: {plugin: noop, needs: [first]}\n  m4: {plugin: noop, needs: [first]}\n  m5: {plugin: noop, needs: [first]}\n  m6: {plugin: noop, needs: [first]}\n  m7: {plugin: noop, needs: [first]}\n  last: {plugin: noop, needs: [m0, m1, m2, m3, m4, m5, m6, m7]}\n",
+    ),
+];
+
+/// A running `bulkhead serve`; killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(plugins: &Path, cache_dir: &Path, site: &Path, db: &Path) -> Result<Server, String> {
+        let mut child = Command::new(
+            std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?,
+        )
+        .args(["serve", "--listen", "127.0.0.1:0", "--workflows"])
+        .arg(site.join("workflows"))
+        .arg("--plugins")
+        .arg(plugins)
+        .arg("--cache-dir")
+        .arg(cache_dir)
+        .arg("--store")
+        .arg(db)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start bulkhead serve: {e}"))?;
+        let stderr = child.stderr.take().ok_or("no stderr of bulkhead serve")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(stderr).lines();
+            let mut sent = false;
+            // Keep reading to the end so the server never blocks on a full pipe.
+            for line in lines.by_ref().map_while(Result::ok) {
+                if !sent {
+                    if let Some(addr) = line.strip_prefix("listening on ") {
+                        let _ = tx.send(addr.to_string());
+                        sent = true;
+                    }
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(60))
+            .map_err(|_| "bulkhead serve did not start listening within 60 s".to_string())?;
+        Ok(Server { child, base })
+    }
+
+    /// SIGTERM, then wait for the process to end.
+    fn stop(mut self) -> Result<(), String> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .map_err(|e| format!("cannot stop bulkhead serve: {e}"))?;
+        self.child
+            .wait()
+            .map_err(|e| format!("waiting for bulkhead serve: {e}"))?;
+        Ok(())
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `POST /api/runs` of `workflow`: the run id.
+fn trigger(agent: &ureq::Agent, base: &str, workflow: &str) -> Result<String, String> {
+    let mut resp = agent
+        .post(&format!("{base}/api/runs"))
+        .content_type("application/json")
+        .send(json!({ "workflow": workflow }).to_string())
+        .map_err(|e| format!("POST /api/runs: {e}"))?;
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    if status != 201 {
+        return Err(format!("POST /api/runs answered {status}: {body}"));
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+    v["run_id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("POST /api/runs gave no run id: {body}"))
+}
+
+/// Runs of `workflow` ended so far, by `/metrics` (`bulkhead_runs_total`).
+fn ended(agent: &ureq::Agent, base: &str, workflow: &str) -> Result<f64, String> {
+    let text = agent
+        .get(&format!("{base}/metrics"))
+        .call()
+        .map_err(|e| format!("GET /metrics: {e}"))?
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| format!("GET /metrics: {e}"))?;
+    let label = format!("workflow=\"{workflow}\"");
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("bulkhead_runs_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+/// Waits until `count` runs of `workflow` have ended, polling every 20 ms, for at most `within`.
+fn wait_ended(
+    agent: &ureq::Agent,
+    base: &str,
+    workflow: &str,
+    count: usize,
+    within: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let n = ended(agent, base, workflow)?;
+        if n >= count as f64 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "only {n} of {count} runs of `{workflow}` ended within {within:?}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One load: `runs` triggers of `workflow` from `clients` threads; runs/s, latencies, checks.
+async fn load(
+    plugins: &Path,
+    cache_dir: &Path,
+    workflow: &str,
+    runs: usize,
+    clients: usize,
+) -> Result<serde_json::Value, String> {
+    let site = tempfile_dir()?;
+    let result = async {
+        let folder = site.join("workflows");
+        std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+        for (name, yaml) in WORKFLOWS {
+            let file = folder.join(format!("{name}.yaml"));
+            std::fs::write(&file, yaml).map_err(|e| format!("{}: {e}", file.display()))?;
+        }
+        let db = site.join("state.db");
+        let server = Server::start(plugins, cache_dir, &site, &db)?;
+        let base = server.base.clone();
+        let probe = agent();
+        // Warm-up: compile caches, connections, SQLite pages.
+        let warm = 20;
+        for _ in 0..warm {
+            trigger(&probe, &base, workflow)?;
+        }
+        wait_ended(&probe, &base, workflow, warm, Duration::from_secs(60))?;
+
+        let started = Instant::now();
+        let per_client = runs.div_ceil(clients);
+        let sent: Vec<(String, i64)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..clients)
+                .map(|c| {
+                    let base = &base;
+                    s.spawn(move || {
+                        let agent = agent();
+                        let mine = per_client.min(runs.saturating_sub(c * per_client));
+                        let mut sent = Vec::with_capacity(mine);
+                        for _ in 0..mine {
+                            let at = now_ms();
+                            sent.push((trigger(&agent, base, workflow)?, at));
+                        }
+                        Ok::<_, String>(sent)
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            for h in handles {
+                all.extend(
+                    h.join()
+                        .map_err(|_| "a client thread panicked".to_string())??,
+                );
+            }
+            Ok::<_, String>(all)
+        })?;
+        let accepted = started.elapsed();
+        wait_ended(
+            &probe,
+            &base,
+            workflow,
+            warm + runs,
+            Duration::from_secs(300),
+        )?;
+        let took = started.elapsed();
+        server.stop()?;
+
+        // Every run once, succeeded, each task attempted once; latency to its first attempt.
+        let store = SqliteStore::open(&db).map_err(|e| e.to_string())?;
+        let mut latency = Vec::with_capacity(sent.len());
+        let mut ids = std::collections::HashSet::new();
+        for (run_id, at) in &sent {
+            if !ids.insert(run_id.as_str()) {
+                return Err(format!("run id {run_id} was given twice"));
+            }
+            let run = store
+                .load(run_id)
+                .await
+                .map_err(|e| format!("run {run_id}: {e}"))?;
+            if run.status != RunStatus::Succeeded {
+                return Err(format!("run {run_id} is {:?}, not succeeded", run.status));
+            }
+            if let Some(t) = run.tasks.iter().find(|t| t.attempts != 1) {
+                return Err(format!(
+                    "run {run_id}: task {} ran {} times",
+                    t.task, t.attempts
+                ));
+            }
+            let first = run.attempts.iter().map(|a| a.started_at).min();
+            let first = first.ok_or_else(|| format!("run {run_id} has no attempt"))?;
+            latency.push((first - at).max(0) as f64);
+        }
+        latency.sort_by(f64::total_cmp);
+        let rate = runs as f64 / took.as_secs_f64();
+        let accept = runs as f64 / accepted.as_secs_f64();
+        let tasks = WORKFLOWS
+            .iter()
+            .find(|(n, _)| *n == workflow)
+            .map_or(1, |(_, y)| y.matches("plugin:").count());
+        Ok(json!({
+            "workflow": workflow,
+            "tasks_per_run": tasks,
+            "runs": runs,
+            "clients": clients,
+            "runs_per_s": rate,
+            "tasks_per_s": rate * tasks as f64,
+            "triggers_accepted_per_s": accept,
+            "trigger_to_first_attempt_ms": {
+                "p50": percentile(&latency, 0.5),
+                "p99": percentile(&latency, 0.99),
+                "max": latency.last().copied().unwrap_or(f64::NAN),
+            },
+        }))
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&site);
+    result
+}
+
+/// Sustained runs per second of the 1-task and the 10-task workflow, `repeat` loads each
+/// (the median load by runs/s is reported).
+pub(super) async fn throughput(
+    plugins: &Path,
+    cache_dir: &Path,
+    runs: usize,
+    clients: usize,
+    repeat: usize,
+) -> Result<Vec<serde_json::Value>, String> {
+    if runs == 0 {
+        return Ok(Vec::new());
+    }
+    eprintln!("serve, {runs} runs triggered by {clients} HTTP clients (POST /api/runs), SQLite store, every run checked in the store afterwards:");
+    let mut out = Vec::new();
+    for workflow in ["one", "ten"] {
+        let mut loads = Vec::new();
+        for _ in 0..repeat {
+            loads.push(load(plugins, cache_dir, workflow, runs, clients).await?);
+        }
+        let rates: Vec<f64> = loads
+            .iter()
+            .filter_map(|l| l["runs_per_s"].as_f64())
+            .collect();
+        let mid = median(rates.clone());
+        let chosen = loads
+            .into_iter()
+            .find(|l| l["runs_per_s"].as_f64() == Some(mid))
+            .unwrap_or_default();
+        eprintln!(
+            "  {:>2}-task workflow: {:>6.0} runs/s ({:.0} tasks/s; triggers accepted at {:.0}/s), trigger -> first attempt p50 {:.0} ms, p99 {:.0} ms",
+            chosen["tasks_per_run"].as_u64().unwrap_or(0),
+            mid,
+            chosen["tasks_per_s"].as_f64().unwrap_or(f64::NAN),
+            chosen["triggers_accepted_per_s"].as_f64().unwrap_or(f64::NAN),
+            chosen["trigger_to_first_attempt_ms"]["p50"].as_f64().unwrap_or(f64::NAN),
+            chosen["trigger_to_first_attempt_ms"]["p99"].as_f64().unwrap_or(f64::NAN),
+        );
+        out.push(chosen);
+    }
+    Ok(out)
+}
