@@ -5,14 +5,16 @@
 use async_trait::async_trait;
 use bulkhead_core::store::*;
 
+mod conn;
 mod read;
 #[cfg(test)]
 mod tests;
 mod write;
 
 use bulkhead_core::store::lease::{check_acquirable, lease_is_free};
+use conn::Conns;
 use read::load;
-use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Savepoint};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use write::apply;
@@ -33,9 +35,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
 #[derive(Clone)]
 pub struct SqliteStore {
     path: PathBuf,
-    conn: Arc<Mutex<Connection>>,
-    /// `:memory:`: statements run in place (see `with`).
-    in_memory: bool,
+    conns: Arc<Conns>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -89,13 +89,8 @@ impl SqliteStore {
             }
             _ => {}
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| map(path, e))?;
+        let conn = connect(path)?;
         let m = |e| map(path, e);
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(m)?;
         let version = schema_version(&conn).map_err(m)?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::TooNew {
@@ -105,13 +100,18 @@ impl SqliteStore {
             });
         }
         enable_wal(&conn).map_err(m)?;
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-            .map_err(m)?;
         migrate(&conn).map_err(m)?;
+        // Two readers: one per core of a small machine, so the API reads while a run reads.
+        let readers = (0..2)
+            .map(|_| connect(path).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let writer = conn::spawn_writer(conn, path.to_path_buf())?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
-            conn: Arc::new(Mutex::new(conn)),
-            in_memory: false,
+            conns: Arc::new(Conns::File {
+                writer,
+                readers: Arc::new(readers),
+            }),
         })
     }
 
@@ -125,8 +125,7 @@ impl SqliteStore {
         migrate(&conn).map_err(m)?;
         Ok(SqliteStore {
             path,
-            conn: Arc::new(Mutex::new(conn)),
-            in_memory: true,
+            conns: Arc::new(Conns::Memory(Mutex::new(conn))),
         })
     }
 
@@ -135,33 +134,37 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs `f` with the connection: on a blocking thread for a file (it may wait for the disk),
-    /// in place for a database in memory (it never waits: a hop to another thread per commit
-    /// cost more than the statement).
-    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Runs `f` as one write (see `conn`): grouped with other writes into one commit on a
+    /// file. `f` must not begin a transaction (`tx` makes a savepoint).
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection, &Path) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        let path = self.path.clone();
-        let job = move || {
-            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut guard, &path)
-        };
-        if self.in_memory {
-            return job();
-        }
-        match tokio::runtime::Handle::try_current() {
-            Ok(_) => tokio::task::spawn_blocking(job)
-                .await
-                .map_err(|e| StoreError::Other {
-                    path: self.path.clone(),
-                    reason: format!("store thread failed: {e}"),
-                })?,
-            Err(_) => job(),
-        }
+        conn::write(&self.conns, &self.path, f).await
     }
+
+    /// Runs `f` on a read connection, in one read transaction.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Path) -> Result<T, StoreError> + Send + 'static,
+    {
+        conn::read(&self.conns, &self.path, f).await
+    }
+}
+
+/// A connection to the file, with the settings every connection of a store has.
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| map(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| map(path, e))?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(|e| map(path, e))?;
+    Ok(conn)
 }
 
 fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
@@ -227,9 +230,10 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
-fn tx<'c>(conn: &'c mut Connection, path: &Path) -> Result<Transaction<'c>, StoreError> {
-    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(|e| map(path, e))
+/// A savepoint inside the write's transaction: `commit()` keeps its changes, dropping it
+/// without rolls them back.
+fn tx<'c>(conn: &'c mut Connection, path: &Path) -> Result<Savepoint<'c>, StoreError> {
+    conn.savepoint().map_err(|e| map(path, e))
 }
 
 fn json(v: &serde_json::Value) -> String {
@@ -239,7 +243,7 @@ fn json(v: &serde_json::Value) -> String {
 /// `(status, lease owner, lease expiry)` of a run.
 type LeaseRow = (String, Option<String>, Option<i64>);
 
-fn lease_row(tx: &Transaction<'_>, run_id: &str) -> rusqlite::Result<Option<LeaseRow>> {
+fn lease_row(tx: &Connection, run_id: &str) -> rusqlite::Result<Option<LeaseRow>> {
     tx.query_row(
         "SELECT status, lease_owner, lease_expires_at FROM runs WHERE run_id = ?1",
         [run_id],
@@ -264,7 +268,7 @@ impl From<rusqlite::Error> for Cancel {
 }
 
 /// Cancels the trigger of a run that does not exist yet (see [`Store::request_cancel`]).
-fn cancel_trigger(tx: &Transaction<'_>, run_id: &str, now: i64) -> Result<CancelOutcome, Cancel> {
+fn cancel_trigger(tx: &Connection, run_id: &str, now: i64) -> Result<CancelOutcome, Cancel> {
     let t = tx
         .query_row(
             &format!("SELECT {TRIGGER_COLUMNS} FROM triggers WHERE run_id = ?1"),
@@ -366,7 +370,7 @@ fn run_exists(conn: &Connection, path: &Path, run_id: &str) -> Result<(), StoreE
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_run(&self, run: NewRun) -> Result<(), StoreError> {
-        self.with(move |conn, path| {
+        self.write(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
             tx.execute(
@@ -420,7 +424,7 @@ impl Store for SqliteStore {
         batch: Vec<Transition>,
     ) -> Result<Commit, StoreError> {
         let (run_id, owner) = (run_id.to_string(), owner.to_string());
-        self.with(move |conn, path| {
+        self.write(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
             let row: Option<(Option<String>, i64)> = tx
@@ -463,7 +467,7 @@ impl Store for SqliteStore {
         ttl: i64,
     ) -> Result<(), StoreError> {
         let (run_id, owner) = (run_id.to_string(), owner.clone());
-        self.with(move |conn, path| {
+        self.write(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
             let (status, holder, until) = lease_row(&tx, &run_id).map_err(m)?.ok_or(StoreError::UnknownRun(run_id.clone()))?;
@@ -492,7 +496,7 @@ impl Store for SqliteStore {
 
     async fn release(&self, run_id: &str, owner: &str) -> Result<(), StoreError> {
         let (run_id, owner) = (run_id.to_string(), owner.to_string());
-        self.with(move |conn, path| {
+        self.write(move |conn, path| {
             conn.execute(
                 "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ?1 AND lease_owner = ?2",
                 params![run_id, owner],
@@ -505,7 +509,7 @@ impl Store for SqliteStore {
 
     async fn load(&self, run_id: &str) -> Result<StoredRun, StoreError> {
         let run_id = run_id.to_string();
-        self.with(move |conn, path| {
+        self.read(move |conn, path| {
             load(conn, &run_id)
                 .map_err(|e| map(path, e))?
                 .ok_or(StoreError::UnknownRun(run_id))
@@ -515,7 +519,7 @@ impl Store for SqliteStore {
 
     async fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
         let filter = filter.clone();
-        self.with(move |conn, path| {
+        self.read(move |conn, path| {
             let limit = if filter.limit == 0 {
                 i64::MAX
             } else {
@@ -576,7 +580,7 @@ impl Store for SqliteStore {
         attempt: Option<u32>,
     ) -> Result<Vec<AttemptLog>, StoreError> {
         let (run_id, task) = (run_id.to_string(), task.map(str::to_string));
-        self.with(move |conn, path| {
+        self.read(move |conn, path| {
             let m = |e| map(path, e);
             run_exists(conn, path, &run_id)?;
             let mut stmt = conn
@@ -608,7 +612,7 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<TaskResult>, StoreError> {
         let run_id = run_id.to_string();
-        self.with(move |conn, path| {
+        self.read(move |conn, path| {
             let m = |e| map(path, e);
             run_exists(conn, path, &run_id)?;
             let mut stmt = conn
@@ -648,7 +652,7 @@ impl Store for SqliteStore {
     }
 
     async fn unfinished(&self, now: i64) -> Result<Vec<String>, StoreError> {
-        self.with(move |conn, path| {
+        self.read(move |conn, path| {
             let me = Owner::new();
             let mut stmt = conn
                 .prepare(
@@ -673,7 +677,7 @@ impl Store for SqliteStore {
 
     async fn request_cancel(&self, run_id: &str, now: i64) -> Result<CancelOutcome, StoreError> {
         let run_id = run_id.to_string();
-        self.with(move |conn, path| {
+        self.write(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
             let Some((status, holder, until)) = lease_row(&tx, &run_id).map_err(m)? else {
@@ -720,7 +724,7 @@ impl Store for SqliteStore {
 
     async fn reset_tasks(&self, run_id: &str, tasks: &[String]) -> Result<(), StoreError> {
         let (run_id, tasks) = (run_id.to_string(), tasks.to_vec());
-        self.with(move |conn, path| {
+        self.write(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
             run_exists(&tx, path, &run_id)?;
@@ -743,7 +747,7 @@ impl Store for SqliteStore {
     }
 
     async fn gc(&self, before: i64) -> Result<Vec<String>, StoreError> {
-        self.with(move |conn, path| {
+        self.write(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
             let mut ids: Vec<String> = tx
@@ -786,7 +790,7 @@ impl Store for SqliteStore {
     }
 
     async fn plugin_hashes_in_use(&self) -> Result<Vec<String>, StoreError> {
-        self.with(move |conn, path| {
+        self.read(move |conn, path| {
             conn.prepare("SELECT DISTINCT hash FROM run_plugins ORDER BY hash")
                 .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
                 .map_err(|e| map(path, e))
@@ -795,7 +799,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_trigger(&self, t: NewTrigger) -> Result<bool, StoreError> {
-        self.with(move |conn, path| {
+        self.write(move |conn, path| {
             conn.execute(
                 "INSERT INTO triggers (trigger_key, kind, workflow, params, due_at, created_at, run_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (trigger_key) DO NOTHING",
@@ -812,7 +816,7 @@ impl Store for SqliteStore {
         // caller, never read first and written after (two hosts cannot both take it). An
         // orphan (claimed long ago, its run never created) is stamped again as it is taken,
         // so it is handed out once more, not at every tick.
-        self.with(move |conn, path| {
+        self.write(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
             let mut claimed: Vec<Trigger> = tx
@@ -846,7 +850,7 @@ impl Store for SqliteStore {
 
     async fn fail_trigger(&self, key: &str, error: &str) -> Result<(), StoreError> {
         let (key, error) = (key.to_string(), error.to_string());
-        self.with(move |conn, path| {
+        self.write(move |conn, path| {
             conn.execute(
                 "UPDATE triggers SET error = ?2 WHERE trigger_key = ?1",
                 params![key, error],
@@ -859,7 +863,7 @@ impl Store for SqliteStore {
 
     async fn trigger_of_run(&self, run_id: &str) -> Result<Option<Trigger>, StoreError> {
         let run_id = run_id.to_string();
-        self.with(move |conn, path| {
+        self.read(move |conn, path| {
             conn.query_row(
                 &format!("SELECT {TRIGGER_COLUMNS} FROM triggers WHERE run_id = ?1"),
                 [run_id],
@@ -872,7 +876,7 @@ impl Store for SqliteStore {
     }
 
     async fn pending_triggers(&self) -> Result<u64, StoreError> {
-        self.with(move |conn, path| {
+        self.read(move |conn, path| {
             conn.query_row(
                 // Cancelled and failed triggers are claimed too; the index on claimed_at counts.
                 "SELECT count(*) FROM triggers WHERE claimed_at IS NULL",
@@ -887,7 +891,7 @@ impl Store for SqliteStore {
 
     async fn last_cron_fire(&self, workflow: &str) -> Result<Option<i64>, StoreError> {
         let workflow = workflow.to_string();
-        self.with(move |conn, path| {
+        self.read(move |conn, path| {
             conn.query_row(
                 "SELECT max(due_at) FROM triggers WHERE workflow = ?1 AND kind = 'cron'",
                 [workflow],

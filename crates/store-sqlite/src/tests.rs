@@ -196,3 +196,108 @@ async fn a_schema_4_database_upgrades_and_keeps_its_runs() {
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
 }
+
+fn run_of(id: &str, owner: &Owner) -> NewRun {
+    NewRun {
+        run_id: id.into(),
+        workflow: "wf".into(),
+        workflow_hash: "abc".into(),
+        workflow_file: "/flows/wf.yaml".into(),
+        workflow_yaml: "name: wf".into(),
+        workflow_spec: "{}".into(),
+        params: serde_json::json!({}),
+        plugins: vec![],
+        tasks: vec!["a".into()],
+        owner: owner.0.clone(),
+        created_at: now_ms(),
+        lease_expires_at: now_ms() + LEASE_TTL_MS,
+    }
+}
+
+/// Writes from many runs at once are committed in groups: each keeps its own outcome (a write
+/// that fails rolls back alone, the others in its group land), and every answered write is in
+/// the file for a reader that opens it afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_commit_in_groups_and_fail_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let owner = Owner::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let (store, owner) = (store.clone(), owner.clone());
+        tasks.spawn(async move {
+            let id = format!("r{i}");
+            match i % 4 {
+                // A run id used twice: the second insert fails, alone.
+                0 => {
+                    store.create_run(run_of(&id, &owner)).await.unwrap();
+                    let again = store.create_run(run_of(&id, &owner)).await;
+                    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+                }
+                // A commit to a run that does not exist fails, alone.
+                1 => {
+                    let lost = store.commit(&format!("missing{i}"), &owner.0, vec![]).await;
+                    assert!(matches!(lost, Err(StoreError::UnknownRun(_))), "{lost:?}");
+                    store.create_run(run_of(&id, &owner)).await.unwrap();
+                }
+                // A commit by a host that does not hold the lease is refused.
+                2 => {
+                    store.create_run(run_of(&id, &owner)).await.unwrap();
+                    let other = store
+                        .commit(
+                            &id,
+                            "someone-else",
+                            vec![Transition::AttemptStarted {
+                                task: "a".into(),
+                                attempt: 1,
+                                at: now_ms(),
+                            }],
+                        )
+                        .await;
+                    assert!(matches!(other, Err(StoreError::LostLease(_))), "{other:?}");
+                }
+                _ => {
+                    store.create_run(run_of(&id, &owner)).await.unwrap();
+                    store
+                        .commit(
+                            &id,
+                            &owner.0,
+                            vec![Transition::AttemptStarted {
+                                task: "a".into(),
+                                attempt: 1,
+                                at: now_ms(),
+                            }],
+                        )
+                        .await
+                        .unwrap();
+                }
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let runs: i64 = conn
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 200);
+    let attempts: Vec<String> = conn
+        .prepare("SELECT run_id FROM attempts ORDER BY run_id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut expected: Vec<String> = (0..200)
+        .filter(|i| i % 4 == 3)
+        .map(|i| format!("r{i}"))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        attempts, expected,
+        "only the lease holder's attempts were written"
+    );
+}

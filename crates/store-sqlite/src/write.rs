@@ -2,10 +2,10 @@
 
 use super::json;
 use bulkhead_core::store::*;
-use rusqlite::{params, Transaction};
+use rusqlite::{params, Connection};
 
 pub(super) fn apply(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     run_id: &str,
     owner: &str,
     t: &Transition,

@@ -491,7 +491,7 @@ impl Trigger {
 }
 
 /// Why the store could not do something. Every variant names the file (or run) involved.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The state directory or database file cannot be opened or created.

@@ -1,0 +1,246 @@
+//! Connections and group commit.
+//!
+//! A file has one writer thread that owns the write connection. Writes from every run queue up
+//! there, and the writer commits whatever is queued as one transaction: each write in its own
+//! savepoint (a failing write rolls back alone), one `COMMIT` and so one fsync for all of them,
+//! then every caller gets its answer. A commit is still on disk before any caller hears of it;
+//! under load, the cost of the fsync is shared instead of paid once per write. Reads go to
+//! separate connections (WAL lets them run beside the writer), each in a read transaction so a
+//! read sees one committed state.
+//!
+//! A database in memory has one connection and never waits for a disk: statements run in place.
+
+use super::map;
+use bulkhead_core::store::StoreError;
+use rusqlite::Connection;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+/// Writes committed together at most (a bound on one transaction's size and latency).
+const MAX_GROUP: usize = 512;
+
+/// The connections of one store.
+pub(super) enum Conns {
+    /// `:memory:`: one connection, statements in place.
+    Memory(Mutex<Connection>),
+    /// A file: the writer thread and a few read connections.
+    File {
+        writer: mpsc::Sender<Box<dyn Job>>,
+        /// At least one.
+        readers: Arc<Vec<Mutex<Connection>>>,
+    },
+}
+
+/// A write queued for the writer thread.
+pub(super) trait Job: Send {
+    /// Does the work inside the group's open transaction; gives what to answer once the
+    /// commit's outcome is known.
+    fn run(self: Box<Self>, conn: &mut Connection, path: &Path) -> Box<dyn Answer>;
+    /// Answers without running: the group's transaction could not begin.
+    fn refuse(self: Box<Self>, error: StoreError);
+}
+
+/// A write's result, held until its group commits.
+pub(super) trait Answer: Send {
+    fn send(self: Box<Self>, commit: Result<(), &StoreError>);
+}
+
+type Reply<T> = tokio::sync::oneshot::Sender<Result<T, StoreError>>;
+
+struct Pending<T, F> {
+    work: F,
+    reply: Reply<T>,
+}
+
+struct Ready<T> {
+    result: Result<T, StoreError>,
+    reply: Reply<T>,
+}
+
+impl<T, F> Job for Pending<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Connection, &Path) -> Result<T, StoreError> + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &mut Connection, path: &Path) -> Box<dyn Answer> {
+        let this = *self;
+        Box::new(Ready {
+            result: in_savepoint(conn, path, this.work),
+            reply: this.reply,
+        })
+    }
+
+    fn refuse(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+impl<T: Send> Answer for Ready<T> {
+    fn send(self: Box<Self>, commit: Result<(), &StoreError>) {
+        let result = match commit {
+            Ok(()) => self.result,
+            // The work was done in a transaction that did not commit: none of it happened.
+            Err(e) => Err(e.clone()),
+        };
+        let _ = self.reply.send(result);
+    }
+}
+
+/// Runs `work` in a savepoint: kept if it succeeds, rolled back if it fails or panics.
+fn in_savepoint<T>(
+    conn: &mut Connection,
+    path: &Path,
+    work: impl FnOnce(&mut Connection, &Path) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("SAVEPOINT bulkhead_write")
+        .map_err(|e| map(path, e))?;
+    let result =
+        std::panic::catch_unwind(AssertUnwindSafe(|| work(conn, path))).unwrap_or_else(|_| {
+            Err(StoreError::Other {
+                path: path.to_path_buf(),
+                reason: "a store write panicked; it was rolled back".into(),
+            })
+        });
+    let end = match result {
+        Ok(_) => "RELEASE bulkhead_write",
+        Err(_) => "ROLLBACK TO bulkhead_write; RELEASE bulkhead_write",
+    };
+    conn.execute_batch(end).map_err(|e| map(path, e))?;
+    result
+}
+
+/// One transaction around `jobs`: `BEGIN IMMEDIATE`, each job, `COMMIT`, then the answers.
+fn commit_group(conn: &mut Connection, path: &Path, jobs: Vec<Box<dyn Job>>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let error = map(path, e);
+        for job in jobs {
+            job.refuse(error.clone());
+        }
+        return;
+    }
+    let answers: Vec<Box<dyn Answer>> = jobs.into_iter().map(|j| j.run(conn, path)).collect();
+    let commit = conn.execute_batch("COMMIT").map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        map(path, e)
+    });
+    for answer in answers {
+        answer.send(commit.as_ref().map(|_| ()));
+    }
+}
+
+/// Starts the writer thread of a file; it ends when the store is dropped.
+pub(super) fn spawn_writer(
+    mut conn: Connection,
+    path: PathBuf,
+) -> Result<mpsc::Sender<Box<dyn Job>>, StoreError> {
+    let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+    let error_path = path.clone();
+    std::thread::Builder::new()
+        .name("bulkhead-sqlite-writer".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut group = vec![first];
+                while group.len() < MAX_GROUP {
+                    match rx.try_recv() {
+                        Ok(job) => group.push(job),
+                        Err(_) => break,
+                    }
+                }
+                commit_group(&mut conn, &path, group);
+            }
+        })
+        .map(|_| tx)
+        .map_err(|e| StoreError::Open {
+            path: error_path,
+            reason: format!("cannot start the store's writer thread: {e}"),
+        })
+}
+
+/// Runs `f` as one write: grouped with others on a file, in place in memory. `f` must not
+/// begin or commit a transaction itself (a savepoint, as `super::tx` makes, is fine).
+pub(super) async fn write<T, F>(conns: &Arc<Conns>, path: &Path, f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Connection, &Path) -> Result<T, StoreError> + Send + 'static,
+{
+    match &**conns {
+        Conns::Memory(conn) => {
+            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            guard
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| map(path, e))?;
+            let result = in_savepoint(&mut guard, path, f);
+            match guard.execute_batch("COMMIT") {
+                Ok(()) => result,
+                Err(e) => {
+                    let _ = guard.execute_batch("ROLLBACK");
+                    Err(map(path, e))
+                }
+            }
+        }
+        Conns::File { writer, .. } => {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let gone = || StoreError::Other {
+                path: path.to_path_buf(),
+                reason: "the store's writer thread has stopped".into(),
+            };
+            writer
+                .send(Box::new(Pending { work: f, reply }))
+                .map_err(|_| gone())?;
+            answer.await.map_err(|_| gone())?
+        }
+    }
+}
+
+/// Runs `f` on a read connection in a read transaction (one committed state throughout): on a
+/// blocking thread for a file, in place in memory.
+pub(super) async fn read<T, F>(conns: &Arc<Conns>, path: &Path, f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection, &Path) -> Result<T, StoreError> + Send + 'static,
+{
+    let in_transaction = move |conn: &mut Connection, path: &Path| {
+        let tx = conn.transaction().map_err(|e| map(path, e))?;
+        f(&tx, path)
+        // Dropping the read transaction ends it; it wrote nothing.
+    };
+    match &**conns {
+        Conns::Memory(conn) => {
+            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            in_transaction(&mut guard, path)
+        }
+        Conns::File { readers, .. } => {
+            let readers = readers.clone();
+            let path = path.to_path_buf();
+            let failed = path.clone();
+            let job = move || {
+                // A free reader if there is one, else wait for the first.
+                let free = readers.iter().find_map(|r| r.try_lock().ok());
+                let mut guard = match free {
+                    Some(guard) => guard,
+                    None => match readers.first() {
+                        Some(r) => r.lock().unwrap_or_else(|e| e.into_inner()),
+                        None => {
+                            return Err(StoreError::Other {
+                                path: path.clone(),
+                                reason: "the store has no read connection".into(),
+                            })
+                        }
+                    },
+                };
+                in_transaction(&mut guard, &path)
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(_) => tokio::task::spawn_blocking(job)
+                    .await
+                    .map_err(|e| StoreError::Other {
+                        path: failed,
+                        reason: format!("store thread failed: {e}"),
+                    })?,
+                Err(_) => job(),
+            }
+        }
+    }
+}
