@@ -54,8 +54,9 @@ pub fn workflow(bytes: &[u8]) {
 /// A plugin's stdout (as its output) and its stderr (through a capped pipe, then printed for a
 /// terminal) on `bytes`. The first two bytes choose the cap and how writes are split.
 pub fn plugin_output(bytes: &[u8]) {
-    match bulkhead_sandbox::parse_output(bytes) {
-        Ok(value) => {
+    match bulkhead_sandbox::parse_output(bytes.to_vec()) {
+        Ok(output) => {
+            let value = output.value();
             if !bytes.iter().all(u8::is_ascii_whitespace) {
                 let again: serde_json::Value =
                     serde_json::from_slice(bytes).expect("accepted output is JSON");

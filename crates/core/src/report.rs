@@ -40,7 +40,8 @@ pub struct TaskReport {
     /// Why it did not succeed.
     pub error: Option<ErrorReport>,
     /// Its output: any JSON value (`null` unless it succeeded).
-    pub output: serde_json::Value,
+    #[schema(value_type = serde_json::Value)]
+    pub output: crate::contract::OutputJson,
     /// Time spent in its attempts, all of them, in milliseconds.
     pub duration_ms: u64,
     /// The same in microseconds.
@@ -73,7 +74,7 @@ pub struct TaskParts {
     /// Why it did not succeed.
     pub error: Option<ErrorReport>,
     /// Its output, if it succeeded.
-    pub output: Option<serde_json::Value>,
+    pub output: Option<crate::contract::OutputJson>,
     /// Time spent in its attempts, in microseconds.
     pub duration_us: u64,
     /// Fuel used by its attempts.
@@ -93,7 +94,7 @@ impl TaskReport {
             status: parts.status,
             attempts: parts.attempts,
             error: parts.error,
-            output: parts.output.unwrap_or(serde_json::Value::Null),
+            output: parts.output.unwrap_or_default(),
             duration_ms: parts.duration_us / 1000,
             duration_us: parts.duration_us,
             fuel_used: parts.fuel_used,
@@ -333,7 +334,7 @@ mod tests {
             status: TaskStatus::Succeeded,
             attempts: 2,
             error: None,
-            output: serde_json::json!({"n": 1}),
+            output: crate::contract::OutputJson::of(&serde_json::json!({"n": 1})),
             duration_ms: 1,
             duration_us: 1500,
             fuel_used: 9,

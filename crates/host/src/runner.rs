@@ -48,7 +48,7 @@ impl SandboxRunner {
 }
 
 impl Runner for SandboxRunner {
-    fn run(&self, task: usize, input: Vec<u8>) -> AttemptFuture {
+    fn run(&self, task: usize, input: Vec<bytes::Bytes>) -> AttemptFuture {
         let sandbox = self.sandbox.clone();
         let t = self.tasks[task].clone();
         let slots = self.slots.clone();

@@ -2,15 +2,15 @@
 //! collected. Everything allocated here is dropped when the attempt ends, whatever the plugin did.
 
 use crate::classify;
-use crate::pipes::{CappedPipe, Overflow};
+use crate::pipes::{CappedPipe, ChunkedInput, Overflow};
 use crate::Plugin;
 use bulkhead_core::contract::FailureKind;
 use bulkhead_core::contract::{AttemptOutcome, Failure};
 use bulkhead_core::contract::{Grants, Limits};
+use bytes::Bytes;
 use std::time::Instant;
 use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 /// The data of one attempt's store.
@@ -66,7 +66,7 @@ impl ResourceLimiter for MemoryLimiter {
 pub(super) async fn run(
     engine: &Engine,
     plugin: &Plugin,
-    input: Vec<u8>,
+    input: Vec<Bytes>,
     limits: &Limits,
     grants: &Grants,
 ) -> AttemptOutcome {
@@ -149,7 +149,7 @@ pub(super) async fn run(
         limits,
         log: &log,
     };
-    let result = classify::classify(ended).and_then(|()| classify::parse_output(&out));
+    let result = classify::classify(ended).and_then(|()| classify::parse_output(out));
     AttemptOutcome {
         result,
         duration,
@@ -163,13 +163,13 @@ pub(super) async fn run(
 /// is granted unless `grants` says so. The host's environment, args and files never leak.
 fn wasi_context(
     plugin: &Plugin,
-    input: Vec<u8>,
+    input: Vec<Bytes>,
     grants: &Grants,
     stdout: &CappedPipe,
     stderr: &CappedPipe,
 ) -> Result<WasiP1Ctx, Failure> {
     let mut b = WasiCtxBuilder::new();
-    b.stdin(MemoryInputPipe::new(input))
+    b.stdin(ChunkedInput::new(input))
         .stdout(stdout.clone())
         .stderr(stderr.clone())
         .arg(&plugin.name)

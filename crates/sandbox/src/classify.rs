@@ -3,6 +3,7 @@
 use bulkhead_core::contract::Failure;
 use bulkhead_core::contract::FailureKind;
 use bulkhead_core::contract::Limits;
+use bulkhead_core::contract::OutputJson;
 use wasmtime::Trap;
 use wasmtime_wasi::I32Exit;
 
@@ -110,13 +111,11 @@ pub(super) fn classify(ended: Ended<'_>) -> Result<(), Failure> {
     })
 }
 
-/// stdout as the task's output: one JSON value, or `null` when empty.
-pub fn parse_output(stdout: &[u8]) -> Result<serde_json::Value, Failure> {
-    if stdout.iter().all(u8::is_ascii_whitespace) {
-        return Ok(serde_json::Value::Null);
-    }
-    serde_json::from_slice(stdout).map_err(|e| {
-        let shown = String::from_utf8_lossy(&stdout[..stdout.len().min(80)]);
+/// stdout as the task's output: one JSON value, or `null` when empty; kept as its text.
+pub fn parse_output(stdout: Vec<u8>) -> Result<OutputJson, Failure> {
+    let head = stdout[..stdout.len().min(80)].to_vec();
+    OutputJson::parse(stdout).map_err(|e| {
+        let shown = String::from_utf8_lossy(&head);
         Failure::new(
             FailureKind::InvalidOutput,
             format!("stdout is not one JSON value ({e}); it starts with {shown:?}"),
@@ -172,15 +171,18 @@ mod tests {
 
     #[test]
     fn output_is_one_json_value() {
-        assert_eq!(parse_output(b"  \n"), Ok(serde_json::Value::Null));
         assert_eq!(
-            parse_output(b"{\"a\":1}\n"),
-            Ok(serde_json::json!({"a": 1}))
+            parse_output(b"  \n".to_vec()).unwrap().value(),
+            serde_json::Value::Null
         );
-        let e = parse_output(b"{\"a\":1} extra").unwrap_err();
+        assert_eq!(
+            parse_output(b"{\"a\":1}\n".to_vec()).unwrap().value(),
+            serde_json::json!({"a": 1})
+        );
+        let e = parse_output(b"{\"a\":1} extra".to_vec()).unwrap_err();
         assert_eq!(e.kind, FailureKind::InvalidOutput);
         assert_eq!(
-            parse_output(b"hello").unwrap_err().kind,
+            parse_output(b"hello".to_vec()).unwrap_err().kind,
             FailureKind::InvalidOutput
         );
     }

@@ -277,11 +277,12 @@ impl Sandbox {
         }
     }
 
-    /// Runs one attempt: a fresh instance, `input` on stdin, nothing granted beyond `grants`.
+    /// Runs one attempt: a fresh instance, `input` on stdin (its parts read one after the other),
+    /// nothing granted beyond `grants`.
     pub async fn run(
         &self,
         plugin: &Plugin,
-        input: Vec<u8>,
+        input: Vec<bytes::Bytes>,
         limits: &Limits,
         grants: &Grants,
     ) -> AttemptOutcome {

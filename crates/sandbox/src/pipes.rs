@@ -1,15 +1,88 @@
-//! In-memory stdout and stderr for one attempt, with a hard cap.
+//! In-memory stdin, stdout and stderr for one attempt.
+//!
+//! stdin is the input document in parts ([`ChunkedInput`]): a dependent's document shares each
+//! upstream output's bytes instead of copying them, so fifty dependents of a 16 MiB output hold
+//! one copy of it, not fifty.
 //!
 //! stdout is the task's output: going over `max_output` traps the plugin at that write, so a
 //! flood is never buffered. stderr is the attempt's log: going over `max_logs` drops the rest
 //! and the attempt goes on.
 
 use bytes::Bytes;
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+use wasmtime_wasi::cli::{IsTerminal, StdinStream, StdoutStream};
+use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError};
+
+/// stdin read from shared parts, in order. Clones share the read position.
+#[derive(Debug, Clone)]
+pub struct ChunkedInput(Arc<Mutex<VecDeque<Bytes>>>);
+
+impl ChunkedInput {
+    /// The input made of `parts`, read one after the other.
+    pub fn new(parts: Vec<Bytes>) -> Self {
+        ChunkedInput(Arc::new(Mutex::new(
+            parts.into_iter().filter(|p| !p.is_empty()).collect(),
+        )))
+    }
+
+    /// Up to `max` bytes from the front; empty at the end.
+    fn take(&self, max: usize) -> Bytes {
+        let mut parts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(front) = parts.front_mut() else {
+            return Bytes::new();
+        };
+        let read = front.split_to(max.min(front.len()));
+        if front.is_empty() {
+            parts.pop_front();
+        }
+        read
+    }
+}
+
+impl IsTerminal for ChunkedInput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdinStream for ChunkedInput {
+    fn p2_stream(&self) -> Box<dyn InputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncRead + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for ChunkedInput {
+    async fn ready(&mut self) {}
+}
+
+impl InputStream for ChunkedInput {
+    fn read(&mut self, size: usize) -> Result<Bytes, StreamError> {
+        match self.take(size) {
+            read if read.is_empty() && size > 0 => Err(StreamError::Closed),
+            read => Ok(read),
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for ChunkedInput {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let read = self.take(buf.remaining());
+        buf.put_slice(&read);
+        Poll::Ready(Ok(()))
+    }
+}
 
 /// What happens to bytes written past the cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +219,31 @@ impl tokio::io::AsyncWrite for CappedPipe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stdin_reads_its_parts_in_order_across_their_edges() {
+        let shared = Bytes::from_static(b"0123456789");
+        let mut input = ChunkedInput::new(vec![
+            Bytes::from_static(b"{\"a\":"),
+            shared.clone(),
+            Bytes::new(),
+            Bytes::from_static(b"}"),
+        ]);
+        let mut all = Vec::new();
+        loop {
+            match input.read(4) {
+                Ok(b) => {
+                    assert!(b.len() <= 4);
+                    all.extend_from_slice(&b);
+                }
+                Err(StreamError::Closed) => break,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert_eq!(all, b"{\"a\":0123456789}");
+        // The shared part was read through, not consumed: it is still whole for others.
+        assert_eq!(shared.len(), 10);
+    }
 
     #[test]
     fn stdout_refuses_past_the_cap() {

@@ -344,6 +344,23 @@ fn json_column(
     })
 }
 
+/// An output column: checked to be one JSON value, kept as its text.
+fn output_column(
+    text: Option<String>,
+    column: usize,
+    row: &str,
+) -> rusqlite::Result<Option<OutputJson>> {
+    let Some(text) = text else { return Ok(None) };
+    OutputJson::parse(text.into_bytes()).map(Some).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            format!("{row}: output is not JSON ({e}) (the database was altered or is damaged)")
+                .into(),
+        )
+    })
+}
+
 fn err3(
     kind: Option<String>,
     message: Option<String>,
@@ -635,7 +652,7 @@ impl Store for SqliteStore {
                 let (task, output, log) = row.map_err(m)?;
                 let output = match output {
                     None => None,
-                    Some(text) => Some(serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                    Some(text) => Some(OutputJson::parse(text.into_bytes()).map_err(|e| StoreError::Corrupt {
                         path: path.to_path_buf(),
                         reason: format!("the stored output of task `{task}` of run `{run_id}` is not JSON: {e}"),
                     })?),

@@ -1,6 +1,6 @@
 //! Reading a whole run back (`bulkhead show`, resume).
 
-use super::{err3, json_column, known};
+use super::{err3, json_column, known, output_column};
 use bulkhead_core::store::*;
 use rusqlite::{Connection, OptionalExtension};
 use std::path::PathBuf;
@@ -55,7 +55,7 @@ pub(super) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<S
             let status: String = r.get(1)?;
             Ok(StoredTask {
                 state: known(TaskStatus::parse(&status), 1, &row, "task status", &status)?,
-                output: json_column(r.get(4)?, 4, &row, "output")?,
+                output: output_column(r.get(4)?, 4, &row)?,
                 task,
                 attempts: r.get(2)?,
                 uncounted: r.get(3)?,

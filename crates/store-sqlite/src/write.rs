@@ -1,6 +1,5 @@
 //! Applying transitions to the SQLite schema (the write side of a commit).
 
-use super::json;
 use bulkhead_core::store::*;
 use rusqlite::{params, Connection};
 
@@ -32,7 +31,7 @@ pub(super) fn apply(
         } => {
             let (status, kind, message, code, output) = match end {
                 AttemptEnd::Succeeded(v) => {
-                    (AttemptStatus::Succeeded, None, None, None, Some(json(v)))
+                    (AttemptStatus::Succeeded, None, None, None, Some(v.as_str()))
                 }
                 AttemptEnd::Failed {
                     kind,

@@ -228,7 +228,7 @@ fn write_json(host: &Host, report: &RunReport) -> std::io::Result<()> {
                         )
                     })?;
                     let mut task = task.clone();
-                    task.output = stored.output.unwrap_or(serde_json::Value::Null);
+                    task.output = stored.output.unwrap_or_default();
                     task.log = stored.log;
                     Ok(task)
                 };

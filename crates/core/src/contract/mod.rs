@@ -4,7 +4,9 @@
 
 mod limits;
 mod outcome;
+mod output;
 
 pub use bulkhead_abi::FailureKind;
 pub use limits::{Grants, Limits, Mount, MAX_FUEL, MAX_MEMORY};
 pub use outcome::{AttemptOutcome, Failure};
+pub use output::OutputJson;

@@ -34,8 +34,9 @@ impl std::fmt::Display for Failure {
 /// Everything recorded about one attempt.
 #[derive(Debug, Clone)]
 pub struct AttemptOutcome {
-    /// The output (stdout parsed as JSON; `null` when empty), or why the attempt failed.
-    pub result: Result<serde_json::Value, Failure>,
+    /// The output (stdout, checked to be one JSON value; `null` when empty), or why the
+    /// attempt failed.
+    pub result: Result<super::OutputJson, Failure>,
     /// Wall-clock time from instantiation to the end.
     pub duration: Duration,
     /// Fuel consumed.

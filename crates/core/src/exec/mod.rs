@@ -58,7 +58,7 @@ fn contain_panics(mut fut: AttemptFuture) -> impl Future<Output = AttemptOutcome
 /// Runs one attempt of task `task` (index in file order) with `input` on its stdin.
 pub trait Runner: Send + Sync + 'static {
     /// Starts the attempt. The future must own what it needs.
-    fn run(&self, task: usize, input: Vec<u8>) -> AttemptFuture;
+    fn run(&self, task: usize, input: Vec<bytes::Bytes>) -> AttemptFuture;
 }
 
 /// One run to execute.
@@ -111,7 +111,8 @@ struct Record {
     attempts: u32,
     /// Attempts that do not count against `max_attempts`.
     uncounted: u32,
-    output: Option<serde_json::Value>,
+    /// Its output's text, shared by the store's commit and every dependent's input document.
+    output: Option<crate::contract::OutputJson>,
     error: Option<ErrorReport>,
     /// Time in its attempts, summed in whole microseconds per attempt, exactly as the store sums
     /// them (so the report of a run and the report shown later agree).
@@ -318,6 +319,7 @@ impl<'a> Exec<'a> {
         let (duration, fuel_used) = (outcome.duration, outcome.fuel_used);
         match outcome.result {
             Ok(output) => {
+                // One text for the store and every dependent: cloning it copies nothing.
                 self.batch.push(ended(
                     AttemptEnd::Succeeded(output.clone()),
                     Some(store::TaskStatus::Succeeded),
@@ -506,7 +508,9 @@ pub async fn execute(
             }
         }
         for (t, attempt) in starts {
-            let input = ctx.document(t, attempt, |n| x.records[n].output.as_ref());
+            let input = ctx.document(t, attempt, |n| {
+                x.records[n].output.as_ref().map(|o| o.bytes())
+            });
             observer.event(Event::AttemptStarted {
                 task: &wf.tasks[t].id,
                 plugin: &x.plugin_names[t],

@@ -57,7 +57,7 @@ impl Scripted {
 struct Handle(Arc<Scripted>);
 
 impl Runner for Handle {
-    fn run(&self, task: usize, input: Vec<u8>) -> AttemptFuture {
+    fn run(&self, task: usize, input: Vec<bytes::Bytes>) -> AttemptFuture {
         let s = self.0.clone();
         Box::pin(async move {
             let call = {
@@ -88,7 +88,7 @@ impl Runner for Handle {
             s.inputs
                 .lock()
                 .unwrap()
-                .insert(task, serde_json::from_slice(&input).unwrap());
+                .insert(task, serde_json::from_slice(&input.concat()).unwrap());
             let now = s.running.fetch_add(1, Ordering::SeqCst) + 1;
             s.peak.fetch_max(now, Ordering::SeqCst);
             let result = match &s.scripts[task] {
@@ -103,7 +103,7 @@ impl Runner for Handle {
             };
             s.running.fetch_sub(1, Ordering::SeqCst);
             AttemptOutcome {
-                result,
+                result: result.map(|v| crate::contract::OutputJson::of(&v)),
                 duration: Duration::from_micros(5),
                 fuel_used: 10,
                 peak_memory: 65536,
@@ -410,7 +410,7 @@ async fn a_resumed_run_keeps_finished_tasks_and_feeds_their_outputs() {
         state: store::TaskStatus::Succeeded,
         attempts: 1,
         uncounted: 0,
-        output: Some(output),
+        output: Some(crate::contract::OutputJson::of(&output)),
         error: None,
         duration_us: 10,
         fuel_used: 1,
@@ -500,7 +500,7 @@ async fn a_durable_run_keeps_an_output_only_while_a_dependent_may_still_need_it(
     assert_eq!(inputs[&3]["inputs"]["c"], serde_json::json!({"task": 2}));
     for (id, t) in &r.tasks {
         assert_eq!(
-            t.output,
+            t.output.value(),
             serde_json::Value::Null,
             "{id}: the output is in the store only"
         );

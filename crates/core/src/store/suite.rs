@@ -76,7 +76,7 @@ async fn records_a_run_through_commits(store: &dyn Store) {
             vec![ended(
                 "a",
                 2,
-                AttemptEnd::Succeeded(json!({"n": 1})),
+                AttemptEnd::Succeeded(OutputJson::of(&json!({"n": 1}))),
                 Some(TaskStatus::Succeeded),
             )],
         )
@@ -96,7 +96,7 @@ async fn records_a_run_through_commits(store: &dyn Store) {
         (a.state, a.attempts, a.uncounted),
         (TaskStatus::Succeeded, 2, 0)
     );
-    assert_eq!(a.output, Some(json!({"n": 1})));
+    assert_eq!(a.output.as_ref().map(|o| o.value()), Some(json!({"n": 1})));
     assert_eq!(
         a.error, None,
         "a success clears the error of an earlier attempt"
@@ -148,7 +148,7 @@ async fn records_a_run_through_commits(store: &dyn Store) {
         vec![
             TaskResult {
                 task: "a".into(),
-                output: Some(json!({"n": 1})),
+                output: Some(OutputJson::of(&json!({"n": 1}))),
                 log: "log of a #2".into()
             },
             TaskResult {

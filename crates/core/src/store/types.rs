@@ -161,11 +161,13 @@ pub struct NewRun {
     pub lease_expires_at: i64,
 }
 
+pub use crate::contract::OutputJson;
+
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttemptEnd {
     /// With an output.
-    Succeeded(serde_json::Value),
+    Succeeded(OutputJson),
     /// With a failure.
     Failed {
         /// The failure kind's contract name.
@@ -278,7 +280,7 @@ pub struct StoredTask {
     /// before a manual `bulkhead retry`.
     pub uncounted: u32,
     /// Its output, if it succeeded.
-    pub output: Option<serde_json::Value>,
+    pub output: Option<OutputJson>,
     /// The error as stored: kind, message and exit code.
     pub error: Option<(String, String, Option<i32>)>,
     /// Wall-clock time in microseconds.
@@ -364,7 +366,7 @@ pub struct TaskResult {
     /// The task.
     pub task: String,
     /// Its output, if it succeeded.
-    pub output: Option<serde_json::Value>,
+    pub output: Option<OutputJson>,
     /// The log of its last attempt (empty if it never ran).
     pub log: String,
 }

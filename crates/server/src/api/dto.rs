@@ -179,7 +179,8 @@ pub struct TaskLogs {
     /// Its status.
     pub status: String,
     /// Its output: any JSON value, null unless it succeeded.
-    pub output: serde_json::Value,
+    #[schema(value_type = serde_json::Value)]
+    pub output: bulkhead_core::contract::OutputJson,
     /// Every attempt's log.
     pub attempts: Vec<AttemptLogBody>,
 }

@@ -496,7 +496,7 @@ async fn task_logs(
         run_id,
         task,
         status: t.state.as_str().to_string(),
-        output: t.output.clone().unwrap_or(serde_json::Value::Null),
+        output: t.output.clone().unwrap_or_default(),
         attempts: logs
             .into_iter()
             .map(|l| {
