@@ -268,13 +268,28 @@ fn the_resilience_example_contains_every_failure() {
 }
 
 #[test]
-fn bench_prints_the_scale_curve_of_whole_processes() {
+fn bench_prints_the_scale_curve_serve_load_history_and_fan_out() {
     let dir = tempfile::tempdir().unwrap();
     let out = bulkhead()
         .current_dir(dir.path())
         .args(["bench", "--tasks", "200", "--repeat", "1", "--no-python"])
-        .args(["--scale", "100,2000", "--json", "--plugins"])
-        .arg(test_plugins())
+        .args([
+            "--scale",
+            "100,2000",
+            "--serve-runs",
+            "40",
+            "--history",
+            "700",
+        ])
+        .args([
+            "--fanout-mib",
+            "1",
+            "--fanout-dependents",
+            "3",
+            "--json",
+            "--plugins",
+        ])
+        .arg(crate::support::root().join("plugins"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -291,4 +306,25 @@ fn bench_prints_the_scale_curve_of_whole_processes() {
         }
     }
     assert!(stderr.contains("memory tasks/s"), "{stderr}");
+    // Serve: both workflows, every run checked in the store (the bench fails otherwise).
+    let serve = figures["serve"].as_array().unwrap();
+    assert_eq!(serve.len(), 2, "{figures}");
+    for (load, tasks) in serve.iter().zip([1, 10]) {
+        assert_eq!(load["tasks_per_run"], tasks, "{load}");
+        assert!(load["runs_per_s"].as_f64().unwrap() > 0.0, "{load}");
+        assert!(
+            load["trigger_to_first_attempt_ms"]["p99"]
+                .as_f64()
+                .is_some(),
+            "{load}"
+        );
+    }
+    // History: paged to the end, every run once.
+    let history = &figures["history"];
+    assert_eq!(history["runs"], 700);
+    assert_eq!(history["paging"]["pages"], 2, "{history}");
+    // Fan-out: one copy in the store, whatever the number of dependents.
+    let fanout = &figures["fanout"];
+    let stored = fanout["sqlite"]["store_mib"].as_f64().unwrap();
+    assert!((1.0..2.0).contains(&stored), "{fanout}");
 }

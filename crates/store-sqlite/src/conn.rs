@@ -27,10 +27,27 @@ pub(super) enum Conns {
     Memory(Mutex<Connection>),
     /// A file: the writer thread and a few read connections.
     File {
-        writer: mpsc::Sender<Box<dyn Job>>,
+        writer: Writer,
         /// At least one.
         readers: Arc<Vec<Mutex<Connection>>>,
     },
+}
+
+/// The writer thread and its queue. Dropping it lets the queue drain, then waits for the
+/// thread, so the write connection is closed (and the WAL checkpointed into the file) when the
+/// store goes away.
+pub(super) struct Writer {
+    jobs: Option<mpsc::Sender<Box<dyn Job>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// A write queued for the writer thread.
@@ -131,10 +148,7 @@ fn commit_group(conn: &mut Connection, path: &Path, jobs: Vec<Box<dyn Job>>) {
 }
 
 /// Starts the writer thread of a file; it ends when the store is dropped.
-pub(super) fn spawn_writer(
-    mut conn: Connection,
-    path: PathBuf,
-) -> Result<mpsc::Sender<Box<dyn Job>>, StoreError> {
+pub(super) fn spawn_writer(mut conn: Connection, path: PathBuf) -> Result<Writer, StoreError> {
     let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
     let error_path = path.clone();
     std::thread::Builder::new()
@@ -151,7 +165,10 @@ pub(super) fn spawn_writer(
                 commit_group(&mut conn, &path, group);
             }
         })
-        .map(|_| tx)
+        .map(|thread| Writer {
+            jobs: Some(tx),
+            thread: Some(thread),
+        })
         .map_err(|e| StoreError::Open {
             path: error_path,
             reason: format!("cannot start the store's writer thread: {e}"),
@@ -187,6 +204,9 @@ where
                 reason: "the store's writer thread has stopped".into(),
             };
             writer
+                .jobs
+                .as_ref()
+                .ok_or_else(gone)?
                 .send(Box::new(Pending { work: f, reply }))
                 .map_err(|_| gone())?;
             answer.await.map_err(|_| gone())?

@@ -134,6 +134,27 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Writes a consistent copy of the whole database to the new file `to` (`VACUUM INTO`):
+    /// a backup of a file, or a database in memory kept. Refuses a `to` that exists.
+    pub fn copy_to(&self, to: &Path) -> Result<(), StoreError> {
+        if to.exists() {
+            return Err(StoreError::Write {
+                path: to.to_path_buf(),
+                reason: "the file exists; a copy goes to a new file".into(),
+            });
+        }
+        let target = to.to_string_lossy().into_owned();
+        let vacuum = |conn: &Connection| {
+            conn.execute("VACUUM INTO ?1", [&target])
+                .map(|_| ())
+                .map_err(|e| map(to, e))
+        };
+        match &*self.conns {
+            Conns::Memory(conn) => vacuum(&conn.lock().unwrap_or_else(|e| e.into_inner())),
+            Conns::File { .. } => vacuum(&connect(&self.path)?),
+        }
+    }
+
     /// Runs `f` as one write (see `conn`): grouped with other writes into one commit on a
     /// file. `f` must not begin a transaction (`tx` makes a savepoint).
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -545,19 +566,31 @@ impl Store for SqliteStore {
             // Runs, and the triggers whose run does not exist (yet, or ever).
             let mut stmt = conn
                 .prepare_cached(
+                    // Each side is ordered and cut on its own (the runs side walks the primary
+                    // key backwards from the cursor), so a page reads about `limit` rows of
+                    // each, not the whole history.
                     "SELECT run_id, workflow, status, started_at, finished_at, due_at FROM (
-                       SELECT r.run_id, r.workflow, r.status, r.created_at AS started_at, r.finished_at, t.due_at
-                         FROM runs r LEFT JOIN triggers t ON t.run_id = r.run_id
+                       SELECT * FROM (
+                         SELECT r.run_id, r.workflow, r.status, r.created_at AS started_at, r.finished_at, t.due_at
+                           FROM runs r LEFT JOIN triggers t ON t.run_id = r.run_id
+                          WHERE (?1 IS NULL OR r.workflow = ?1) AND (?2 IS NULL OR r.status = ?2)
+                            AND (?4 IS NULL OR r.run_id < ?4)
+                          ORDER BY r.run_id DESC LIMIT ?3)
                        UNION ALL
-                       SELECT t.run_id, t.workflow,
-                              CASE WHEN t.cancelled_at IS NOT NULL THEN 'cancelled'
-                                   WHEN t.error IS NOT NULL THEN 'failed' ELSE 'pending' END,
-                              NULL, coalesce(t.cancelled_at, CASE WHEN t.error IS NOT NULL THEN t.claimed_at END), t.due_at
-                         FROM triggers t
-                        WHERE (t.claimed_at IS NULL OR t.cancelled_at IS NOT NULL OR t.error IS NOT NULL)
-                          AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id))
-                     WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2)
-                       AND (?4 IS NULL OR run_id < ?4)
+                       SELECT * FROM (
+                         SELECT * FROM (
+                           SELECT t.run_id, t.workflow,
+                                  CASE WHEN t.cancelled_at IS NOT NULL THEN 'cancelled'
+                                       WHEN t.error IS NOT NULL THEN 'failed' ELSE 'pending' END AS status,
+                                  NULL AS started_at,
+                                  coalesce(t.cancelled_at, CASE WHEN t.error IS NOT NULL THEN t.claimed_at END) AS finished_at,
+                                  t.due_at
+                             FROM triggers t
+                            WHERE (t.claimed_at IS NULL OR t.cancelled_at IS NOT NULL OR t.error IS NOT NULL)
+                              AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id)
+                              AND (?1 IS NULL OR t.workflow = ?1) AND (?4 IS NULL OR t.run_id < ?4))
+                          WHERE (?2 IS NULL OR status = ?2)
+                          ORDER BY run_id DESC LIMIT ?3))
                      ORDER BY run_id DESC LIMIT ?3",
                 )
                 .map_err(|e| map(path, e))?;

@@ -301,3 +301,18 @@ async fn concurrent_writes_commit_in_groups_and_fail_alone() {
         "only the lease holder's attempts were written"
     );
 }
+
+/// A copy of a database in memory is a database file with the same runs.
+#[tokio::test]
+async fn a_database_in_memory_copies_to_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_in_memory().unwrap();
+    let owner = Owner::new();
+    store.create_run(run_of("r1", &owner)).await.unwrap();
+    let to = dir.path().join("copy.db");
+    store.copy_to(&to).unwrap();
+    let copy = SqliteStore::open(&to).unwrap();
+    assert_eq!(copy.load("r1").await.unwrap().workflow, "wf");
+    let again = store.copy_to(&to).unwrap_err().to_string();
+    assert!(again.contains("exists"), "{again}");
+}

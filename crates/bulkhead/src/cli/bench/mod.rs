@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+mod fanout;
 mod scale;
 mod serve;
 
@@ -51,6 +52,15 @@ pub struct BenchArgs {
     /// HTTP clients triggering runs at once.
     #[arg(long, default_value_t = 8)]
     clients: usize,
+    /// Finished runs in the history the API is timed over (0: no history).
+    #[arg(long, default_value_t = 100_000)]
+    history: usize,
+    /// MiB of JSON one task passes to `--fanout-dependents` tasks (0: no fan-out).
+    #[arg(long, default_value_t = 16)]
+    fanout_mib: u64,
+    /// Dependents of the fan-out's source.
+    #[arg(long, default_value_t = 50)]
+    fanout_dependents: usize,
 }
 
 /// Records when each attempt finished.
@@ -66,7 +76,7 @@ impl Observer for Finishes {
     }
 }
 
-struct Quiet;
+pub(super) struct Quiet;
 impl Observer for Quiet {
     fn event(&self, _: Event<'_>) {}
 }
@@ -369,6 +379,14 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         repeat.min(3),
     )
     .await?;
+    let history = serve::history(&args.plugins.dir, &cache_dir, args.history).await?;
+    let fanout = fanout::fanout(
+        &args.plugins.dir,
+        &cache_dir,
+        args.fanout_mib,
+        args.fanout_dependents,
+        repeat.min(3),
+    )?;
     if let Some(rss) = peak_rss_mib() {
         eprintln!("host peak resident memory over the whole benchmark: {rss:.0} MiB");
     }
@@ -385,6 +403,8 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         "peak_rss_mib": peak_rss_mib(),
         "scale": curve,
         "serve": serve,
+        "fanout": fanout,
+        "history": history,
     }))
 }
 

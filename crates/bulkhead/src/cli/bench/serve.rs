@@ -3,15 +3,19 @@
 //! it answers. Reports sustained runs per second (first trigger to last run ended, read from
 //! `/metrics`), the trigger-to-first-attempt latency of every run (the client's send time
 //! against the attempt's start in the store), and checks that every triggered run ran exactly
-//! once and succeeded.
+//! once and succeeded. Then the API with a long history: list, filter and page through 100,000
+//! runs.
 
 use super::{median, percentile, tempfile_dir};
+use bulkhead::sandbox::compile::CompileBounds;
 use bulkhead::store::{RunStatus, Store};
 use bulkhead::SqliteStore;
+use bulkhead::{Host, HostConfig};
 use serde_json::json;
 use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A 1-task workflow, a 10-task one (a fan-out of eight between two), and one whose task fails
@@ -320,4 +324,174 @@ pub(super) async fn throughput(
         out.push(chosen);
     }
     Ok(out)
+}
+
+/// Seeds a database with `runs` finished runs (one in ten of a failing workflow), by running
+/// them in memory eight at a time and copying the result to a file.
+async fn seed(
+    plugins: &Path,
+    cache_dir: &Path,
+    site: &Path,
+    runs: usize,
+) -> Result<std::path::PathBuf, String> {
+    let memory = Arc::new(SqliteStore::open_in_memory().map_err(|e| e.to_string())?);
+    let host = Host::new(HostConfig {
+        plugins_dir: plugins.to_path_buf(),
+        cache_dir: Some(cache_dir.to_path_buf()),
+        max_parallel: 64,
+        store: Some(memory.clone()),
+        plugin_vault: Some(Arc::new(bulkhead::FolderVault::new(site.join("vault")))),
+        guarded: Vec::new(),
+        compile: CompileBounds::default(),
+        compiler: super::super::compiler(),
+    })
+    .map_err(|e| e.to_string())?;
+    let mut loaded = Vec::new();
+    for (name, yaml) in HISTORY {
+        let file = site.join("workflows").join(format!("{name}.yaml"));
+        let wf = bulkhead::workflow::parse(yaml, &file).map_err(|e| e.to_string())?;
+        loaded.push(Arc::new(
+            host.prepare(wf, yaml.to_string())
+                .map_err(|e| e.to_string())?,
+        ));
+    }
+    let host = Arc::new(host);
+    let mut running = tokio::task::JoinSet::new();
+    for i in 0..runs {
+        if running.len() >= 8 {
+            if let Some(done) = running.join_next().await {
+                done.map_err(|e| e.to_string())??;
+            }
+        }
+        let (host, loaded) = (host.clone(), loaded[usize::from(i % 10 == 9)].clone());
+        running.spawn(async move {
+            host.run(
+                &loaded,
+                bulkhead::new_run_id(),
+                json!({}),
+                &super::Quiet,
+                Default::default(),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        done.map_err(|e| e.to_string())??;
+    }
+    let db = site.join("history.db");
+    memory.copy_to(&db).map_err(|e| e.to_string())?;
+    Ok(db)
+}
+
+/// The workflows of the history: `one` succeeds, `bad` fails (its plugin panics).
+const HISTORY: &[(&str, &str)] = &[
+    ("one", "name: one\ntasks:\n  a: {plugin: noop}\n"),
+    (
+        "bad",
+        "name: bad\ntasks:\n  a: {plugin: chaos, params: {mode: panic}}\n",
+    ),
+];
+
+/// Latencies in ms of `count` GETs of `path` (p50, p99), each answered 200.
+fn timed(agent: &ureq::Agent, base: &str, path: &str, count: usize) -> Result<(f64, f64), String> {
+    let mut ms = Vec::with_capacity(count);
+    for _ in 0..count {
+        let t = Instant::now();
+        let mut resp = agent
+            .get(&format!("{base}{path}"))
+            .call()
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        let status = resp.status().as_u16();
+        let _ = resp.body_mut().read_to_string();
+        if status != 200 {
+            return Err(format!("GET {path} answered {status}"));
+        }
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok((percentile(&ms, 0.5), percentile(&ms, 0.99)))
+}
+
+/// The API over a history of `runs` finished runs: the first page, filters, and paging deep
+/// with the cursor, each timed from a client.
+pub(super) async fn history(
+    plugins: &Path,
+    cache_dir: &Path,
+    runs: usize,
+) -> Result<serde_json::Value, String> {
+    if runs == 0 {
+        return Ok(serde_json::Value::Null);
+    }
+    let site = tempfile_dir()?;
+    let result = async {
+        let folder = site.join("workflows");
+        std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+        for (name, yaml) in HISTORY {
+            let file = folder.join(format!("{name}.yaml"));
+            std::fs::write(&file, yaml).map_err(|e| format!("{}: {e}", file.display()))?;
+        }
+        let seeded = Instant::now();
+        let db = seed(plugins, cache_dir, &site, runs).await?;
+        let seeded = seeded.elapsed();
+        let server = Server::start(plugins, cache_dir, &site, &db)?;
+        let agent = agent();
+        let base = server.base.clone();
+        let mut out = json!({"runs": runs, "seed_seconds": seeded.as_secs_f64()});
+        let mut line = format!("API with {runs} runs in history (p50 / p99 of 20 GETs):");
+        for (name, path) in [
+            ("first_page", "/api/runs?limit=50"),
+            ("by_workflow", "/api/runs?workflow=bad&limit=50"),
+            ("by_status", "/api/runs?status=failed&limit=50"),
+            ("both", "/api/runs?workflow=one&status=succeeded&limit=50"),
+        ] {
+            let (p50, p99) = timed(&agent, &base, path, 20)?;
+            out[name] = json!({"p50_ms": p50, "p99_ms": p99});
+            line.push_str(&format!(" {name} {p50:.1} / {p99:.1} ms;"));
+        }
+        // Page to the end, 500 at a time, following the cursor: every run once.
+        let (mut cursor, mut seen, mut pages, mut ms) =
+            (None::<String>, 0usize, 0usize, Vec::new());
+        loop {
+            let path = match &cursor {
+                None => "/api/runs?limit=500".to_string(),
+                Some(c) => format!("/api/runs?limit=500&cursor={c}"),
+            };
+            let t = Instant::now();
+            let mut resp = agent
+                .get(&format!("{base}{path}"))
+                .call()
+                .map_err(|e| format!("GET {path}: {e}"))?;
+            let body = resp
+                .body_mut()
+                .read_to_string()
+                .map_err(|e| e.to_string())?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            let page: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+            seen += page["runs"].as_array().map_or(0, Vec::len);
+            pages += 1;
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        server.stop()?;
+        if seen != runs {
+            return Err(format!(
+                "paging through the history gave {seen} runs of {runs}"
+            ));
+        }
+        ms.sort_by(f64::total_cmp);
+        let (p50, p99) = (percentile(&ms, 0.5), percentile(&ms, 0.99));
+        out["paging"] = json!({"pages": pages, "page_size": 500, "p50_ms": p50, "p99_ms": p99});
+        line.push_str(&format!(
+            " every page of 500 to the end ({pages} pages) {p50:.1} / {p99:.1} ms"
+        ));
+        eprintln!("{line}");
+        Ok(out)
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&site);
+    result
 }
