@@ -105,7 +105,11 @@ fn copy_plugin(dir: &Path, file: &Path, hash: &str) -> Result<(), String> {
             file.display()
         )));
     }
-    let tmp = dir.join(format!(".{hash}.{}.tmp", std::process::id()));
+    // A name of its own per call: runs of one process keep the same plugin at the same time,
+    // and a shared temporary name lets one rename the other's file away.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{hash}.{}.{n}.tmp", std::process::id()));
     std::fs::write(&tmp, &bytes)
         .and_then(|()| std::fs::rename(&tmp, &target))
         .map_err(|e| {
@@ -121,6 +125,28 @@ fn copy_plugin(dir: &Path, file: &Path, hash: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_keeping_the_same_plugin_at_once_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = dir.path().join("p.wasm");
+        std::fs::write(&plugin, b"\0asm same").unwrap();
+        let hash = hex::encode(Sha256::digest(b"\0asm same"));
+        let vault = FolderVault::new(dir.path().join("copies"));
+        std::thread::scope(|s| {
+            for _ in 0..16 {
+                s.spawn(|| vault.keep(&plugin, &hash).unwrap());
+            }
+        });
+        assert_eq!(
+            std::fs::read(vault.file(&hash).unwrap()).unwrap(),
+            b"\0asm same"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("copies"))
+            .unwrap()
+            .collect();
+        assert_eq!(left.len(), 1, "no temporary file is left: {left:?}");
+    }
 
     #[test]
     fn a_folder_vault_keeps_checks_finds_and_prunes_copies() {
