@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 struct Prepared {
     plugin: Arc<Plugin>,
-    limits: Limits,
-    grants: Grants,
+    limits: Arc<Limits>,
+    grants: Arc<Grants>,
 }
 
 /// Runs each task's attempts with its plugin, limits and grants.

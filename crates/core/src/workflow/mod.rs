@@ -72,11 +72,11 @@ pub struct Task {
     /// Indices of the tasks it needs, in the order written.
     pub needs: Vec<usize>,
     /// Effective retry policy (task over defaults over built-in defaults).
-    pub retry: RetryPolicy,
+    pub retry: std::sync::Arc<RetryPolicy>,
     /// Effective limits (task over defaults over built-in defaults).
-    pub limits: Limits,
+    pub limits: std::sync::Arc<Limits>,
     /// `env` and `mounts` granted to it.
-    pub grants: Grants,
+    pub grants: std::sync::Arc<Grants>,
     /// Its failure does not fail the run.
     pub optional: bool,
     /// Higher runs first among ready tasks.

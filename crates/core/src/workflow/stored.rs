@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The version of the stored form this build writes. It also reads format 1 (Bulkhead before
 /// the shared tables: every task with its full limits, retry policy and grants).
@@ -37,9 +38,9 @@ struct Shared<'a> {
     concurrency: Option<u32>,
     schedule: &'a Option<Schedule>,
     plugins: Vec<&'a PluginRef>,
-    retries: Vec<&'a RetryPolicy>,
-    limits: Vec<&'a Limits>,
-    grants: Vec<&'a Grants>,
+    retries: Vec<&'a Arc<RetryPolicy>>,
+    limits: Vec<&'a Arc<Limits>>,
+    grants: Vec<&'a Arc<Grants>>,
     tasks: Vec<TaskOut<'a>>,
 }
 
@@ -90,9 +91,9 @@ struct SharedIn {
     concurrency: Option<u32>,
     schedule: Option<Schedule>,
     plugins: Vec<PluginRef>,
-    retries: Vec<RetryPolicy>,
-    limits: Vec<Limits>,
-    grants: Vec<Grants>,
+    retries: Vec<Arc<RetryPolicy>>,
+    limits: Vec<Arc<Limits>>,
+    grants: Vec<Arc<Grants>>,
     tasks: Vec<TaskIn>,
 }
 

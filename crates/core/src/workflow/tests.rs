@@ -464,3 +464,17 @@ mod streaming_matches_the_reference {
         }
     }
 }
+
+#[test]
+fn tasks_written_alike_share_one_copy_of_their_settings() {
+    let yaml = "name: w\ntasks:\n  a: {plugin: p}\n  b: {plugin: p, needs: [a]}\n  c: {plugin: p, limits: {fuel: 5}}\n";
+    let wf = parse(yaml, Path::new("w.yaml")).unwrap();
+    let [a, b, c] = &wf.tasks[..] else {
+        panic!("three tasks")
+    };
+    assert!(std::sync::Arc::ptr_eq(&a.limits, &b.limits));
+    assert!(std::sync::Arc::ptr_eq(&a.retry, &c.retry));
+    assert!(!std::sync::Arc::ptr_eq(&a.limits, &c.limits));
+    assert_eq!(c.limits.fuel, 5);
+    assert_eq!(a.limits.fuel, crate::contract::Limits::default().fuel);
+}

@@ -11,6 +11,7 @@ use crate::suggest::did_you_mean;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 pub(super) fn parse(text: &str, file: &Path) -> Result<Workflow, WorkflowError> {
     let invalid = |problems| WorkflowError::Invalid {
@@ -33,6 +34,7 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Workflow, WorkflowError> 
     let mut v = Validator {
         dir: file.parent().unwrap_or(Path::new(".")),
         problems: Vec::new(),
+        shared: Shared::default(),
     };
     let workflow = v.workflow(raw, text, file);
     if v.problems.is_empty() {
@@ -136,6 +138,28 @@ fn unknown_name_hint(detail: &str) -> Option<String> {
 struct Validator<'a> {
     dir: &'a Path,
     problems: Vec<Problem>,
+    /// The last settings made: tasks written alike share one copy (a million tasks with the
+    /// defaults hold one retry policy, not a million).
+    shared: Shared,
+}
+
+#[derive(Default)]
+struct Shared {
+    retry: Option<Arc<RetryPolicy>>,
+    limits: Option<Arc<Limits>>,
+    grants: Option<Arc<Grants>>,
+}
+
+/// `value` as the `last` one if they are equal, else a new shared copy that becomes `last`.
+fn share<T: PartialEq>(last: &mut Option<Arc<T>>, value: T) -> Arc<T> {
+    match last {
+        Some(l) if **l == value => l.clone(),
+        _ => {
+            let made = Arc::new(value);
+            *last = Some(made.clone());
+            made
+        }
+    }
 }
 
 impl Validator<'_> {
@@ -268,15 +292,18 @@ impl Validator<'_> {
                     .hint("use letters, digits, `_`, `-` and `.`"),
             );
         }
+        let retry = self.retry(id, &merge_retry(default_retry, &raw.retry));
+        let limits = self.limits(id, &merge_limits(default_limits, &raw.limits));
+        let grants = self.grants(id, raw);
         Task {
             id: id.to_string(),
             description: raw.description.clone(),
             plugin: self.plugin(id, &raw.plugin),
             params: raw.params.clone(),
             needs: self.needs(id, &raw.needs, ids),
-            retry: self.retry(id, &merge_retry(default_retry, &raw.retry)),
-            limits: self.limits(id, &merge_limits(default_limits, &raw.limits)),
-            grants: self.grants(id, raw),
+            retry: share(&mut self.shared.retry, retry),
+            limits: share(&mut self.shared.limits, limits),
+            grants: share(&mut self.shared.grants, grants),
             optional: raw.optional,
             priority: raw.priority,
         }
