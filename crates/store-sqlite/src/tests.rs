@@ -96,23 +96,7 @@ async fn a_damaged_row_is_an_error_naming_it() {
     let path = dir.path().join("state.db");
     let store = SqliteStore::open(&path).unwrap();
     let owner = Owner::new();
-    store
-        .create_run(NewRun {
-            run_id: "r1".into(),
-            workflow: "wf".into(),
-            workflow_hash: "abc".into(),
-            workflow_file: "/flows/wf.yaml".into(),
-            workflow_yaml: "name: wf".into(),
-            workflow_spec: "{}".into(),
-            params: serde_json::json!({}),
-            plugins: vec![],
-            tasks: vec!["a".into()],
-            owner: owner.0.clone(),
-            created_at: now_ms(),
-            lease_expires_at: now_ms() + LEASE_TTL_MS,
-        })
-        .await
-        .unwrap();
+    store.create_run(run_of("r1", &owner)).await.unwrap();
     let damages = [
         (
             "UPDATE runs SET status = 'exploded'",
