@@ -137,7 +137,26 @@ fn commit_group(conn: &mut Connection, path: &Path, jobs: Vec<Box<dyn Job>>) {
         }
         return;
     }
-    let answers: Vec<Box<dyn Answer>> = jobs.into_iter().map(|j| j.run(conn, path)).collect();
+    let mut answers: Vec<Box<dyn Answer>> = Vec::with_capacity(jobs.len());
+    let mut jobs = jobs.into_iter();
+    for job in jobs.by_ref() {
+        answers.push(job.run(conn, path));
+        if conn.is_autocommit() {
+            // SQLite ended the transaction itself (a full disk or an I/O error rolls it back):
+            // nothing done so far is kept, so no write of the group may be answered as done.
+            let error = StoreError::Write {
+                path: path.to_path_buf(),
+                reason: "the database rolled the transaction back (is the disk full?)".into(),
+            };
+            for answer in answers {
+                answer.send(Err(&error));
+            }
+            for job in jobs {
+                job.refuse(error.clone());
+            }
+            return;
+        }
+    }
     let commit = conn.execute_batch("COMMIT").map_err(|e| {
         let _ = conn.execute_batch("ROLLBACK");
         map(path, e)
@@ -262,5 +281,82 @@ where
                 Err(_) => job(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job<T: Send + 'static>(
+        work: impl FnOnce(&mut Connection, &Path) -> Result<T, StoreError> + Send + 'static,
+    ) -> (
+        Box<dyn Job>,
+        tokio::sync::oneshot::Receiver<Result<T, StoreError>>,
+    ) {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        (Box::new(Pending { work, reply }), answer)
+    }
+
+    fn insert(n: i64) -> impl FnOnce(&mut Connection, &Path) -> Result<(), StoreError> {
+        move |conn, path| {
+            conn.execute("INSERT INTO t (n) VALUES (?1)", [n])
+                .map(|_| ())
+                .map_err(|e| map(path, e))
+        }
+    }
+
+    /// A transaction that SQLite ends in the middle of a group (as a full disk does) fails every
+    /// write of the group, the ones before it included: none is answered as done.
+    #[test]
+    fn a_group_whose_transaction_ends_early_fails_every_write() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (n INTEGER)").unwrap();
+        let path = Path::new("test.db");
+        let (first, first_answer) = job(insert(1));
+        let (breaks, breaks_answer) = job(|conn: &mut Connection, _: &Path| {
+            // What SQLite does on its own on SQLITE_FULL.
+            conn.execute_batch("ROLLBACK").ok();
+            Ok(())
+        });
+        let (after, after_answer) = job(insert(3));
+        commit_group(&mut conn, path, vec![first, breaks, after]);
+        for answer in [first_answer, breaks_answer, after_answer] {
+            let got = answer.blocking_recv().unwrap();
+            assert!(matches!(got, Err(StoreError::Write { .. })), "{got:?}");
+        }
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0);
+    }
+
+    /// A write that fails rolls back alone; the rest of its group is committed.
+    #[test]
+    fn a_failing_write_rolls_back_alone() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (n INTEGER)").unwrap();
+        let path = Path::new("test.db");
+        let (a, a_answer) = job(insert(1));
+        let (bad, bad_answer) = job(|conn: &mut Connection, path: &Path| {
+            insert(2)(conn, path)?;
+            Err::<(), _>(StoreError::Conflict("refused".into()))
+        });
+        let (c, c_answer) = job(insert(3));
+        commit_group(&mut conn, path, vec![a, bad, c]);
+        assert!(a_answer.blocking_recv().unwrap().is_ok());
+        assert!(matches!(
+            bad_answer.blocking_recv().unwrap(),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(c_answer.blocking_recv().unwrap().is_ok());
+        let kept: Vec<i64> = conn
+            .prepare("SELECT n FROM t ORDER BY n")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(kept, vec![1, 3]);
     }
 }
