@@ -113,9 +113,10 @@ pub(super) fn classify(ended: Ended<'_>) -> Result<(), Failure> {
 
 /// stdout as the task's output: one JSON value, or `null` when empty; kept as its text.
 pub fn parse_output(stdout: Vec<u8>) -> Result<OutputJson, Failure> {
-    let head = stdout[..stdout.len().min(80)].to_vec();
-    OutputJson::parse(stdout).map_err(|e| {
-        let shown = String::from_utf8_lossy(&head);
+    // Shared, not copied: the message is made from the same bytes only if the check fails.
+    let stdout = bytes::Bytes::from(stdout);
+    OutputJson::parse(stdout.clone()).map_err(|e| {
+        let shown = String::from_utf8_lossy(&stdout[..stdout.len().min(80)]);
         Failure::new(
             FailureKind::InvalidOutput,
             format!("stdout is not one JSON value ({e}); it starts with {shown:?}"),
