@@ -182,20 +182,7 @@ async fn a_schema_4_database_upgrades_and_keeps_its_runs() {
 }
 
 fn run_of(id: &str, owner: &Owner) -> NewRun {
-    NewRun {
-        run_id: id.into(),
-        workflow: "wf".into(),
-        workflow_hash: "abc".into(),
-        workflow_file: "/flows/wf.yaml".into(),
-        workflow_yaml: "name: wf".into(),
-        workflow_spec: "{}".into(),
-        params: serde_json::json!({}),
-        plugins: vec![],
-        tasks: vec!["a".into()],
-        owner: owner.0.clone(),
-        created_at: now_ms(),
-        lease_expires_at: now_ms() + LEASE_TTL_MS,
-    }
+    bulkhead_core::store::suite::new_run(id, owner, now_ms())
 }
 
 /// Writes from many runs at once are committed in groups: each keeps its own outcome (a write

@@ -7,7 +7,8 @@
 use super::*;
 use serde_json::json;
 
-fn new_run(id: &str, owner: &Owner, created_at: i64) -> NewRun {
+/// A run of tasks `a` and `b` held by `owner`, for a backend's own tests too.
+pub fn new_run(id: &str, owner: &Owner, created_at: i64) -> NewRun {
     NewRun {
         run_id: id.into(),
         workflow: "wf".into(),

@@ -6,7 +6,7 @@
 //! once and succeeded. Then the API with a long history: list, filter and page through 100,000
 //! runs.
 
-use super::{median, percentile, tempfile_dir};
+use super::{percentile, tempfile_dir};
 use bulkhead::sandbox::compile::CompileBounds;
 use bulkhead::store::{RunStatus, Store};
 use bulkhead::SqliteStore;
@@ -127,15 +127,38 @@ fn trigger(agent: &ureq::Agent, base: &str, workflow: &str) -> Result<String, St
         .ok_or_else(|| format!("POST /api/runs gave no run id: {body}"))
 }
 
-/// Runs of `workflow` ended so far, by `/metrics` (`bulkhead_runs_total`).
-fn ended(agent: &ureq::Agent, base: &str, workflow: &str) -> Result<f64, String> {
-    let text = agent
-        .get(&format!("{base}/metrics"))
+/// The body of `GET path`, which must answer 200.
+fn get(agent: &ureq::Agent, base: &str, path: &str) -> Result<String, String> {
+    let mut resp = agent
+        .get(&format!("{base}{path}"))
         .call()
-        .map_err(|e| format!("GET /metrics: {e}"))?
+        .map_err(|e| format!("GET {path}: {e}"))?;
+    let status = resp.status().as_u16();
+    let body = resp
         .body_mut()
         .read_to_string()
-        .map_err(|e| format!("GET /metrics: {e}"))?;
+        .map_err(|e| format!("GET {path}: {e}"))?;
+    match status {
+        200 => Ok(body),
+        _ => Err(format!("GET {path} answered {status}: {body}")),
+    }
+}
+
+/// A fresh folder with `workflows/<name>.yaml` for each of `workflows`.
+fn site(workflows: &[(&str, &str)]) -> Result<std::path::PathBuf, String> {
+    let site = tempfile_dir()?;
+    let folder = site.join("workflows");
+    std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+    for (name, yaml) in workflows {
+        let file = folder.join(format!("{name}.yaml"));
+        std::fs::write(&file, yaml).map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    Ok(site)
+}
+
+/// Runs of `workflow` ended so far, by `/metrics` (`bulkhead_runs_total`).
+fn ended(agent: &ureq::Agent, base: &str, workflow: &str) -> Result<f64, String> {
+    let text = get(agent, base, "/metrics")?;
     let label = format!("workflow=\"{workflow}\"");
     Ok(text
         .lines()
@@ -175,14 +198,8 @@ async fn load(
     runs: usize,
     clients: usize,
 ) -> Result<serde_json::Value, String> {
-    let site = tempfile_dir()?;
+    let site = site(WORKFLOWS)?;
     let result = async {
-        let folder = site.join("workflows");
-        std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
-        for (name, yaml) in WORKFLOWS {
-            let file = folder.join(format!("{name}.yaml"));
-            std::fs::write(&file, yaml).map_err(|e| format!("{}: {e}", file.display()))?;
-        }
         let db = site.join("state.db");
         let server = Server::start(plugins, cache_dir, &site, &db)?;
         let base = server.base.clone();
@@ -303,15 +320,11 @@ pub(super) async fn throughput(
         for _ in 0..repeat {
             loads.push(load(plugins, cache_dir, workflow, runs, clients).await?);
         }
-        let rates: Vec<f64> = loads
-            .iter()
-            .filter_map(|l| l["runs_per_s"].as_f64())
-            .collect();
-        let mid = median(rates.clone());
-        let chosen = loads
-            .into_iter()
-            .find(|l| l["runs_per_s"].as_f64() == Some(mid))
-            .unwrap_or_default();
+        // The median load by runs/s (the middle one, as `median` picks).
+        let rate = |l: &serde_json::Value| l["runs_per_s"].as_f64().unwrap_or(f64::NAN);
+        loads.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
+        let chosen = loads.swap_remove(loads.len() / 2);
+        let mid = rate(&chosen);
         eprintln!(
             "  {:>2}-task workflow: {:>6.0} runs/s ({:.0} tasks/s; triggers accepted at {:.0}/s), trigger -> first attempt p50 {:.0} ms, p99 {:.0} ms",
             chosen["tasks_per_run"].as_u64().unwrap_or(0),
@@ -399,15 +412,7 @@ fn timed(agent: &ureq::Agent, base: &str, path: &str, count: usize) -> Result<(f
     let mut ms = Vec::with_capacity(count);
     for _ in 0..count {
         let t = Instant::now();
-        let mut resp = agent
-            .get(&format!("{base}{path}"))
-            .call()
-            .map_err(|e| format!("GET {path}: {e}"))?;
-        let status = resp.status().as_u16();
-        let _ = resp.body_mut().read_to_string();
-        if status != 200 {
-            return Err(format!("GET {path} answered {status}"));
-        }
+        get(agent, base, path)?;
         ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     ms.sort_by(f64::total_cmp);
@@ -424,14 +429,8 @@ pub(super) async fn history(
     if runs == 0 {
         return Ok(serde_json::Value::Null);
     }
-    let site = tempfile_dir()?;
+    let site = site(HISTORY)?;
     let result = async {
-        let folder = site.join("workflows");
-        std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
-        for (name, yaml) in HISTORY {
-            let file = folder.join(format!("{name}.yaml"));
-            std::fs::write(&file, yaml).map_err(|e| format!("{}: {e}", file.display()))?;
-        }
         let seeded = Instant::now();
         let db = seed(plugins, cache_dir, &site, runs).await?;
         let seeded = seeded.elapsed();
@@ -459,14 +458,7 @@ pub(super) async fn history(
                 Some(c) => format!("/api/runs?limit=500&cursor={c}"),
             };
             let t = Instant::now();
-            let mut resp = agent
-                .get(&format!("{base}{path}"))
-                .call()
-                .map_err(|e| format!("GET {path}: {e}"))?;
-            let body = resp
-                .body_mut()
-                .read_to_string()
-                .map_err(|e| e.to_string())?;
+            let body = get(&agent, &base, &path)?;
             ms.push(t.elapsed().as_secs_f64() * 1e3);
             let page: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
             seen += page["runs"].as_array().map_or(0, Vec::len);
