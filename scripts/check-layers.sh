@@ -18,11 +18,12 @@ check() { # crate, forbidden crates...
         fi
     done
 }
-runtimes=(wasmtime wasmtime-wasi cranelift-codegen rusqlite libsqlite3-sys axum hyper clap prometheus-client)
+runtimes=(wasmtime wasmtime-wasi cranelift-codegen rusqlite libsqlite3-sys tokio-postgres axum hyper clap prometheus-client)
 check bulkhead-abi tokio bulkhead-core "${runtimes[@]}"
-check bulkhead-core bulkhead-sandbox bulkhead-store-sqlite bulkhead-host bulkhead-server "${runtimes[@]}"
-check bulkhead-sandbox bulkhead-store-sqlite bulkhead-host bulkhead-server rusqlite axum hyper clap
-check bulkhead-store-sqlite bulkhead-sandbox bulkhead-host bulkhead-server wasmtime axum hyper clap
+check bulkhead-core bulkhead-sandbox bulkhead-store-sqlite bulkhead-store-postgres bulkhead-host bulkhead-server "${runtimes[@]}"
+check bulkhead-sandbox bulkhead-store-sqlite bulkhead-store-postgres bulkhead-host bulkhead-server rusqlite tokio-postgres axum hyper clap
+check bulkhead-store-sqlite bulkhead-store-postgres bulkhead-sandbox bulkhead-host bulkhead-server wasmtime tokio-postgres axum hyper clap
+check bulkhead-store-postgres bulkhead-store-sqlite bulkhead-sandbox bulkhead-host bulkhead-server wasmtime rusqlite axum hyper clap
 check bulkhead-host bulkhead-server axum hyper clap prometheus-client
 check bulkhead-server clap
 check bulkhead-sdk bulkhead-core tokio wasmtime

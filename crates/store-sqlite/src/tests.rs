@@ -9,14 +9,18 @@ async fn passes_the_store_conformance_suite() {
     let n = std::sync::atomic::AtomicUsize::new(0);
     bulkhead_core::store::suite::suite(|| {
         let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Box::new(SqliteStore::open(&dir.path().join(format!("state-{i}.db"))).unwrap())
+        let path = dir.path().join(format!("state-{i}.db"));
+        async move { Box::new(SqliteStore::open(&path).unwrap()) as Box<dyn Store> }
     })
     .await;
 }
 
 #[tokio::test]
 async fn in_memory_passes_the_store_conformance_suite() {
-    bulkhead_core::store::suite::suite(|| Box::new(SqliteStore::open_in_memory().unwrap())).await;
+    bulkhead_core::store::suite::suite(|| async {
+        Box::new(SqliteStore::open_in_memory().unwrap()) as Box<dyn Store>
+    })
+    .await;
 }
 
 #[test]

@@ -35,6 +35,9 @@ struct Scripted {
     inputs: Mutex<HashMap<usize, serde_json::Value>>,
     running: AtomicUsize,
     peak: AtomicUsize,
+    /// Per task, whether its last attempt ran in a task of its own (spawned) rather than on
+    /// the caller's (the executor's) task.
+    spawned: Mutex<HashMap<usize, bool>>,
 }
 
 impl Scripted {
@@ -50,6 +53,7 @@ impl Scripted {
             inputs: Mutex::default(),
             running: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            spawned: Mutex::default(),
         })
     }
 }
@@ -89,6 +93,11 @@ impl Runner for Handle {
                 .lock()
                 .unwrap()
                 .insert(task, serde_json::from_slice(&input.concat()).unwrap());
+            // The tests call `execute` from the test's own future, which is no spawned task.
+            s.spawned
+                .lock()
+                .unwrap()
+                .insert(task, tokio::task::try_id().is_some());
             let now = s.running.fetch_add(1, Ordering::SeqCst) + 1;
             s.peak.fetch_max(now, Ordering::SeqCst);
             let result = match &s.scripts[task] {
@@ -539,4 +548,92 @@ async fn a_host_fault_fails_that_attempt_as_host_and_is_not_retried_by_default()
     let s = Scripted::new(vec![Script::Panic]);
     let r = execute_with(workflow(yaml), &s, 8, Stop::default()).await;
     assert_eq!(r.tasks["a"].attempts, 2);
+}
+
+/// After the first task of a chain, each attempt starts alone and runs on the executor's own
+/// task (no spawn): a cancel, a graceful stop and a retry timer must still reach the loop while
+/// it runs, and attempts that start beside it must still run at the same time.
+#[tokio::test(start_paused = true)]
+async fn an_attempt_run_on_the_executor_task_still_sees_stops_and_runs_beside_others() {
+    let chain = "name: c\ntasks:\n  a: {plugin: p}\n  b: {plugin: p, needs: [a]}\n  c: {plugin: p, needs: [b]}\n";
+    // Cancel while `b` (started alone, after `a` ended) sleeps.
+    let s = Scripted::new(vec![
+        Script::Ok,
+        Script::Sleep(Duration::from_secs(60)),
+        Script::Ok,
+    ]);
+    let stop = Stop::default();
+    let trigger = stop.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        trigger.cancel();
+    });
+    let started = tokio::time::Instant::now();
+    let r = execute_with(workflow(chain), &s, 8, stop).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the cancel ended the inline attempt"
+    );
+    assert_eq!(r.status, RunStatus::Cancelled);
+    assert_eq!(
+        (
+            r.tasks["a"].status,
+            r.tasks["b"].status,
+            r.tasks["b"].attempts
+        ),
+        (TaskStatus::Succeeded, TaskStatus::Cancelled, 1)
+    );
+
+    // A graceful stop lets the inline attempt finish within the grace period.
+    let s = Scripted::new(vec![
+        Script::Ok,
+        Script::Sleep(Duration::from_millis(100)),
+        Script::Ok,
+    ]);
+    let stop = Stop {
+        grace: Duration::from_secs(5),
+        ..Stop::default()
+    };
+    let drain = stop.drain.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drain.cancel();
+    });
+    let r = execute_with(workflow(chain), &s, 8, stop).await;
+    assert_eq!(r.status, RunStatus::Interrupted);
+    assert_eq!(
+        r.tasks["b"].status,
+        TaskStatus::Succeeded,
+        "finished in the grace period"
+    );
+    assert_eq!(r.tasks["c"].attempts, 0, "not started after the stop");
+
+    // `a` and `x` start together (spawned); `x` fails and waits 10 ms to retry; `b` starts
+    // alone after `a` and runs inline for 100 ms; `x`'s retry starts beside it, spawned.
+    let wide = "name: w\ntasks:\n  a: {plugin: p}\n  x: {plugin: p, retry: {max_attempts: 2, initial_delay: 10ms, jitter: none}}\n  b: {plugin: p, needs: [a]}\n";
+    let s = Scripted::new(vec![
+        Script::Ok,
+        Script::FailFirst(1, FailureKind::Transient),
+        Script::Sleep(Duration::from_millis(100)),
+    ]);
+    let started = tokio::time::Instant::now();
+    let r = execute_with(workflow(wide), &s, 8, Stop::default()).await;
+    assert_eq!(r.status, RunStatus::Succeeded);
+    assert_eq!(r.tasks["x"].attempts, 2);
+    let spawned = s.spawned.lock().unwrap().clone();
+    assert_eq!(
+        (spawned[&0], spawned[&2], spawned[&1]),
+        (true, false, true),
+        "a spawned (first), b inline, x's retry spawned beside it"
+    );
+    assert_eq!(
+        s.peak.load(Ordering::SeqCst),
+        2,
+        "x's retry ran while b ran"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(150),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -1,6 +1,6 @@
 //! The trait-level suite: every backend must pass the same tests.
 
-//! The conformance suite of the [`Store`] contract: every backend runs it (`suite(|| ...)`) in its
+//! The conformance suite of the [`Store`] contract: every backend runs it (`suite(|| async { ... })`) in its
 //! tests, so two backends cannot drift apart. Exported with the `testing` feature.
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -598,22 +598,26 @@ async fn pages_through_runs(store: &dyn Store) {
     );
 }
 
-/// Runs every check of the suite, each against a fresh store from `make`. Panics on the first
-/// behaviour that differs from the contract.
-pub async fn suite(make: impl Fn() -> Box<dyn Store>) {
-    triggers_fire_once(&*make()).await;
-    pending_runs_are_listed_and_cancellable(&*make()).await;
-    pages_through_runs(&*make()).await;
-    records_a_run_through_commits(&*make()).await;
-    leases_keep_two_hosts_apart(&*make()).await;
-    a_dead_local_holder_is_taken_over_at_once(&*make()).await;
-    lists_filters_and_collects_garbage(&*make()).await;
-    cancel_and_manual_retry(&*make()).await;
+/// Runs every check of the suite, each against a fresh, empty store from `make`. Panics on the
+/// first behaviour that differs from the contract.
+pub async fn suite<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Box<dyn Store>>,
+{
+    triggers_fire_once(&*make().await).await;
+    pending_runs_are_listed_and_cancellable(&*make().await).await;
+    pages_through_runs(&*make().await).await;
+    records_a_run_through_commits(&*make().await).await;
+    leases_keep_two_hosts_apart(&*make().await).await;
+    a_dead_local_holder_is_taken_over_at_once(&*make().await).await;
+    lists_filters_and_collects_garbage(&*make().await).await;
+    cancel_and_manual_retry(&*make().await).await;
     assert!(matches!(
-        make().load("missing").await,
+        make().await.load("missing").await,
         Err(StoreError::UnknownRun(_))
     ));
-    a_run_id_is_used_once(&*make()).await;
+    a_run_id_is_used_once(&*make().await).await;
 }
 
 async fn a_run_id_is_used_once(store: &dyn Store) {

@@ -1,0 +1,379 @@
+//! The PostgreSQL backend against the shared store conformance suite, and what several hosts on
+//! one database need: migrations applied once when hosts start together, a newer schema refused
+//! untouched, claims split between hosts, a host that lost its lease fenced off, bytes kept.
+//!
+//! The tests need a PostgreSQL server: `BULKHEAD_TEST_POSTGRES` (a URL of a database to connect
+//! to for creating others), or `postgres://postgres@127.0.0.1:5432/postgres`. `bash .ci/run`
+//! starts one where none answers. Each test creates databases of its own and drops them; a
+//! missing server fails the tests with a message saying so (they never skip).
+
+use super::*;
+use bulkhead_core::store::suite::new_run;
+use std::collections::HashSet;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+fn server() -> String {
+    std::env::var("BULKHEAD_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Databases made for one test, dropped by [`Scratch::finish`].
+struct Scratch {
+    admin: tokio_postgres::Client,
+    base: tokio_postgres::Config,
+    made: Mutex<Vec<String>>,
+}
+
+impl Scratch {
+    async fn new() -> Scratch {
+        let url = server();
+        let base: tokio_postgres::Config = url.parse().expect("BULKHEAD_TEST_POSTGRES is a URL");
+        let (admin, conn) = base.connect(NoTls).await.unwrap_or_else(|e| {
+            panic!("no PostgreSQL server at {url} ({e}): start one (`bash .ci/run` does) or set BULKHEAD_TEST_POSTGRES")
+        });
+        tokio::spawn(conn);
+        Scratch {
+            admin,
+            base,
+            made: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The URL of a new, empty database.
+    async fn url(&self) -> String {
+        let name = format!("bulkhead_test_{}", uuid::Uuid::now_v7().simple());
+        self.admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        self.made.lock().await.push(name.clone());
+        let host = match self.base.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => "127.0.0.1".into(),
+        };
+        let port = self.base.get_ports().first().copied().unwrap_or(5432);
+        let user = self.base.get_user().unwrap_or("postgres");
+        let password = self
+            .base
+            .get_password()
+            .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+            .unwrap_or_default();
+        format!("postgres://{user}{password}@{host}:{port}/{name}")
+    }
+
+    async fn store(&self) -> PostgresStore {
+        PostgresStore::connect(&self.url().await).await.unwrap()
+    }
+
+    async fn finish(self) {
+        for name in self.made.lock().await.drain(..) {
+            self.admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// A plain connection to the store's database, to look under the API.
+async fn raw(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+#[tokio::test]
+async fn passes_the_store_conformance_suite() {
+    let scratch = Scratch::new().await;
+    bulkhead_core::store::suite::suite(|| async {
+        Box::new(scratch.store().await) as Box<dyn Store>
+    })
+    .await;
+    scratch.finish().await;
+}
+
+#[tokio::test]
+async fn hosts_starting_together_apply_each_migration_once() {
+    let scratch = Scratch::new().await;
+    let url = scratch.url().await;
+    let opened = futures_util::future::join_all((0..4).map(|_| PostgresStore::connect(&url))).await;
+    for store in opened {
+        store.unwrap();
+    }
+    let versions: Vec<i64> = raw(&url)
+        .await
+        .query("SELECT version FROM bulkhead_schema ORDER BY version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
+    scratch.finish().await;
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused_and_left_untouched() {
+    let scratch = Scratch::new().await;
+    let url = scratch.url().await;
+    let store = PostgresStore::connect(&url).await.unwrap();
+    store
+        .create_run(new_run("kept", &Owner::new(), 10))
+        .await
+        .unwrap();
+    drop(store);
+    let db = raw(&url).await;
+    db.execute("INSERT INTO bulkhead_schema (version) VALUES (99)", &[])
+        .await
+        .unwrap();
+    match PostgresStore::connect(&url).await {
+        Err(StoreError::TooNew {
+            found, supported, ..
+        }) => assert_eq!((found, supported), (99, SCHEMA_VERSION)),
+        other => panic!("expected TooNew, got {other:?}"),
+    }
+    let runs: i64 = db
+        .query_one("SELECT count(*) FROM runs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let versions: i64 = db
+        .query_one("SELECT count(*) FROM bulkhead_schema", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!((runs, versions), (1, SCHEMA_VERSION + 1));
+    scratch.finish().await;
+}
+
+#[tokio::test]
+async fn hosts_claiming_at_once_take_each_trigger_exactly_once() {
+    let scratch = Scratch::new().await;
+    let url = scratch.url().await;
+    let hosts = [
+        Arc::new(PostgresStore::connect(&url).await.unwrap()),
+        Arc::new(PostgresStore::connect(&url).await.unwrap()),
+        Arc::new(PostgresStore::connect(&url).await.unwrap()),
+    ];
+    let now = now_ms();
+    for i in 0..300 {
+        let added = hosts[0]
+            .add_trigger(NewTrigger {
+                kind: TriggerKind::Once,
+                workflow: "wf".into(),
+                params: serde_json::json!({"i": i}),
+                due_at: now - 1000 + i,
+                created_at: now,
+                run_id: format!("run-{i:03}"),
+            })
+            .await
+            .unwrap();
+        assert!(added);
+    }
+    let mut claims = Vec::new();
+    for host in &hosts {
+        let host = host.clone();
+        claims.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = host.claim_due(now_ms(), 7).await.unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got.into_iter().map(|t| t.run_id));
+            }
+        }));
+    }
+    let mut all = HashSet::new();
+    for claim in claims {
+        for id in claim.await.unwrap() {
+            assert!(all.insert(id.clone()), "{id} was claimed twice");
+        }
+    }
+    assert_eq!(all.len(), 300, "every due trigger was claimed");
+    assert_eq!(hosts[1].pending_triggers().await.unwrap(), 0);
+    scratch.finish().await;
+}
+
+#[tokio::test]
+async fn a_host_that_lost_its_lease_commits_nothing_more() {
+    let scratch = Scratch::new().await;
+    let url = scratch.url().await;
+    let (a, b) = (
+        PostgresStore::connect(&url).await.unwrap(),
+        PostgresStore::connect(&url).await.unwrap(),
+    );
+    let (host_a, host_b) = (Owner("host-a:1:aaaa".into()), Owner("host-b:1:bbbb".into()));
+    a.create_run(new_run("r", &host_a, 10)).await.unwrap();
+    let start = Transition::AttemptStarted {
+        task: "a".into(),
+        attempt: 1,
+        at: now_ms(),
+    };
+    a.commit("r", &host_a.0, vec![start]).await.unwrap();
+    // Host A stops (paused, partitioned) past its lease; host B takes the run over.
+    match b.acquire("r", &host_b, now_ms(), 1000).await {
+        Err(StoreError::Held { owner, .. }) => assert_eq!(owner, host_a.0),
+        other => panic!("a live lease must be held, got {other:?}"),
+    }
+    b.acquire("r", &host_b, now_ms() + LEASE_TTL_MS + 1, LEASE_TTL_MS)
+        .await
+        .unwrap();
+    // A wakes up mid-attempt: its late result and every later commit are refused.
+    let late = Transition::AttemptEnded {
+        task: "a".into(),
+        attempt: 1,
+        at: now_ms(),
+        end: AttemptEnd::Succeeded(OutputJson::of(&serde_json::json!("late"))),
+        duration_us: 1,
+        fuel_used: 1,
+        peak_memory: 1,
+        log: String::new(),
+        task_state: Some(TaskStatus::Succeeded),
+    };
+    assert!(matches!(
+        a.commit("r", &host_a.0, vec![late]).await,
+        Err(StoreError::LostLease(_))
+    ));
+    let run = b.load("r").await.unwrap();
+    assert_eq!(run.tasks[0].state, TaskStatus::Pending);
+    assert_eq!(
+        run.tasks[0].output, None,
+        "the zombie's output was not kept"
+    );
+    assert_eq!(run.attempts[0].status, AttemptStatus::Interrupted);
+    assert_eq!(run.lease_owner.as_deref(), Some(host_b.0.as_str()));
+    let generation: i64 = raw(&url)
+        .await
+        .query_one("SELECT lease_generation FROM runs WHERE run_id = 'r'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(generation, 2, "created (1), taken over (2)");
+    b.commit("r", &host_b.0, vec![]).await.unwrap();
+    scratch.finish().await;
+}
+
+#[tokio::test]
+async fn the_lease_runs_on_the_database_clock() {
+    let scratch = Scratch::new().await;
+    let url = scratch.url().await;
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let me = Owner::new();
+    store.create_run(new_run("r", &me, 10)).await.unwrap();
+    store.commit("r", &me.0, vec![]).await.unwrap();
+    let row = raw(&url)
+        .await
+        .query_one(
+            "SELECT bulkhead_ms(lease_expires_at) - bulkhead_ms(clock_timestamp()) FROM runs WHERE run_id = 'r'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let left: i64 = row.get(0);
+    assert!(
+        (LEASE_TTL_MS - 5_000..=LEASE_TTL_MS).contains(&left),
+        "a renewal sets the lease to the database's now + TTL; {left} ms left"
+    );
+    scratch.finish().await;
+}
+
+#[tokio::test]
+async fn logs_messages_params_and_outputs_keep_every_byte() {
+    let scratch = Scratch::new().await;
+    let store = scratch.store().await;
+    let me = Owner::new();
+    let mut run = new_run("r", &me, 10);
+    run.params = serde_json::json!({"zero": "a\u{0}b", "ü": "✓"});
+    store.create_run(run).await.unwrap();
+    let log = "line one\u{0}with a NUL\n\u{1b}[31mred\u{1b}[0m ✓".to_string();
+    let output = OutputJson::parse(b"{\"b\": 1, \"a\": \"\\u0000\"}".to_vec()).unwrap();
+    let batch = vec![
+        Transition::AttemptStarted {
+            task: "a".into(),
+            attempt: 1,
+            at: 1,
+        },
+        Transition::AttemptStarted {
+            task: "b".into(),
+            attempt: 1,
+            at: 1,
+        },
+    ];
+    store.commit("r", &me.0, batch).await.unwrap();
+    let ends = vec![
+        Transition::AttemptEnded {
+            task: "a".into(),
+            attempt: 1,
+            at: 2,
+            end: AttemptEnd::Succeeded(output.clone()),
+            duration_us: 3,
+            fuel_used: 4,
+            peak_memory: 5,
+            log: log.clone(),
+            task_state: Some(TaskStatus::Succeeded),
+        },
+        Transition::AttemptEnded {
+            task: "b".into(),
+            attempt: 1,
+            at: 2,
+            end: AttemptEnd::Failed {
+                kind: "permanent".into(),
+                message: "the plugin said \u{0}no".into(),
+                exit_code: Some(1),
+            },
+            duration_us: 3,
+            fuel_used: 4,
+            peak_memory: 5,
+            log: String::new(),
+            task_state: Some(TaskStatus::Failed),
+        },
+    ];
+    store.commit("r", &me.0, ends).await.unwrap();
+    let loaded = store.load("r").await.unwrap();
+    assert_eq!(loaded.params["zero"], "a\u{0}b");
+    assert_eq!(
+        loaded.tasks[0]
+            .output
+            .as_ref()
+            .map(|o| o.as_str().to_string()),
+        Some("{\"b\": 1, \"a\": \"\\u0000\"}".to_string()),
+        "the output's text is kept as the plugin wrote it"
+    );
+    assert_eq!(
+        loaded.tasks[1].error.as_ref().map(|e| e.1.as_str()),
+        Some("the plugin said \u{0}no")
+    );
+    let logs = store.logs("r", Some("a"), None).await.unwrap();
+    assert_eq!(logs[0].log, log);
+    scratch.finish().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_server_or_a_bad_url_is_a_clear_error() {
+    match PostgresStore::connect("postgres://bulkhead:secret@127.0.0.1:1/nowhere").await {
+        Err(e @ StoreError::Open { .. }) => {
+            let m = e.to_string();
+            assert!(m.contains("postgres://bulkhead@127.0.0.1:1/nowhere"), "{m}");
+            assert!(!m.contains("secret"), "the password is never shown: {m}");
+        }
+        other => panic!("expected Open, got {other:?}"),
+    }
+    match PostgresStore::connect("postgres://127.0.0.1:notaport/db").await {
+        Err(e @ StoreError::Open { .. }) => {
+            assert!(e.to_string().contains("not a PostgreSQL URL"), "{e}")
+        }
+        other => panic!("expected Open, got {other:?}"),
+    }
+    let scratch = Scratch::new().await;
+    let url = scratch.url().await;
+    let missing = format!("{}_missing", url);
+    match PostgresStore::connect(&missing).await {
+        Err(e @ StoreError::Open { .. }) => {
+            assert!(e.to_string().contains("does not exist"), "{e}")
+        }
+        other => panic!("expected Open for a missing database, got {other:?}"),
+    }
+    scratch.finish().await;
+}
