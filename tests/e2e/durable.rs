@@ -71,9 +71,19 @@ fn runs(case: &Case) -> Vec<serde_json::Value> {
 
 /// Starts a run, SIGKILLs it after `kill_after`, resumes, and checks exactly-once and the outputs.
 /// Returns whether the kill landed before the run ended.
-fn kill_and_resume(ms: &[u64; 12], kill_after: Duration) -> bool {
+pub(crate) fn kill_and_resume(ms: &[u64; 12], kill_after: Duration) -> bool {
+    kill_and_resume_in(ms, kill_after, None)
+}
+
+/// [`kill_and_resume`] with the runs in `store` (a PostgreSQL URL) instead of a SQLite file.
+pub(crate) fn kill_and_resume_in(
+    ms: &[u64; 12],
+    kill_after: Duration,
+    store: Option<&str>,
+) -> bool {
     let (yaml, expected) = ledger_workflow(ms);
-    let case = Case::new(&yaml);
+    let mut case = Case::new(&yaml);
+    case.store_url = store.map(str::to_string);
     std::fs::create_dir(case.path("ledger")).unwrap();
     let mut child = case
         .bulkhead()

@@ -9,6 +9,7 @@ mod durable;
 mod failures;
 mod history;
 mod parallel;
+mod postgres;
 mod retries;
 mod sandbox;
 mod serve;

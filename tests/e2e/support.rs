@@ -26,6 +26,8 @@ pub fn test_plugins() -> &'static Path {
 /// A temp folder holding one workflow.
 pub struct Case {
     pub dir: tempfile::TempDir,
+    /// A store other than the case's own SQLite file (a PostgreSQL URL).
+    pub store_url: Option<String>,
 }
 
 impl Case {
@@ -33,7 +35,10 @@ impl Case {
     pub fn new(yaml: &str) -> Case {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("wf.yaml"), yaml).expect("write workflow");
-        Case { dir }
+        Case {
+            dir,
+            store_url: None,
+        }
     }
 
     pub fn file(&self) -> PathBuf {
@@ -47,7 +52,10 @@ impl Case {
     /// The binary, recording runs in this case's own state store.
     pub fn bulkhead(&self) -> Command {
         let mut cmd = bulkhead();
-        cmd.env("BULKHEAD_STORE", self.store());
+        match &self.store_url {
+            Some(url) => cmd.env("BULKHEAD_STORE", url),
+            None => cmd.env("BULKHEAD_STORE", self.store()),
+        };
         cmd
     }
 

@@ -30,7 +30,8 @@ struct Args {
         env = "BULKHEAD_CACHE_DIR"
     )]
     cache_dir: PathBuf,
-    /// The state store (SQLite file) where runs are recorded; `:memory:` records nothing durable.
+    /// The state store where runs are recorded: a SQLite file, `:memory:` (nothing durable), or a
+    /// PostgreSQL database `postgres://USER@HOST:PORT/DATABASE` shared by several hosts.
     #[arg(long, global = true, default_value = cli::DEFAULT_STORE, env = "BULKHEAD_STORE")]
     store: PathBuf,
     /// Largest plugin file accepted (e.g. `128MiB`).

@@ -4,10 +4,12 @@
 //! transitions locks the run's row and checks that the committing host still holds the lease, in
 //! the same transaction that writes: a host that lost its lease never commits another transition.
 //!
-//! Times cross the [`Store`] API as milliseconds of the caller's clock. This backend reads every
-//! such time as an offset from the caller's clock and applies it to the database's clock
-//! (`now_ms` becomes the database's `now()`, `now_ms + 61 s` becomes its `now() + 61 s`), so the
-//! hosts of a cluster agree on when a lease ends even when their clocks do not.
+//! Times cross the [`Store`] API as milliseconds of the caller's clock. Where a lease is decided
+//! (taken, judged expired, renewed), this backend reads such a time as an offset from the
+//! caller's clock and applies it to the database's clock (`now_ms()` becomes the database's
+//! `clock_timestamp()`, `now_ms() + 61 s` becomes 61 s after it), so the hosts of a cluster agree
+//! on when a lease ends even when their clocks do not. Times that are records (when an attempt
+//! ended, when a trigger was claimed) are stored as given.
 //!
 //! Types are native (`timestamptz`, `boolean`, `json`, `bytea`); the schema versions are the
 //! SQLite backend's, applied at start under an advisory lock, and a newer schema is refused
@@ -453,7 +455,7 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.err(e))?;
-        let now = self.db_now(&tx, now).await?;
+        let clock = self.db_now(&tx, now).await?;
         let row = tx
             .query_opt(
                 "SELECT status, lease_owner, bulkhead_ms(lease_expires_at) FROM runs WHERE run_id = $1 FOR UPDATE",
@@ -466,7 +468,7 @@ impl Store for PostgresStore {
         let status: String = row.try_get(0).map_err(get)?;
         let holder: Option<String> = row.try_get(1).map_err(get)?;
         let until: Option<i64> = row.try_get(2).map_err(get)?;
-        check_acquirable(run_id, &status, holder.as_deref(), until, owner, now)?;
+        check_acquirable(run_id, &status, holder.as_deref(), until, owner, clock)?;
         tx.execute(INTERRUPT_RUNNING[0], &[&run_id])
             .await
             .map_err(|e| self.err(e))?;
@@ -477,7 +479,7 @@ impl Store for PostgresStore {
             "UPDATE runs SET lease_owner = $2, lease_expires_at = bulkhead_ts($3), status = 'running',
                     cancel_requested = false, lease_generation = lease_generation + 1
              WHERE run_id = $1",
-            &[&run_id, &owner.0, &(now + ttl)],
+            &[&run_id, &owner.0, &(clock + ttl)],
         )
         .await
         .map_err(|e| self.err(e))?;
@@ -644,7 +646,7 @@ impl Store for PostgresStore {
     async fn unfinished(&self, now: i64) -> Result<Vec<String>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.err(e))?;
-        let now = self.db_now(&tx, now).await?;
+        let now = self.db_now(&tx, now).await?; // leases only
         let me = Owner::new();
         let rows = tx
             .query(
@@ -670,7 +672,7 @@ impl Store for PostgresStore {
     async fn request_cancel(&self, run_id: &str, now: i64) -> Result<CancelOutcome, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.err(e))?;
-        let now = self.db_now(&tx, now).await?;
+        let clock = self.db_now(&tx, now).await?;
         let row = tx
             .query_opt(
                 "SELECT status, lease_owner, bulkhead_ms(lease_expires_at) FROM runs WHERE run_id = $1 FOR UPDATE",
@@ -721,7 +723,7 @@ impl Store for PostgresStore {
             holder.as_deref(),
             until,
             &Owner::new(),
-            now,
+            clock,
         ) {
             tx.execute(
                 "UPDATE runs SET cancel_requested = true WHERE run_id = $1",
@@ -856,7 +858,6 @@ impl Store for PostgresStore {
         // moment take disjoint sets and never wait for each other; a row is stamped by exactly one.
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.err(e))?;
-        let now = self.db_now(&tx, now).await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let claimed = tx
             .query(

@@ -20,11 +20,13 @@ where
     F: FnOnce(Arc<dyn Store>, Option<std::path::PathBuf>) -> Fut,
     Fut: std::future::Future<Output = Result<ExitCode, StoreError>>,
 {
-    let (store, copies) = match state.open_store() {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    super::block_on(async move { f(store, copies).await.unwrap_or_else(fail) })
+    super::block_on(async move {
+        let (store, copies) = match state.open_store().await {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+        f(store, copies).await.unwrap_or_else(fail)
+    })
 }
 
 /// `bulkhead runs`

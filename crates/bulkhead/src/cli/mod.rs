@@ -49,7 +49,20 @@ pub struct State {
 impl State {
     /// Opens the store. The default location's folder is created; an explicit path's folder must
     /// exist.
-    pub fn open_store(&self) -> Result<(Arc<dyn Store>, Option<PathBuf>), ExitCode> {
+    pub async fn open_store(&self) -> Result<(Arc<dyn Store>, Option<PathBuf>), ExitCode> {
+        if let Some(url) = self.postgres_url() {
+            return match bulkhead::PostgresStore::connect(url).await {
+                // Each host keeps the plugin copies of the runs it starts beside its cache.
+                Ok(s) => Ok((
+                    Arc::new(s),
+                    Some(self.cache_dir.with_file_name("plugin-copies")),
+                )),
+                Err(e) => {
+                    eprintln!("error: {e}\n  help: check the URL (postgres://USER@HOST:PORT/DATABASE), that the server answers and that the database exists (`createdb NAME`)");
+                    Err(ExitCode::FAILURE)
+                }
+            };
+        }
         if self.store.as_os_str() == ":memory:" {
             return match SqliteStore::open_in_memory() {
                 Ok(s) => Ok((Arc::new(s), None)),
@@ -83,6 +96,13 @@ impl State {
         }
     }
 
+    /// `--store postgres://...`: the PostgreSQL database, if that is what the store names.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.store
+            .to_str()
+            .filter(|s| bulkhead::store_postgres::is_url(s))
+    }
+
     /// The host's own paths that no mount may reach.
     fn guarded(&self, plugins: &Path, copies: Option<&Path>) -> Vec<Guarded> {
         let mut g = vec![
@@ -93,7 +113,7 @@ impl State {
             ),
             Guarded::tree(plugins, "the plugin folder"),
         ];
-        if self.store.as_os_str() != ":memory:" {
+        if self.store.as_os_str() != ":memory:" && self.postgres_url().is_none() {
             g.push(Guarded::path(&self.store, "the state store"));
         }
         if let Some(c) = copies {
@@ -103,8 +123,8 @@ impl State {
     }
 
     /// A host on `plugins` with the store and cache.
-    pub fn host(&self, plugins: &Path, max_parallel: usize) -> Result<Host, ExitCode> {
-        let (store, copies) = self.open_store()?;
+    pub async fn host(&self, plugins: &Path, max_parallel: usize) -> Result<Host, ExitCode> {
+        let (store, copies) = self.open_store().await?;
         Host::new(HostConfig {
             plugins_dir: plugins.to_path_buf(),
             cache_dir: Some(self.cache_dir.clone()),

@@ -65,7 +65,10 @@ pub fn main(job: Job, args: ExecArgs, state: &State, log_format: LogFormat) -> E
 }
 
 async fn execute(job: Job, args: ExecArgs, state: &State, interactive: bool) -> ExitCode {
-    let host = match state.host(&args.plugins.dir, args.max_parallel as usize) {
+    let host = match state
+        .host(&args.plugins.dir, args.max_parallel as usize)
+        .await
+    {
         Ok(h) => h,
         Err(code) => return code,
     };

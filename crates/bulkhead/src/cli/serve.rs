@@ -91,15 +91,18 @@ pub fn serve(args: ServeArgs, state: &State) -> ExitCode {
             }
         },
     };
-    let mut host = match state.host(&args.plugins.dir, args.max_parallel as usize) {
-        Ok(h) => h,
-        Err(code) => return code,
-    };
-    host.guard(bulkhead::Guarded::path(
-        &args.workflows,
-        "the workflow folder",
-    ));
     super::block_on(async move {
+        let mut host = match state
+            .host(&args.plugins.dir, args.max_parallel as usize)
+            .await
+        {
+            Ok(h) => h,
+            Err(code) => return code,
+        };
+        host.guard(bulkhead::Guarded::path(
+            &args.workflows,
+            "the workflow folder",
+        ));
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -214,10 +217,6 @@ pub fn trigger(
         (None, Some(d)) => now + d.as_millis() as i64,
         (None, None) => now,
     };
-    let (store, _) = match state.open_store() {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
     let run_id = bulkhead::new_run_id();
     let trigger = NewTrigger {
         kind: TriggerKind::Once,
@@ -228,6 +227,10 @@ pub fn trigger(
         run_id: run_id.clone(),
     };
     super::block_on(async move {
+        let (store, _) = match state.open_store().await {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
         match store.add_trigger(trigger).await {
             Ok(_) => {
                 println!("{run_id}");
