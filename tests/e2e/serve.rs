@@ -18,6 +18,9 @@ pub struct Served {
 
 pub struct Site {
     dir: tempfile::TempDir,
+    /// The store every process of the site uses: its own SQLite file unless set (a
+    /// PostgreSQL URL shared by several servers).
+    pub store: Option<String>,
 }
 
 impl Site {
@@ -25,7 +28,7 @@ impl Site {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("workflows")).unwrap();
         std::fs::create_dir(dir.path().join("plugins")).unwrap();
-        Site { dir }
+        Site { dir, store: None }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -42,10 +45,17 @@ impl Site {
     /// The CLI on this site's store.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         bulkhead()
-            .env("BULKHEAD_STORE", self.path("state.db"))
+            .env("BULKHEAD_STORE", self.store_arg())
             .args(args)
             .output()
             .unwrap()
+    }
+
+    fn store_arg(&self) -> std::ffi::OsString {
+        match &self.store {
+            Some(url) => url.into(),
+            None => self.path("state.db").into(),
+        }
     }
 
     pub fn workflow(&self, file: &str, yaml: &str) {
@@ -56,7 +66,7 @@ impl Site {
 
     pub fn serve(&self, extra: &[&str]) -> Served {
         let mut child = bulkhead()
-            .env("BULKHEAD_STORE", self.path("state.db"))
+            .env("BULKHEAD_STORE", self.store_arg())
             .env("BULKHEAD_PLUGINS", self.path("plugins"))
             .env("RUST_LOG", "bulkhead=info")
             .args(["serve", "--listen", "127.0.0.1:0", "--workflows"])
@@ -156,6 +166,21 @@ impl Served {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server runs").id()
+    }
+
+    /// Sends `signal` (`KILL`, `STOP`, `CONT`) to the server process.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the server runs");
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -{signal}");
+    }
+
     /// SIGTERM; returns the exit code.
     pub fn stop(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
@@ -167,6 +192,12 @@ impl Served {
             self.lines.push(line);
         }
         status.code()
+    }
+
+    /// The last `n` lines the server logged.
+    pub fn tail(&mut self, n: usize) -> String {
+        self.saw("");
+        self.lines[self.lines.len().saturating_sub(n)..].join("\n")
     }
 
     pub fn saw(&mut self, text: &str) -> bool {

@@ -103,6 +103,13 @@ enum Command {
         /// The run.
         run_id: String,
     },
+    /// List the `bulkhead serve` hosts on this store whose heartbeat is recent: their slots in
+    /// use and last heartbeat (every host of a cluster on PostgreSQL).
+    Hosts {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
     /// List runs, newest first.
     Runs {
         /// Only runs of this workflow.
@@ -230,6 +237,10 @@ fn main() -> ExitCode {
         Command::Cancel { run_id } => {
             quiet(args.log_format);
             cli::history::cancel(&state, run_id)
+        }
+        Command::Hosts { json } => {
+            quiet(args.log_format);
+            cli::history::hosts(&state, json)
         }
         Command::Runs {
             workflow,

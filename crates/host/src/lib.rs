@@ -303,6 +303,22 @@ impl Host {
         }
     }
 
+    /// This host's heartbeat as of `now_ms`: its owner id, its slots and how many are in use,
+    /// the runs it executes.
+    pub fn beat(&self, started_at: i64, now_ms: i64) -> store::HostBeat {
+        let slots = u32::try_from(self.max_parallel).unwrap_or(u32::MAX);
+        let free = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
+        let runs = self.active.lock().unwrap_or_else(|e| e.into_inner()).len();
+        store::HostBeat {
+            owner: self.owner.0.clone(),
+            started_at,
+            last_seen: now_ms,
+            slots,
+            slots_in_use: slots.saturating_sub(free),
+            runs: u32::try_from(runs).unwrap_or(u32::MAX),
+        }
+    }
+
     /// Whether this host is executing `run_id` now (running, resuming or retrying it).
     pub fn is_active(&self, run_id: &str) -> bool {
         self.active

@@ -30,7 +30,7 @@ mod tests;
 mod write;
 
 /// The schema version this build writes (the same numbers as the SQLite backend's).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The numbered migrations, applied in order to bring a database to [`SCHEMA_VERSION`].
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -39,10 +39,18 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_trigger_cancel.sql")),
     (4, include_str!("../migrations/0004_task_order.sql")),
     (5, include_str!("../migrations/0005_workflow_spec.sql")),
+    (6, include_str!("../migrations/0006_hosts.sql")),
 ];
 
 /// The advisory lock that serialises migrations of one database across hosts ("BULKHEAD").
 const MIGRATION_LOCK: i64 = 0x4255_4c4b_4845_4144;
+
+/// A session idle inside a transaction this long is ended by the server (a fraction of the
+/// lease, so a paused host's locks are gone long before its lease expires).
+pub const IDLE_IN_TRANSACTION_MS: i64 = LEASE_TTL_MS / 4;
+
+/// How long a statement waits for a row lock before it fails.
+pub const LOCK_TIMEOUT_MS: i64 = 10_000;
 
 /// Connections a host keeps open to the database.
 pub const POOL_SIZE: usize = 16;
@@ -141,6 +149,15 @@ impl PostgresStore {
             config.connect_timeout(Duration::from_secs(10));
         }
         config.application_name("bulkhead");
+        // A host paused mid-transaction (SIGSTOP, a VM freeze) must not hold a run's row lock
+        // until it wakes: the server ends such a session, rolling its transaction back and
+        // freeing its locks, well before the host's lease runs out, so another host can take
+        // the run over. A statement that waits on a lock gives up instead of waiting forever.
+        let mut options = config.get_options().unwrap_or_default().to_string();
+        options.push_str(&format!(
+            " -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS} -c lock_timeout={LOCK_TIMEOUT_MS}"
+        ));
+        config.options(options.trim());
         let name = describe(&config);
         let manager = Manager::from_config(
             config,
@@ -948,5 +965,58 @@ impl Store for PostgresStore {
             .await
             .and_then(|r| r.try_get(0))
             .map_err(|e| self.err(e))
+    }
+
+    async fn heartbeat(&self, beat: &HostBeat) -> Result<(), StoreError> {
+        // `last_seen` is the database's clock: hosts are judged alive by one clock.
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| self.err(e))?;
+        let n = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+        tx.execute(
+            "INSERT INTO hosts (owner, started_at, last_seen, slots, slots_in_use, runs)
+             VALUES ($1, bulkhead_ts($2), clock_timestamp(), $3, $4, $5)
+             ON CONFLICT (owner) DO UPDATE SET started_at = excluded.started_at, last_seen = excluded.last_seen,
+               slots = excluded.slots, slots_in_use = excluded.slots_in_use, runs = excluded.runs",
+            &[&beat.owner, &beat.started_at, &n(beat.slots), &n(beat.slots_in_use), &n(beat.runs)],
+        )
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.execute(
+            "DELETE FROM hosts WHERE last_seen < clock_timestamp() - $1::bigint * interval '1 millisecond'",
+            &[&HOST_FORGOTTEN_MS],
+        )
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    async fn hosts(&self, now: i64, within: i64) -> Result<Vec<HostBeat>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| self.err(e))?;
+        let clock = self.db_now(&tx, now).await?;
+        let rows = tx
+            .query(
+                "SELECT owner, bulkhead_ms(started_at), bulkhead_ms(last_seen), slots, slots_in_use, runs FROM hosts
+                 WHERE last_seen >= bulkhead_ts($1) ORDER BY owner",
+                &[&(clock - within)],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        let count = |r: &Row, i: usize| -> Result<u32, StoreError> {
+            let v: i32 = r.try_get(i).map_err(|e| self.err(e))?;
+            u32::try_from(v).map_err(|_| self.corrupt(format!("host row: negative count {v}")))
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(HostBeat {
+                    owner: r.try_get(0).map_err(|e| self.err(e))?,
+                    started_at: r.try_get(1).map_err(|e| self.err(e))?,
+                    last_seen: r.try_get(2).map_err(|e| self.err(e))?,
+                    slots: count(r, 3)?,
+                    slots_in_use: count(r, 4)?,
+                    runs: count(r, 5)?,
+                })
+            })
+            .collect()
     }
 }

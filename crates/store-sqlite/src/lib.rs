@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use write::apply;
 
 /// The schema version this build writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The numbered migrations, applied in order to bring a database to [`SCHEMA_VERSION`].
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_trigger_cancel.sql")),
     (4, include_str!("../migrations/0004_task_order.sql")),
     (5, include_str!("../migrations/0005_workflow_spec.sql")),
+    (6, include_str!("../migrations/0006_hosts.sql")),
 ];
 
 /// A SQLite state store.
@@ -947,6 +948,52 @@ impl Store for SqliteStore {
                 [workflow],
                 |r| r.get(0),
             )
+            .map_err(|e| map(path, e))
+        })
+        .await
+    }
+
+    async fn heartbeat(&self, beat: &HostBeat) -> Result<(), StoreError> {
+        let beat = beat.clone();
+        self.write(move |conn, path| {
+            let m = |e| map(path, e);
+            let tx = tx(conn, path)?;
+            tx.execute(
+                "INSERT INTO hosts (owner, started_at, last_seen, slots, slots_in_use, runs) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (owner) DO UPDATE SET started_at = excluded.started_at, last_seen = excluded.last_seen,
+                   slots = excluded.slots, slots_in_use = excluded.slots_in_use, runs = excluded.runs",
+                params![beat.owner, beat.started_at, beat.last_seen, beat.slots, beat.slots_in_use, beat.runs],
+            )
+            .map_err(m)?;
+            tx.execute(
+                "DELETE FROM hosts WHERE last_seen < ?1",
+                [beat.last_seen - HOST_FORGOTTEN_MS],
+            )
+            .map_err(m)?;
+            tx.commit().map_err(m)
+        })
+        .await
+    }
+
+    async fn hosts(&self, now: i64, within: i64) -> Result<Vec<HostBeat>, StoreError> {
+        self.read(move |conn, path| {
+            conn.prepare(
+                "SELECT owner, started_at, last_seen, slots, slots_in_use, runs FROM hosts
+                 WHERE last_seen >= ?1 ORDER BY owner",
+            )
+            .and_then(|mut s| {
+                s.query_map([now - within], |r| {
+                    Ok(HostBeat {
+                        owner: r.get(0)?,
+                        started_at: r.get(1)?,
+                        last_seen: r.get(2)?,
+                        slots: r.get(3)?,
+                        slots_in_use: r.get(4)?,
+                        runs: r.get(5)?,
+                    })
+                })?
+                .collect()
+            })
             .map_err(|e| map(path, e))
         })
         .await

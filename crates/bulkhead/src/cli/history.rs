@@ -29,6 +29,52 @@ where
     })
 }
 
+/// `bulkhead hosts`
+pub fn hosts(state: &State, json: bool) -> ExitCode {
+    with_store(state, |store, _| async move {
+        let now = bulkhead::store::now_ms();
+        let hosts = store.hosts(now, bulkhead::store::HOST_ALIVE_MS).await?;
+        if json {
+            let rows: Vec<serde_json::Value> = hosts
+                .iter()
+                .map(|h| {
+                    serde_json::json!({
+                        "owner": h.owner,
+                        "started_at": bulkhead::store::rfc3339(h.started_at),
+                        "last_seen": bulkhead::store::rfc3339(h.last_seen),
+                        "slots": h.slots,
+                        "slots_in_use": h.slots_in_use,
+                        "runs": h.runs,
+                    })
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&rows).unwrap_or_default()
+            );
+        } else if hosts.is_empty() {
+            eprintln!("no host has sent a heartbeat in the last {} s (`bulkhead serve` sends one every {} s)", bulkhead::store::HOST_ALIVE_MS / 1000, bulkhead::store::HEARTBEAT_MS / 1000);
+        } else {
+            println!(
+                "{:<40} {:>6} {:>7} {:>5}  {:<25} LAST SEEN",
+                "HOST", "SLOTS", "IN USE", "RUNS", "STARTED"
+            );
+            for h in hosts {
+                println!(
+                    "{:<40} {:>6} {:>7} {:>5}  {:<25} {}",
+                    h.owner,
+                    h.slots,
+                    h.slots_in_use,
+                    h.runs,
+                    bulkhead::store::rfc3339(h.started_at),
+                    bulkhead::store::rfc3339(h.last_seen)
+                );
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 /// `bulkhead runs`
 pub fn runs(
     state: &State,

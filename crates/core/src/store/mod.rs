@@ -105,7 +105,23 @@ pub trait Store: Send + Sync {
 
     /// The latest scheduled time of a cron trigger of `workflow`.
     async fn last_cron_fire(&self, workflow: &str) -> Result<Option<i64>, StoreError>;
+
+    /// Records a host's heartbeat (its row replaced), at `beat.last_seen`; rows of hosts silent
+    /// for a day are deleted.
+    async fn heartbeat(&self, beat: &HostBeat) -> Result<(), StoreError>;
+
+    /// Hosts whose last heartbeat is at most `within_ms` before `now_ms`, by owner id.
+    async fn hosts(&self, now_ms: i64, within_ms: i64) -> Result<Vec<HostBeat>, StoreError>;
 }
+
+/// How often `serve` sends its heartbeat.
+pub const HEARTBEAT_MS: i64 = 5_000;
+
+/// A host is listed as alive while its last heartbeat is this recent (three missed beats).
+pub const HOST_ALIVE_MS: i64 = 3 * HEARTBEAT_MS;
+
+/// Heartbeat rows older than this are deleted.
+pub const HOST_FORGOTTEN_MS: i64 = 86_400_000;
 
 /// A claimed trigger whose run does not exist after this long is handed out again.
 pub const ORPHAN_AFTER_MS: i64 = 30_000;

@@ -618,6 +618,50 @@ where
         Err(StoreError::UnknownRun(_))
     ));
     a_run_id_is_used_once(&*make().await).await;
+    hosts_are_listed_while_they_beat(&*make().await).await;
+}
+
+async fn hosts_are_listed_while_they_beat(store: &dyn Store) {
+    let now = now_ms();
+    let beat = |owner: &str, at: i64, in_use: u32| HostBeat {
+        owner: owner.into(),
+        started_at: now - 1000,
+        last_seen: at,
+        slots: 8,
+        slots_in_use: in_use,
+        runs: in_use / 2,
+    };
+    assert!(store.hosts(now, HOST_ALIVE_MS).await.unwrap().is_empty());
+    store.heartbeat(&beat("a:1:x", now, 2)).await.unwrap();
+    store.heartbeat(&beat("b:2:y", now, 6)).await.unwrap();
+    // A second beat replaces the first.
+    store.heartbeat(&beat("a:1:x", now, 4)).await.unwrap();
+    let alive = store.hosts(now, HOST_ALIVE_MS).await.unwrap();
+    assert_eq!(
+        alive
+            .iter()
+            .map(|h| (
+                h.owner.as_str(),
+                h.slots,
+                h.slots_in_use,
+                h.runs,
+                h.started_at
+            ))
+            .collect::<Vec<_>>(),
+        vec![
+            ("a:1:x", 8, 4, 2, now - 1000),
+            ("b:2:y", 8, 6, 3, now - 1000)
+        ]
+    );
+    for h in &alive {
+        assert!(
+            (h.last_seen - now).abs() < 5_000,
+            "last seen about now: {h:?}"
+        );
+    }
+    // Silent for longer than HOST_ALIVE_MS: not listed.
+    let later = now + HOST_ALIVE_MS + 5_000;
+    assert!(store.hosts(later, HOST_ALIVE_MS).await.unwrap().is_empty());
 }
 
 async fn a_run_id_is_used_once(store: &dyn Store) {

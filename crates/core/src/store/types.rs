@@ -371,6 +371,23 @@ pub struct TaskResult {
     pub log: String,
 }
 
+/// A host's heartbeat (`bulkhead hosts`, `GET /api/hosts`): who it is, since when, how busy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostBeat {
+    /// The host's owner id (`host:pid:nonce`), as the leases of its runs name it.
+    pub owner: String,
+    /// When the host started (ms since the epoch).
+    pub started_at: i64,
+    /// Its last heartbeat (ms since the epoch; on the database's clock where a backend has one).
+    pub last_seen: i64,
+    /// Attempts it may run at once.
+    pub slots: u32,
+    /// Attempts running now.
+    pub slots_in_use: u32,
+    /// Runs it is executing now.
+    pub runs: u32,
+}
+
 /// Filters of `bulkhead runs`.
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {

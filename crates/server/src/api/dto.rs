@@ -194,3 +194,41 @@ pub struct Accepted {
     /// What happens now.
     pub status: String,
 }
+
+/// One host of `GET /api/hosts`: a `bulkhead serve` process on this store whose heartbeat is
+/// recent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostInfo {
+    /// Its owner id (`host:pid:nonce`), as the leases of its runs name it.
+    pub owner: String,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// Its last heartbeat (RFC 3339; the database's clock on PostgreSQL).
+    pub last_seen: String,
+    /// Attempts it may run at once.
+    pub slots: u32,
+    /// Attempts running now.
+    pub slots_in_use: u32,
+    /// Runs it executes now.
+    pub runs: u32,
+}
+
+/// `GET /api/hosts`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostList {
+    /// The hosts alive (a heartbeat in the last 15 s), by owner id.
+    pub hosts: Vec<HostInfo>,
+}
+
+impl From<bulkhead_core::store::HostBeat> for HostInfo {
+    fn from(b: bulkhead_core::store::HostBeat) -> HostInfo {
+        HostInfo {
+            owner: b.owner,
+            started_at: bulkhead_core::store::rfc3339(b.started_at),
+            last_seen: bulkhead_core::store::rfc3339(b.last_seen),
+            slots: b.slots,
+            slots_in_use: b.slots_in_use,
+            runs: b.runs,
+        }
+    }
+}

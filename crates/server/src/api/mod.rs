@@ -58,8 +58,8 @@ pub const MAX_LOG_BYTES: usize = 64 << 20;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Bulkhead API", description = "Trigger, watch and remediate runs of sandboxed WebAssembly workflows."),
-    paths(list_workflows, list_plugins, create_run, list_runs, get_run, task_logs, cancel_run, retry_task, healthz, metrics),
-    components(schemas(ErrorBody, WorkflowInfo, WorkflowList, FileStatus, PluginStatus, TriggerRequest, Triggered, RunPage, RunSummary, TaskLogs, AttemptLogBody, Accepted, RunReport)),
+    paths(list_workflows, list_plugins, list_hosts, create_run, list_runs, get_run, task_logs, cancel_run, retry_task, healthz, metrics),
+    components(schemas(ErrorBody, WorkflowInfo, WorkflowList, FileStatus, PluginStatus, HostInfo, HostList, TriggerRequest, Triggered, RunPage, RunSummary, TaskLogs, AttemptLogBody, Accepted, RunReport)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -142,6 +142,7 @@ pub fn router(server: Arc<Server>, access: Access, listen: std::net::SocketAddr)
         )
         .route("/api/workflows", get(list_workflows))
         .route("/api/plugins", get(list_plugins))
+        .route("/api/hosts", get(list_hosts))
         .route("/api/runs", get(list_runs).post(create_run))
         .route("/api/runs/{run_id}", get(get_run))
         .route("/api/runs/{run_id}/tasks/{task}/logs", get(task_logs))
@@ -242,6 +243,19 @@ async fn list_workflows(State(api): State<Api>) -> Json<WorkflowList> {
 async fn list_plugins(State(api): State<Api>) -> Json<Vec<PluginStatus>> {
     let catalog = api.server.catalog.read().unwrap_or_else(|e| e.into_inner());
     Json(catalog.plugins.values().cloned().collect())
+}
+
+#[utoipa::path(get, path = "/api/hosts", responses((status = 200, description = "The `bulkhead serve` hosts on this store whose heartbeat is recent (one on SQLite; every host of the cluster on PostgreSQL)", body = HostList), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody), (status = 500, description = "The state store failed", body = ErrorBody)))]
+async fn list_hosts(State(api): State<Api>) -> ApiResult<Json<HostList>> {
+    let now = api.server.clock.now_ms();
+    let hosts = api
+        .server
+        .store
+        .hosts(now, bulkhead_core::store::HOST_ALIVE_MS)
+        .await?;
+    Ok(Json(HostList {
+        hosts: hosts.into_iter().map(HostInfo::from).collect(),
+    }))
 }
 
 #[utoipa::path(post, path = "/api/runs", request_body = TriggerRequest, security(("bearer" = [])),

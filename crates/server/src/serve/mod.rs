@@ -171,6 +171,11 @@ impl Server {
         let mut rescan = tokio::time::interval(RESCAN);
         let mut reap = tokio::time::interval(REAP);
         reap.tick().await; // The first tick is now: done just above.
+        let started_at = self.clock.now_ms();
+        let mut beat = tokio::time::interval(std::time::Duration::from_millis(
+            bulkhead_core::store::HEARTBEAT_MS as u64,
+        ));
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if let Err(e) = self.fire_due().await {
                 tracing::error!(error = %e, "cannot fire triggers");
@@ -181,6 +186,12 @@ impl Server {
                 _ = tokio::time::sleep(TICK) => {}
                 _ = rescan.tick() => self.request_reload(),
                 _ = reap.tick() => self.adopt_unfinished("adopting a run whose host stopped renewing its lease").await,
+                _ = beat.tick() => {
+                    let beat = self.host.beat(started_at, self.clock.now_ms());
+                    if let Err(e) = self.store.heartbeat(&beat).await {
+                        tracing::warn!(error = %e, "cannot record this host's heartbeat");
+                    }
+                }
             }
         }
         tracing::info!(grace = ?self.stop.grace, "stopping: no new runs; running attempts may finish");
