@@ -23,7 +23,10 @@ struct Database {
 
 impl Database {
     fn new() -> Database {
-        let name = format!("bulkhead_test_{}", uuid::Uuid::now_v7().simple());
+        // `.ci/run` sets a prefix per run and drops what is left with it at the end.
+        let prefix =
+            std::env::var("BULKHEAD_TEST_DB_PREFIX").unwrap_or_else(|_| "bulkhead_test_".into());
+        let name = format!("{prefix}{}", uuid::Uuid::now_v7().simple());
         psql(&format!("CREATE DATABASE {name}"));
         let server = server();
         let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
@@ -379,4 +382,48 @@ fn three_hosts_share_the_work_and_survive_a_kill_and_a_stop() {
         interrupted.len()
     );
     assert_eq!(hosts[0].stop(), Some(0));
+}
+
+/// A host with none of the plugins and no local copies retries a run another host started:
+/// the plugin version comes from the database (its hash checked), not from any folder.
+#[test]
+fn a_host_without_the_plugin_retries_a_run_with_the_copy_in_the_database() {
+    let db = Database::new();
+    let mut case = Case::new("name: pg\ntasks:\n  boom: {plugin: panic}\n");
+    case.store_url = Some(db.url.clone());
+    let ran = case.run(&[]);
+    assert_eq!(ran.code, 1, "the panic plugin fails: {}", ran.stderr);
+    let run_id = ran.report["run_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        count(&db.url, "SELECT count(*) FROM plugin_copies"),
+        1,
+        "the run's one plugin was kept in the database"
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::create_dir(elsewhere.path().join("plugins")).unwrap();
+    let out = case
+        .bulkhead()
+        .env("BULKHEAD_PLUGINS", elsewhere.path().join("plugins"))
+        .env("BULKHEAD_CACHE_DIR", elsewhere.path().join("cache"))
+        .args(["retry", &run_id, "boom"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the retried attempt ran and failed again: {stderr}"
+    );
+    let attempts = count(
+        &db.url,
+        &format!("SELECT count(*) FROM attempts WHERE run_id = '{run_id}' AND status = 'failed'"),
+    );
+    assert_eq!(
+        attempts, 2,
+        "the second attempt ran on the fetched copy: {stderr}"
+    );
+    let fetched = std::fs::read_dir(elsewhere.path().join("plugin-copies"))
+        .unwrap()
+        .count();
+    assert_eq!(fetched, 1, "the copy was fetched into this host's folder");
 }

@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
+mod copies;
 mod read;
 #[cfg(test)]
 mod tests;

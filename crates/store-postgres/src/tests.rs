@@ -18,6 +18,12 @@ fn server() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// Test databases are named with this prefix and a UUID: `BULKHEAD_TEST_DB_PREFIX` (`.ci/run`
+/// sets one per run, and drops what is left with it at the end) or `bulkhead_test_`.
+fn db_prefix() -> String {
+    std::env::var("BULKHEAD_TEST_DB_PREFIX").unwrap_or_else(|_| "bulkhead_test_".into())
+}
+
 /// Databases made for one test, dropped by [`Scratch::finish`].
 struct Scratch {
     admin: tokio_postgres::Client,
@@ -42,7 +48,7 @@ impl Scratch {
 
     /// The URL of a new, empty database.
     async fn url(&self) -> String {
-        let name = format!("bulkhead_test_{}", uuid::Uuid::now_v7().simple());
+        let name = format!("{}{}", db_prefix(), uuid::Uuid::now_v7().simple());
         self.admin
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
@@ -376,4 +382,50 @@ async fn an_unreachable_server_or_a_bad_url_is_a_clear_error() {
         other => panic!("expected Open for a missing database, got {other:?}"),
     }
     scratch.finish().await;
+}
+
+#[tokio::test]
+async fn plugin_copies_are_kept_once_in_chunks_and_read_back_exactly() {
+    let scratch = Scratch::new().await;
+    let url = scratch.url().await;
+    let (a, b) = (
+        PostgresStore::connect(&url).await.unwrap(),
+        PostgresStore::connect(&url).await.unwrap(),
+    );
+    // 2.5 chunks of bytes that differ at every offset.
+    let bytes: Vec<u8> = (0..copies::CHUNK * 5 / 2)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    assert!(!a.has_plugin("h1").await.unwrap());
+    let (x, y) = tokio::join!(
+        a.put_plugin("h1", &bytes[..]),
+        b.put_plugin("h1", &bytes[..])
+    );
+    x.unwrap();
+    y.unwrap();
+    assert!(b.has_plugin("h1").await.unwrap());
+    let mut back = Vec::new();
+    assert!(b.get_plugin("h1", &mut back).await.unwrap());
+    assert!(back == bytes, "the copy reads back byte for byte");
+    let chunks = count_rows(&url, "SELECT count(*) FROM plugin_chunks").await;
+    assert_eq!(chunks, 3, "stored once, in three chunks");
+    assert!(!a.get_plugin("missing", &mut Vec::new()).await.unwrap());
+    // A damaged copy (a chunk gone) is an error naming it, never a short plugin.
+    raw(&url)
+        .await
+        .execute("DELETE FROM plugin_chunks WHERE chunk = 1", &[])
+        .await
+        .unwrap();
+    match a.get_plugin("h1", &mut Vec::new()).await {
+        Err(e @ StoreError::Corrupt { .. }) => assert!(e.to_string().contains("h1"), "{e}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    a.put_plugin("h2", &b"tiny"[..]).await.unwrap();
+    assert_eq!(a.prune_plugins(&["h2".to_string()]).await.unwrap(), 1);
+    assert!(a.has_plugin("h2").await.unwrap() && !a.has_plugin("h1").await.unwrap());
+    scratch.finish().await;
+}
+
+async fn count_rows(url: &str, sql: &str) -> i64 {
+    raw(url).await.query_one(sql, &[]).await.unwrap().get(0)
 }

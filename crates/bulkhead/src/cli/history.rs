@@ -17,15 +17,15 @@ fn fail(e: StoreError) -> ExitCode {
 
 fn with_store<F, Fut>(state: &State, f: F) -> ExitCode
 where
-    F: FnOnce(Arc<dyn Store>, Option<std::path::PathBuf>) -> Fut,
+    F: FnOnce(Arc<dyn Store>, Option<Arc<dyn bulkhead::PluginVault>>) -> Fut,
     Fut: std::future::Future<Output = Result<ExitCode, StoreError>>,
 {
     super::block_on(async move {
-        let (store, copies) = match state.open_store().await {
+        let opened = match state.open_store().await {
             Ok(s) => s,
             Err(code) => return code,
         };
-        f(store, copies).await.unwrap_or_else(fail)
+        f(opened.store, opened.vault).await.unwrap_or_else(fail)
     })
 }
 
@@ -246,20 +246,17 @@ pub fn cancel(state: &State, run_id: String) -> ExitCode {
 /// `bulkhead gc --older-than 30d`
 pub fn gc(state: &State, older_than: Duration, cache_max: u64) -> ExitCode {
     let cache_dir = state.cache_dir.clone();
-    with_store(state, |store, copies| async move {
+    with_store(state, |store, vault| async move {
         let cut = store::now_ms() - older_than.as_millis() as i64;
         let deleted = store.gc(cut).await?;
         let mut removed = 0;
-        if let Some(dir) = copies {
-            use bulkhead::PluginVault;
+        if let Some(vault) = vault {
             let keep: std::collections::HashSet<String> =
                 store.plugin_hashes_in_use().await?.into_iter().collect();
-            removed = bulkhead::FolderVault::new(&dir)
-                .prune(&keep)
-                .map_err(|reason| StoreError::Other {
-                    path: dir.clone(),
-                    reason,
-                })?;
+            removed = vault.prune(&keep).map_err(|reason| StoreError::Other {
+                path: vault.location(),
+                reason,
+            })?;
         }
         let freed = bulkhead::sandbox::prune_cache(&cache_dir, cache_max);
         eprintln!(

@@ -7,6 +7,7 @@ pub mod progress;
 pub mod run;
 pub mod serve;
 pub mod summary;
+pub mod vault;
 
 use bulkhead::sandbox::compile::{CompileBounds, Compiler};
 use bulkhead::store::Store;
@@ -35,6 +36,16 @@ pub struct PluginsArg {
     pub dir: PathBuf,
 }
 
+/// An open store, with where the plugin copies of its runs are kept.
+pub struct Opened {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The plugin copies (a folder beside a SQLite file; the database for PostgreSQL).
+    pub vault: Option<Arc<dyn bulkhead::PluginVault>>,
+    /// The local folder of copies (which no mount may reach).
+    pub copies: Option<PathBuf>,
+}
+
 /// Where state lives: the store file and the compiled-plugin cache.
 #[derive(Debug, Clone)]
 pub struct State {
@@ -49,14 +60,18 @@ pub struct State {
 impl State {
     /// Opens the store. The default location's folder is created; an explicit path's folder must
     /// exist.
-    pub async fn open_store(&self) -> Result<(Arc<dyn Store>, Option<PathBuf>), ExitCode> {
+    pub async fn open_store(&self) -> Result<Opened, ExitCode> {
         if let Some(url) = self.postgres_url() {
             return match bulkhead::PostgresStore::connect(url).await {
-                // Each host keeps the plugin copies of the runs it starts beside its cache.
-                Ok(s) => Ok((
-                    Arc::new(s),
-                    Some(self.cache_dir.with_file_name("plugin-copies")),
-                )),
+                // Copies live in the database, cached beside this host's compile cache.
+                Ok(s) => {
+                    let copies = self.cache_dir.with_file_name("plugin-copies");
+                    Ok(Opened {
+                        store: Arc::new(s.clone()),
+                        vault: Some(Arc::new(vault::DatabaseVault::new(s, copies.clone()))),
+                        copies: Some(copies),
+                    })
+                }
                 Err(e) => {
                     eprintln!("error: {e}\n  help: check the URL (postgres://USER@HOST:PORT/DATABASE), that the server answers and that the database exists (`createdb NAME`)");
                     Err(ExitCode::FAILURE)
@@ -65,7 +80,11 @@ impl State {
         }
         if self.store.as_os_str() == ":memory:" {
             return match SqliteStore::open_in_memory() {
-                Ok(s) => Ok((Arc::new(s), None)),
+                Ok(s) => Ok(Opened {
+                    store: Arc::new(s),
+                    vault: None,
+                    copies: None,
+                }),
                 Err(e) => {
                     eprintln!("error: {e}");
                     Err(ExitCode::FAILURE)
@@ -87,7 +106,11 @@ impl State {
             Ok(s) => {
                 let copies = copies_of(&self.store);
                 adopt_legacy_copies(&self.store, &copies);
-                Ok((Arc::new(s), Some(copies)))
+                Ok(Opened {
+                    store: Arc::new(s),
+                    vault: Some(Arc::new(bulkhead::FolderVault::new(&copies))),
+                    copies: Some(copies),
+                })
             }
             Err(e) => {
                 eprintln!("error: {e}\n  help: pass `--store PATH` or set BULKHEAD_STORE to use another file");
@@ -124,16 +147,18 @@ impl State {
 
     /// A host on `plugins` with the store and cache.
     pub async fn host(&self, plugins: &Path, max_parallel: usize) -> Result<Host, ExitCode> {
-        let (store, copies) = self.open_store().await?;
+        let Opened {
+            store,
+            vault,
+            copies,
+        } = self.open_store().await?;
         Host::new(HostConfig {
             plugins_dir: plugins.to_path_buf(),
             cache_dir: Some(self.cache_dir.clone()),
             max_parallel,
             store: Some(store),
             guarded: self.guarded(plugins, copies.as_deref()),
-            plugin_vault: copies.map(|dir| {
-                Arc::new(bulkhead::FolderVault::new(dir)) as Arc<dyn bulkhead::PluginVault>
-            }),
+            plugin_vault: vault,
             compile: self.compile.clone(),
             compiler: compiler(),
         })

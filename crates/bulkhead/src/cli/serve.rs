@@ -227,8 +227,8 @@ pub fn trigger(
         run_id: run_id.clone(),
     };
     super::block_on(async move {
-        let (store, _) = match state.open_store().await {
-            Ok(s) => s,
+        let store = match state.open_store().await {
+            Ok(s) => s.store,
             Err(code) => return code,
         };
         match store.add_trigger(trigger).await {
