@@ -268,7 +268,7 @@ fn the_resilience_example_contains_every_failure() {
 }
 
 #[test]
-fn bench_prints_the_scale_curve_serve_load_history_and_fan_out() {
+fn bench_prints_the_scale_curve_serve_load_postgres_hosts_history_and_fan_out() {
     let dir = tempfile::tempdir().unwrap();
     let out = bulkhead()
         .current_dir(dir.path())
@@ -280,7 +280,11 @@ fn bench_prints_the_scale_curve_serve_load_history_and_fan_out() {
             "40",
             "--history",
             "700",
+            "--cluster-runs",
+            "30",
         ])
+        .arg("--postgres")
+        .arg(crate::postgres::server())
         .args([
             "--fanout-mib",
             "1",
@@ -318,6 +322,32 @@ fn bench_prints_the_scale_curve_serve_load_history_and_fan_out() {
                 .is_some(),
             "{load}"
         );
+    }
+    // SQLite and PostgreSQL with 1, 2 and 3 hosts, side by side; every run checked.
+    let cluster = figures["cluster"].as_array().unwrap();
+    let shape: Vec<(String, u64)> = cluster
+        .iter()
+        .map(|l| {
+            (
+                l["store"].as_str().unwrap().to_string(),
+                l["hosts"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("sqlite", 1),
+            ("postgres", 1),
+            ("postgres", 2),
+            ("postgres", 3)
+        ]
+        .map(|(s, h)| (s.to_string(), h))
+        .to_vec()
+    );
+    for load in cluster {
+        assert!(load["runs_per_s"].as_f64().unwrap() > 0.0, "{load}");
+        assert!(load["overhead_us_per_task_vs_sqlite"].is_number(), "{load}");
     }
     // History: paged to the end, every run once.
     let history = &figures["history"];

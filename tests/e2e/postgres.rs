@@ -10,7 +10,8 @@ use crate::support::Case;
 use std::process::Command;
 use std::time::Duration;
 
-fn server() -> String {
+/// The PostgreSQL server the tests use.
+pub fn server() -> String {
     std::env::var("BULKHEAD_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }

@@ -1021,3 +1021,50 @@ impl Store for PostgresStore {
             .collect()
     }
 }
+
+/// Creates the empty database `name` on the server at `server_url` (any database of it that
+/// the user may connect to) and returns its URL. For benchmarks and tests; `name` must be a
+/// plain identifier.
+pub async fn create_database(server_url: &str, name: &str) -> Result<String, StoreError> {
+    let (config, client) = admin(server_url, name).await?;
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .map_err(|e| map(&describe(&config), e))?;
+    let base = server_url.rsplit_once('/').map_or(server_url, |(b, _)| b);
+    let query = server_url
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    Ok(format!("{base}/{name}{query}"))
+}
+
+/// Drops the database `name` of the server at `server_url`, closing its connections.
+pub async fn drop_database(server_url: &str, name: &str) -> Result<(), StoreError> {
+    let (config, client) = admin(server_url, name).await?;
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .map_err(|e| map(&describe(&config), e))
+}
+
+async fn admin(
+    server_url: &str,
+    name: &str,
+) -> Result<(tokio_postgres::Config, tokio_postgres::Client), StoreError> {
+    let config: tokio_postgres::Config = server_url.parse().map_err(|e| StoreError::Open {
+        path: PathBuf::from(server_url.split('@').next_back().unwrap_or("postgres://")),
+        reason: format!("not a PostgreSQL URL ({e})"),
+    })?;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(StoreError::Conflict(format!(
+            "`{name}` is not a plain database name (letters, digits, _)"
+        )));
+    }
+    let (client, conn) = config.connect(NoTls).await.map_err(|e| StoreError::Open {
+        path: describe(&config),
+        reason: e.to_string(),
+    })?;
+    tokio::spawn(conn);
+    Ok((config, client))
+}

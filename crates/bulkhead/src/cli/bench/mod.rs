@@ -55,6 +55,13 @@ pub struct BenchArgs {
     /// Finished runs in the history the API is timed over (0: no history).
     #[arg(long, default_value_t = 100_000)]
     history: usize,
+    /// A PostgreSQL server (`postgres://USER@HOST:PORT/DB`) to run the serve load on with 1, 2
+    /// and 3 hosts, beside SQLite; a database is created for each load and dropped after.
+    #[arg(long, env = "BULKHEAD_BENCH_POSTGRES")]
+    postgres: Option<String>,
+    /// Runs per load of the PostgreSQL comparison.
+    #[arg(long, default_value_t = 1_000)]
+    cluster_runs: usize,
     /// MiB of JSON one task passes to `--fanout-dependents` tasks (0: no fan-out).
     #[arg(long, default_value_t = 16)]
     fanout_mib: u64,
@@ -379,6 +386,14 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         repeat.min(3),
     )
     .await?;
+    let cluster = serve::cluster(
+        &args.plugins.dir,
+        &cache_dir,
+        args.postgres.as_deref(),
+        args.cluster_runs,
+        args.clients.max(1),
+    )
+    .await?;
     let history = serve::history(&args.plugins.dir, &cache_dir, args.history).await?;
     let fanout = fanout::fanout(
         &args.plugins.dir,
@@ -403,6 +418,7 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         "peak_rss_mib": peak_rss_mib(),
         "scale": curve,
         "serve": serve,
+        "cluster": cluster,
         "fanout": fanout,
         "history": history,
     }))

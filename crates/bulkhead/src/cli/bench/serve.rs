@@ -42,7 +42,12 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start(plugins: &Path, cache_dir: &Path, site: &Path, db: &Path) -> Result<Server, String> {
+    fn start(
+        plugins: &Path,
+        cache_dir: &Path,
+        site: &Path,
+        db: &std::ffi::OsStr,
+    ) -> Result<Server, String> {
         let mut child = Command::new(
             std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?,
         )
@@ -167,17 +172,21 @@ fn ended(agent: &ureq::Agent, base: &str, workflow: &str) -> Result<f64, String>
         .sum())
 }
 
-/// Waits until `count` runs of `workflow` have ended, polling every 20 ms, for at most `within`.
+/// Waits until `count` runs of `workflow` have ended on the servers at `bases` together,
+/// polling every 20 ms, for at most `within`.
 fn wait_ended(
     agent: &ureq::Agent,
-    base: &str,
+    bases: &[String],
     workflow: &str,
     count: usize,
     within: Duration,
 ) -> Result<(), String> {
     let deadline = Instant::now() + within;
     loop {
-        let n = ended(agent, base, workflow)?;
+        let mut n = 0.0;
+        for base in bases {
+            n += ended(agent, base, workflow)?;
+        }
         if n >= count as f64 {
             return Ok(());
         }
@@ -190,33 +199,66 @@ fn wait_ended(
     }
 }
 
-/// One load: `runs` triggers of `workflow` from `clients` threads; runs/s, latencies, checks.
+/// Where the servers of a load keep their runs.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Backend<'a> {
+    /// One server, a SQLite file.
+    Sqlite,
+    /// `hosts` servers on one new database of the PostgreSQL server at `server`.
+    Postgres {
+        /// A URL of the server (any database the user may connect to).
+        server: &'a str,
+        /// Servers sharing the database.
+        hosts: usize,
+    },
+}
+
+/// One load: `runs` triggers of `workflow` from `clients` threads (spread over the servers);
+/// runs/s, latencies, checks.
 async fn load(
     plugins: &Path,
     cache_dir: &Path,
     workflow: &str,
     runs: usize,
     clients: usize,
+    backend: Backend<'_>,
 ) -> Result<serde_json::Value, String> {
     let site = site(WORKFLOWS)?;
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres { server, .. } => {
+            let name = format!("bulkhead_bench_{}", uuid::Uuid::now_v7().simple());
+            let url = bulkhead::store_postgres::create_database(server, &name)
+                .await
+                .map_err(|e| e.to_string())?;
+            Some((server, name, url))
+        }
+    };
     let result = async {
         let db = site.join("state.db");
-        let server = Server::start(plugins, cache_dir, &site, &db)?;
-        let base = server.base.clone();
+        let (store_arg, hosts): (std::ffi::OsString, usize) = match (&database, backend) {
+            (Some((_, _, url)), Backend::Postgres { hosts, .. }) => (url.into(), hosts.max(1)),
+            _ => (db.clone().into(), 1),
+        };
+        let servers = (0..hosts)
+            .map(|_| Server::start(plugins, cache_dir, &site, &store_arg))
+            .collect::<Result<Vec<_>, _>>()?;
+        let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+        let base = bases[0].clone();
         let probe = agent();
         // Warm-up: compile caches, connections, SQLite pages.
         let warm = 20;
         for _ in 0..warm {
             trigger(&probe, &base, workflow)?;
         }
-        wait_ended(&probe, &base, workflow, warm, Duration::from_secs(60))?;
+        wait_ended(&probe, &bases, workflow, warm, Duration::from_secs(60))?;
 
         let started = Instant::now();
         let per_client = runs.div_ceil(clients);
         let sent: Vec<(String, i64)> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..clients)
                 .map(|c| {
-                    let base = &base;
+                    let base = &bases[c % bases.len()];
                     s.spawn(move || {
                         let agent = agent();
                         let mine = per_client.min(runs.saturating_sub(c * per_client));
@@ -241,16 +283,25 @@ async fn load(
         let accepted = started.elapsed();
         wait_ended(
             &probe,
-            &base,
+            &bases,
             workflow,
             warm + runs,
             Duration::from_secs(300),
         )?;
         let took = started.elapsed();
-        server.stop()?;
+        for server in servers {
+            server.stop()?;
+        }
 
         // Every run once, succeeded, each task attempted once; latency to its first attempt.
-        let store = SqliteStore::open(&db).map_err(|e| e.to_string())?;
+        let store: Arc<dyn Store> = match &database {
+            Some((_, _, url)) => Arc::new(
+                bulkhead::PostgresStore::connect(url)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => Arc::new(SqliteStore::open(&db).map_err(|e| e.to_string())?),
+        };
         let mut latency = Vec::with_capacity(sent.len());
         let mut ids = std::collections::HashSet::new();
         for (run_id, at) in &sent {
@@ -283,6 +334,8 @@ async fn load(
             .map_or(1, |(_, y)| y.matches("plugin:").count());
         Ok(json!({
             "workflow": workflow,
+            "store": match backend { Backend::Sqlite => "sqlite", Backend::Postgres { .. } => "postgres" },
+            "hosts": hosts,
             "tasks_per_run": tasks,
             "runs": runs,
             "clients": clients,
@@ -298,6 +351,11 @@ async fn load(
     }
     .await;
     let _ = std::fs::remove_dir_all(&site);
+    if let Some((server, name, _)) = &database {
+        if let Err(e) = bulkhead::store_postgres::drop_database(server, name).await {
+            eprintln!("warning: cannot drop the benchmark's database {name}: {e}");
+        }
+    }
     result
 }
 
@@ -318,7 +376,7 @@ pub(super) async fn throughput(
     for workflow in ["one", "ten"] {
         let mut loads = Vec::new();
         for _ in 0..repeat {
-            loads.push(load(plugins, cache_dir, workflow, runs, clients).await?);
+            loads.push(load(plugins, cache_dir, workflow, runs, clients, Backend::Sqlite).await?);
         }
         // The median load by runs/s (the middle one, as `median` picks).
         let rate = |l: &serde_json::Value| l["runs_per_s"].as_f64().unwrap_or(f64::NAN);
@@ -434,7 +492,7 @@ pub(super) async fn history(
         let seeded = Instant::now();
         let db = seed(plugins, cache_dir, &site, runs).await?;
         let seeded = seeded.elapsed();
-        let server = Server::start(plugins, cache_dir, &site, &db)?;
+        let server = Server::start(plugins, cache_dir, &site, db.as_os_str())?;
         let agent = agent();
         let base = server.base.clone();
         let mut out = json!({"runs": runs, "seed_seconds": seeded.as_secs_f64()});
@@ -486,4 +544,56 @@ pub(super) async fn history(
     .await;
     let _ = std::fs::remove_dir_all(&site);
     result
+}
+
+/// The same 10-task load on SQLite (one host) and on one PostgreSQL database with 1, 2 and 3
+/// hosts, side by side: runs/s, tasks/s, trigger -> first attempt (the claim) p50/p99, and the
+/// coordination overhead per task against SQLite (on two cores the hosts share the CPU, so more
+/// hosts are no speed-up here; the overhead is the figure).
+pub(super) async fn cluster(
+    plugins: &Path,
+    cache_dir: &Path,
+    server: Option<&str>,
+    runs: usize,
+    clients: usize,
+) -> Result<Vec<serde_json::Value>, String> {
+    let Some(server) = server else {
+        eprintln!("PostgreSQL hosts: skipped (pass --postgres postgres://USER@HOST:PORT/DB)");
+        return Ok(Vec::new());
+    };
+    if runs == 0 {
+        return Ok(Vec::new());
+    }
+    eprintln!("PostgreSQL hosts, {runs} runs of the 10-task workflow from {clients} HTTP clients spread over the hosts:");
+    let mut out = Vec::new();
+    let backends = [
+        Backend::Sqlite,
+        Backend::Postgres { server, hosts: 1 },
+        Backend::Postgres { server, hosts: 2 },
+        Backend::Postgres { server, hosts: 3 },
+    ];
+    let mut sqlite_task_us = f64::NAN;
+    for backend in backends {
+        let l = load(plugins, cache_dir, "ten", runs, clients, backend).await?;
+        let tasks_per_s = l["tasks_per_s"].as_f64().unwrap_or(f64::NAN);
+        let task_us = 1e6 / tasks_per_s;
+        if matches!(backend, Backend::Sqlite) {
+            sqlite_task_us = task_us;
+        }
+        let overhead = task_us - sqlite_task_us;
+        eprintln!(
+            "  {:<8} {} host(s): {:>6.0} runs/s, {:>7.0} tasks/s, trigger -> first attempt p50 {:.0} ms, p99 {:.0} ms, {:+.0} us per task against SQLite",
+            l["store"].as_str().unwrap_or(""),
+            l["hosts"],
+            l["runs_per_s"].as_f64().unwrap_or(f64::NAN),
+            tasks_per_s,
+            l["trigger_to_first_attempt_ms"]["p50"].as_f64().unwrap_or(f64::NAN),
+            l["trigger_to_first_attempt_ms"]["p99"].as_f64().unwrap_or(f64::NAN),
+            overhead,
+        );
+        let mut l = l;
+        l["overhead_us_per_task_vs_sqlite"] = json!(overhead);
+        out.push(l);
+    }
+    Ok(out)
 }
