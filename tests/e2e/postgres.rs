@@ -202,7 +202,24 @@ fn three_hosts_share_the_work_and_survive_a_kill_and_a_stop() {
             ),
         )
     };
-    let (killed, stopped) = (pid(&hosts[1]), pid(&hosts[2]));
+    // Which host keeps going, which is killed and which is stopped, and how long after they
+    // all hold runs: from the seed (`BULKHEAD_CLUSTER_SEED=N` runs another case).
+    let seed: u64 = std::env::var("BULKHEAD_CLUSTER_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let orders = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ];
+    let [keep, kill, stop] = orders[(seed % 6) as usize];
+    let pause = Duration::from_millis(seed.wrapping_mul(2_654_435_761) % 700);
+    eprintln!("seed {seed}: host {keep} keeps going, {kill} is killed, {stop} is stopped, {pause:?} after all hold runs");
+    let (killed, stopped) = (pid(&hosts[kill]), pid(&hosts[stop]));
     // Every host sees the whole cluster: three heartbeats, each with its own slots.
     wait_until(Duration::from_secs(30), "three hosts in /api/hosts", || {
         hosts[2].get("/api/hosts").1["hosts"]
@@ -210,7 +227,7 @@ fn three_hosts_share_the_work_and_survive_a_kill_and_a_stop() {
             .map_or(0, |h| h.len())
             == 3
     });
-    let (_, listed) = hosts[0].get("/api/hosts");
+    let (_, listed) = hosts[keep].get("/api/hosts");
     for h in listed["hosts"].as_array().unwrap() {
         assert_eq!(h["slots"], 4, "{listed}");
     }
@@ -231,7 +248,7 @@ fn three_hosts_share_the_work_and_survive_a_kill_and_a_stop() {
         owners(&listed["hosts"]),
         "`bulkhead hosts` lists the same hosts"
     );
-    for p in [pid(&hosts[0]), killed, stopped] {
+    for p in [pid(&hosts[keep]), killed, stopped] {
         assert!(
             owners(&cli).iter().any(|o| o.contains(&format!(":{p}:"))),
             "host {p} listed: {cli}"
@@ -242,8 +259,9 @@ fn three_hosts_share_the_work_and_survive_a_kill_and_a_stop() {
         "hosts 2 and 3 to hold runs",
         || holding(killed) > 0 && holding(stopped) > 0,
     );
-    hosts[1].signal("KILL");
-    hosts[2].signal("STOP");
+    std::thread::sleep(pause);
+    hosts[kill].signal("KILL");
+    hosts[stop].signal("STOP");
     let held_by_stopped = holding(stopped);
     // The dead host's runs are adopted within a reaping interval; the stopped host's once its
     // lease (60 s on the database's clock) has run out.
@@ -267,7 +285,7 @@ fn three_hosts_share_the_work_and_survive_a_kill_and_a_stop() {
                 "SELECT run_id, lease_owner, lease_expires_at, clock_timestamp() FROM runs WHERE status <> 'succeeded'",
             );
             let first = stuck.split('|').next().unwrap_or("").to_string();
-            let said: Vec<String> = hosts[0]
+            let said: Vec<String> = hosts[keep]
                 .tail(usize::MAX)
                 .lines()
                 .filter(|l| l.contains(&first))
@@ -285,17 +303,17 @@ fn three_hosts_share_the_work_and_survive_a_kill_and_a_stop() {
         Duration::from_secs(30),
         "the dead and the stopped host to drop out",
         || {
-            hosts[0].get("/api/hosts").1["hosts"]
+            hosts[keep].get("/api/hosts").1["hosts"]
                 .as_array()
                 .map_or(0, |h| h.len())
                 == 1
         },
     );
-    hosts[2].signal("CONT");
+    hosts[stop].signal("CONT");
     wait_until(
         Duration::from_secs(30),
         "the stopped host to learn it lost its runs",
-        || hosts[2].saw("taken over by another host"),
+        || hosts[stop].saw("taken over by another host"),
     );
     // Nothing the zombie did afterwards landed: still exactly one success per task, and no
     // attempt is left running.
@@ -382,7 +400,7 @@ fn three_hosts_share_the_work_and_survive_a_kill_and_a_stop() {
         held_by_stopped,
         interrupted.len()
     );
-    assert_eq!(hosts[0].stop(), Some(0));
+    assert_eq!(hosts[keep].stop(), Some(0));
 }
 
 /// A host with none of the plugins and no local copies retries a run another host started:
