@@ -323,6 +323,11 @@ fn bench_prints_the_scale_curve_serve_load_postgres_hosts_history_and_fan_out() 
             "{load}"
         );
     }
+    // Where the per-task time goes: the floor under the whole attempt under the whole task.
+    let floor = figures["instantiate_us"]["p50"].as_f64().unwrap();
+    let attempt = figures["sandboxed_attempt_us"]["p50"].as_f64().unwrap();
+    assert!(floor > 0.0 && attempt > 0.0, "{figures}");
+    assert!(stderr.contains("bare instantiation"), "{stderr}");
     // SQLite and PostgreSQL with 1, 2 and 3 hosts, side by side; every run checked.
     let cluster = figures["cluster"].as_array().unwrap();
     let shape: Vec<(String, u64)> = cluster

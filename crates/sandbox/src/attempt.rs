@@ -207,3 +207,39 @@ fn wasi_context(
     drop(opened);
     Ok(b.build_p1())
 }
+
+/// The floor under an attempt, for `bulkhead bench`: `n` bare instantiations of `plugin` with
+/// the pooling allocator and its `InstancePre` (a store with an empty WASI context and the
+/// memory limiter, no pipes, no fuel, no `_start`). Returns the time of each, in order.
+pub(super) async fn instantiate_only(
+    engine: &Engine,
+    plugin: &Plugin,
+    n: usize,
+) -> Result<Vec<std::time::Duration>, String> {
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let mut store = Store::new(
+            engine,
+            AttemptState {
+                wasi: WasiCtxBuilder::new().build_p1(),
+                limiter: MemoryLimiter {
+                    max: usize::MAX,
+                    peak: 0,
+                    refused: None,
+                },
+            },
+        );
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(u64::MAX / 2);
+        store.set_fuel(u64::MAX / 2).map_err(|e| e.to_string())?;
+        plugin
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| format!("cannot instantiate {}: {e}", plugin.name))?;
+        drop(store);
+        times.push(started.elapsed());
+    }
+    Ok(times)
+}

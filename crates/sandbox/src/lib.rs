@@ -288,6 +288,16 @@ impl Sandbox {
     ) -> AttemptOutcome {
         attempt::run(&self.engine, plugin, input, limits, grants).await
     }
+
+    /// `n` bare instantiations of `plugin` (pooling allocator, `InstancePre`, no WASI pipes, no
+    /// `_start`): the floor under every attempt, timed one by one, for `bulkhead bench`.
+    pub async fn instantiate_only(
+        &self,
+        plugin: &Plugin,
+        n: usize,
+    ) -> Result<Vec<Duration>, String> {
+        attempt::instantiate_only(&self.engine, plugin, n).await
+    }
 }
 
 /// A component starts with the wasm magic and layer 1 (`0d 00 01 00`), a core module with version 1.

@@ -421,43 +421,34 @@ impl Store for PostgresStore {
     ) -> Result<Commit, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.err(e))?;
-        // The row lock orders this commit after any take-over in progress: the check below sees
-        // the lease as it is when the transitions are written.
-        let lock = tx
+        // One statement takes the row lock, checks the holder and renews the lease: it waits
+        // for any take-over in progress and then finds no row if the lease moved on. (A
+        // `RunEnded` in the batch clears the lease after it.)
+        let renew = tx
             .prepare_cached(
-                "SELECT lease_owner, cancel_requested FROM runs WHERE run_id = $1 FOR UPDATE",
+                "UPDATE runs SET lease_expires_at = clock_timestamp() + $3::bigint * interval '1 millisecond'
+                 WHERE run_id = $1 AND lease_owner = $2 RETURNING cancel_requested",
             )
             .await
             .map_err(|e| self.err(e))?;
-        let Some(row) = tx
-            .query_opt(&lock, &[&run_id])
+        let row = tx
+            .query_opt(&renew, &[&run_id, &owner, &LEASE_TTL_MS])
             .await
-            .map_err(|e| self.err(e))?
-        else {
-            return Err(StoreError::UnknownRun(run_id.to_string()));
+            .map_err(|e| self.err(e))?;
+        let Some(row) = row else {
+            let exists = tx
+                .query_opt("SELECT 1 FROM runs WHERE run_id = $1", &[&run_id])
+                .await
+                .map_err(|e| self.err(e))?;
+            return Err(match exists {
+                Some(_) => StoreError::LostLease(run_id.to_string()),
+                None => StoreError::UnknownRun(run_id.to_string()),
+            });
         };
-        let holder: Option<String> = row.try_get(0).map_err(|e| self.err(e))?;
-        let cancel: bool = row.try_get(1).map_err(|e| self.err(e))?;
-        if holder.as_deref() != Some(owner) {
-            return Err(StoreError::LostLease(run_id.to_string()));
-        }
+        let cancel: bool = row.try_get(0).map_err(|e| self.err(e))?;
         write::apply(&tx, run_id, owner, &batch)
             .await
             .map_err(|e| self.err(e))?;
-        if !batch
-            .iter()
-            .any(|t| matches!(t, Transition::RunEnded { .. }))
-        {
-            let renew = tx
-                .prepare_cached(
-                    "UPDATE runs SET lease_expires_at = clock_timestamp() + $2::bigint * interval '1 millisecond' WHERE run_id = $1",
-                )
-                .await
-                .map_err(|e| self.err(e))?;
-            tx.execute(&renew, &[&run_id, &LEASE_TTL_MS])
-                .await
-                .map_err(|e| self.err(e))?;
-        }
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(Commit {
             cancel_requested: cancel,

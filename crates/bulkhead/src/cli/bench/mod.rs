@@ -319,6 +319,43 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         gaps.len()
     );
 
+    // Where the time goes: the floor (a bare instantiation from the `InstancePre`, pooling
+    // allocator) and a whole sandboxed attempt of the no-op plugin (WASI context, pipes, fuel,
+    // `_start`, outcome), timed one by one; the executor, journal and bookkeeping are the rest.
+    let noop = long_chain.plugins[0].clone();
+    let mut floor: Vec<f64> = host
+        .sandbox()
+        .instantiate_only(&noop, 2_000)
+        .await?
+        .iter()
+        .map(|d| d.as_secs_f64() * 1e6)
+        .collect();
+    floor.sort_by(f64::total_cmp);
+    let (limits, grants) = (
+        bulkhead::contract::Limits::default(),
+        bulkhead::contract::Grants::default(),
+    );
+    let mut attempts = Vec::with_capacity(2_000);
+    for _ in 0..2_000 {
+        let started = Instant::now();
+        let outcome = host
+            .sandbox()
+            .run(&noop, vec![bytes_of(b"{}")], &limits, &grants)
+            .await;
+        attempts.push(started.elapsed().as_secs_f64() * 1e6);
+        if let Err(f) = outcome.result {
+            return Err(format!("the no-op plugin failed: {}", f.message));
+        }
+    }
+    attempts.sort_by(f64::total_cmp);
+    let (floor50, attempt50) = (percentile(&floor, 0.5), percentile(&attempts, 0.5));
+    eprintln!(
+        "  of which: bare instantiation p50 {floor50:.1} us (p99 {:.1}); a whole sandboxed attempt p50 {attempt50:.1} us (p99 {:.1}); executor, journal and bookkeeping about {:.1} us",
+        percentile(&floor, 0.99),
+        percentile(&attempts, 0.99),
+        p50 - attempt50
+    );
+
     let chain40 = load(&host, &dir, "chain40", &chain(40))?;
     let mut c40 = Vec::new();
     for _ in 0..repeat.max(5) * 4 {
@@ -408,6 +445,8 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
     Ok(json!({
         "cores": cores,
         "overhead_us": {"p50": p50, "p99": p99, "samples": gaps.len()},
+        "instantiate_us": {"p50": floor50, "p99": percentile(&floor, 0.99)},
+        "sandboxed_attempt_us": {"p50": attempt50, "p99": percentile(&attempts, 0.99)},
         "chain40_ms": chain40_ms,
         "chain40_sqlite_ms": chain40_sqlite_ms,
         "throughput_tasks_per_s": rate,
@@ -428,4 +467,9 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     Some(scale::vm_hwm_kib(&status)? / 1024.0)
+}
+
+/// An input part for a direct sandbox call.
+fn bytes_of(b: &'static [u8]) -> bytes::Bytes {
+    bytes::Bytes::from_static(b)
 }
