@@ -329,6 +329,30 @@ impl PostgresStore {
         })
     }
 
+    /// `(status, lease owner, lease expiry)` of a run, its row locked until the transaction ends.
+    async fn lease_row(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        run_id: &str,
+    ) -> Result<Option<LeaseRow>, StoreError> {
+        let Some(row) = tx
+            .query_opt(
+                "SELECT status, lease_owner, bulkhead_ms(lease_expires_at) FROM runs WHERE run_id = $1 FOR UPDATE",
+                &[&run_id],
+            )
+            .await
+            .map_err(|e| self.err(e))?
+        else {
+            return Ok(None);
+        };
+        let get = |e| self.err(e);
+        Ok(Some((
+            row.try_get(0).map_err(get)?,
+            row.try_get(1).map_err(get)?,
+            row.try_get(2).map_err(get)?,
+        )))
+    }
+
     async fn run_exists(&self, client: &Object, run_id: &str) -> Result<(), StoreError> {
         let n = client
             .query_opt("SELECT 1 FROM runs WHERE run_id = $1", &[&run_id])
@@ -340,6 +364,9 @@ impl PostgresStore {
         }
     }
 }
+
+/// `(status, lease owner, lease expiry)` of a run.
+type LeaseRow = (String, Option<String>, Option<i64>);
 
 const TRIGGER_COLUMNS: &str =
     "trigger_key, kind, workflow, params, bulkhead_ms(due_at), bulkhead_ms(created_at), run_id,
@@ -465,18 +492,10 @@ impl Store for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.err(e))?;
         let clock = self.db_now(&tx, now).await?;
-        let row = tx
-            .query_opt(
-                "SELECT status, lease_owner, bulkhead_ms(lease_expires_at) FROM runs WHERE run_id = $1 FOR UPDATE",
-                &[&run_id],
-            )
-            .await
-            .map_err(|e| self.err(e))?
+        let (status, holder, until) = self
+            .lease_row(&tx, run_id)
+            .await?
             .ok_or_else(|| StoreError::UnknownRun(run_id.to_string()))?;
-        let get = |e| self.err(e);
-        let status: String = row.try_get(0).map_err(get)?;
-        let holder: Option<String> = row.try_get(1).map_err(get)?;
-        let until: Option<i64> = row.try_get(2).map_err(get)?;
         check_acquirable(run_id, &status, holder.as_deref(), until, owner, clock)?;
         tx.execute(INTERRUPT_RUNNING[0], &[&run_id])
             .await
@@ -682,14 +701,7 @@ impl Store for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.err(e))?;
         let clock = self.db_now(&tx, now).await?;
-        let row = tx
-            .query_opt(
-                "SELECT status, lease_owner, bulkhead_ms(lease_expires_at) FROM runs WHERE run_id = $1 FOR UPDATE",
-                &[&run_id],
-            )
-            .await
-            .map_err(|e| self.err(e))?;
-        let Some(row) = row else {
+        let Some((status, holder, until)) = self.lease_row(&tx, run_id).await? else {
             // No run yet: cancel its trigger, if it has one.
             let t = tx
                 .query_opt(
@@ -714,10 +726,6 @@ impl Store for PostgresStore {
             tx.commit().await.map_err(|e| self.err(e))?;
             return Ok(outcome);
         };
-        let get = |e| self.err(e);
-        let status: String = row.try_get(0).map_err(get)?;
-        let holder: Option<String> = row.try_get(1).map_err(get)?;
-        let until: Option<i64> = row.try_get(2).map_err(get)?;
         let status = self.known(
             RunStatus::parse(&status),
             &format!("run `{run_id}`"),

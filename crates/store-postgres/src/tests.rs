@@ -24,24 +24,21 @@ fn db_prefix() -> String {
     std::env::var("BULKHEAD_TEST_DB_PREFIX").unwrap_or_else(|_| "bulkhead_test_".into())
 }
 
-/// Databases made for one test, dropped by [`Scratch::finish`].
+/// Databases made for one test (by the crate's own `create_database`), dropped by
+/// [`Scratch::finish`].
 struct Scratch {
-    admin: tokio_postgres::Client,
-    base: tokio_postgres::Config,
+    server: String,
     made: Mutex<Vec<String>>,
 }
 
 impl Scratch {
     async fn new() -> Scratch {
-        let url = server();
-        let base: tokio_postgres::Config = url.parse().expect("BULKHEAD_TEST_POSTGRES is a URL");
-        let (admin, conn) = base.connect(NoTls).await.unwrap_or_else(|e| {
-            panic!("no PostgreSQL server at {url} ({e}): start one (`bash .ci/run` does) or set BULKHEAD_TEST_POSTGRES")
-        });
-        tokio::spawn(conn);
+        let server = server();
+        if let Err(e) = tokio_postgres::connect(&server, NoTls).await {
+            panic!("no PostgreSQL server at {server} ({e}): start one (`bash .ci/run` does) or set BULKHEAD_TEST_POSTGRES");
+        }
         Scratch {
-            admin,
-            base,
+            server,
             made: Mutex::new(Vec::new()),
         }
     }
@@ -49,23 +46,9 @@ impl Scratch {
     /// The URL of a new, empty database.
     async fn url(&self) -> String {
         let name = format!("{}{}", db_prefix(), uuid::Uuid::now_v7().simple());
-        self.admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        self.made.lock().await.push(name.clone());
-        let host = match self.base.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-            _ => "127.0.0.1".into(),
-        };
-        let port = self.base.get_ports().first().copied().unwrap_or(5432);
-        let user = self.base.get_user().unwrap_or("postgres");
-        let password = self
-            .base
-            .get_password()
-            .map(|p| format!(":{}", String::from_utf8_lossy(p)))
-            .unwrap_or_default();
-        format!("postgres://{user}{password}@{host}:{port}/{name}")
+        let url = create_database(&self.server, &name).await.unwrap();
+        self.made.lock().await.push(name);
+        url
     }
 
     async fn store(&self) -> PostgresStore {
@@ -74,10 +57,7 @@ impl Scratch {
 
     async fn finish(self) {
         for name in self.made.lock().await.drain(..) {
-            self.admin
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await
-                .unwrap();
+            drop_database(&self.server, &name).await.unwrap();
         }
     }
 }

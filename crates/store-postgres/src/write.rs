@@ -65,27 +65,12 @@ fn statements(run_id: &str, owner: &str, t: &Transition, out: &mut Vec<(usize, V
             log,
             task_state,
         } => {
-            let (status, kind, message, code, output) = match end {
-                AttemptEnd::Succeeded(v) => (
-                    AttemptStatus::Succeeded,
-                    None,
-                    None,
-                    None,
-                    Some(v.as_str().to_string()),
-                ),
-                AttemptEnd::Failed {
-                    kind,
-                    message,
-                    exit_code,
-                } => (
-                    AttemptStatus::Failed,
-                    Some(kind.clone()),
-                    Some(message.as_bytes().to_vec()),
-                    *exit_code,
-                    None,
-                ),
-                AttemptEnd::Interrupted => (AttemptStatus::Interrupted, None, None, None, None),
-            };
+            let (status, kind, message, code, output) = end.columns();
+            let (kind, message, output) = (
+                kind.map(str::to_string),
+                message.map(|m| m.as_bytes().to_vec()),
+                output.map(str::to_string),
+            );
             let (d, f, m) = (
                 i64_of(*duration_us),
                 i64_of(*fuel_used),

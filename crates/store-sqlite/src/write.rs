@@ -29,23 +29,7 @@ pub(super) fn apply(
             log,
             task_state,
         } => {
-            let (status, kind, message, code, output) = match end {
-                AttemptEnd::Succeeded(v) => {
-                    (AttemptStatus::Succeeded, None, None, None, Some(v.as_str()))
-                }
-                AttemptEnd::Failed {
-                    kind,
-                    message,
-                    exit_code,
-                } => (
-                    AttemptStatus::Failed,
-                    Some(kind.as_str()),
-                    Some(message.as_str()),
-                    *exit_code,
-                    None,
-                ),
-                AttemptEnd::Interrupted => (AttemptStatus::Interrupted, None, None, None, None),
-            };
+            let (status, kind, message, code, output) = end.columns();
             let (d, f, p) = (*duration_us as i64, *fuel_used as i64, *peak_memory as i64);
             tx.prepare_cached(
                 "UPDATE attempts SET status = ?4, finished_at = ?5, error_kind = ?6, error_message = ?7, exit_code = ?8,

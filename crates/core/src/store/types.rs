@@ -181,6 +181,39 @@ pub enum AttemptEnd {
     Interrupted,
 }
 
+/// What an attempt's end writes to its row: `(status, failure kind, message, exit code,
+/// output)`, the columns every backend stores.
+pub type EndColumns<'a> = (
+    AttemptStatus,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<i32>,
+    Option<&'a str>,
+);
+
+impl AttemptEnd {
+    /// The columns this end writes.
+    pub fn columns(&self) -> EndColumns<'_> {
+        match self {
+            AttemptEnd::Succeeded(v) => {
+                (AttemptStatus::Succeeded, None, None, None, Some(v.as_str()))
+            }
+            AttemptEnd::Failed {
+                kind,
+                message,
+                exit_code,
+            } => (
+                AttemptStatus::Failed,
+                Some(kind.as_str()),
+                Some(message.as_str()),
+                *exit_code,
+                None,
+            ),
+            AttemptEnd::Interrupted => (AttemptStatus::Interrupted, None, None, None, None),
+        }
+    }
+}
+
 /// One state change of a run. A batch of them is committed atomically.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
