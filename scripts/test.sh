@@ -12,4 +12,8 @@ bash scripts/build-plugins.sh
 # `cargo test` also builds target/debug/bulkhead, the binary the end-to-end and conformance
 # tests run; a separate `cargo build` would only rebuild our crates without the `testing` feature.
 cargo test --workspace
+# The three-host test once more, with another seed: a different host killed and another
+# stopped, at another moment (the run above used seed 1; `BULKHEAD_CLUSTER_SEED` picks).
+BULKHEAD_CLUSTER_SEED=4 cargo test -p bulkhead --test e2e -- --exact \
+    postgres::three_hosts_share_the_work_and_survive_a_kill_and_a_stop
 bash tests/conformance/run.sh

@@ -271,6 +271,11 @@ fn three_hosts_share_the_work_and_survive_a_kill_and_a_stop() {
         "SELECT count(*) FROM runs WHERE workflow = 'chain' AND status = 'succeeded'",
     ) < 315
     {
+        // Claims follow free slots: no host ever holds more runs than its four slots.
+        for h in &hosts {
+            let held = holding(pid(h));
+            assert!(held <= 4, "host {} holds {held} runs with 4 slots", pid(h));
+        }
         if std::time::Instant::now() > deadline {
             let states = query(
                 &db.url,

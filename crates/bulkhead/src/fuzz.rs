@@ -258,6 +258,7 @@ mod tests {
             "optional: true",
             "priority: ",
             "concurrency: ",
+            "max_active_runs: ",
             "schedule: [",
             "timezone: ",
             "catchup: ",

@@ -24,7 +24,9 @@ use crate::registry::{PluginFile, Registry};
 use crate::runner::SandboxRunner;
 use bulkhead_core::exec::{self, Journal, NoJournal, Observer, RunRequest, Stop, StoreJournal};
 use bulkhead_core::report::RunReport;
-use bulkhead_core::store::{self, NewRun, Owner, PluginVersion, Store, StoreError, LEASE_TTL_MS};
+use bulkhead_core::store::{
+    self, Lease, NewRun, Owner, PluginVersion, Store, StoreError, LEASE_TTL_MS,
+};
 use bulkhead_core::workflow::{self, PluginRef, Workflow, WorkflowError};
 use bulkhead_sandbox::compile::{CompileBounds, Compiler};
 use bulkhead_sandbox::{Plugin, Sandbox, SandboxError};
@@ -319,6 +321,19 @@ impl Host {
         }
     }
 
+    /// How many more runs this host takes on now: none while all its slots are in use, and
+    /// never more than its slots in all (a run it holds that waits for a slot, or for a
+    /// retry's backoff, counts as using one). `held` is how many runs the caller has set
+    /// going here and not seen end (those not started yet count too). `serve` claims at most
+    /// this many triggers.
+    pub fn room(&self, held: usize) -> usize {
+        let in_use = self
+            .max_parallel
+            .saturating_sub(self.slots.available_permits());
+        let runs = self.active.lock().unwrap_or_else(|e| e.into_inner()).len();
+        self.max_parallel.saturating_sub(in_use.max(runs).max(held))
+    }
+
     /// Whether this host is executing `run_id` now (running, resuming or retrying it).
     pub fn is_active(&self, run_id: &str) -> bool {
         self.active
@@ -393,7 +408,7 @@ impl Host {
         let _active = self.mark_active(&run_id)?;
         let plugins = self.keep_plugin_copies(loaded)?;
         let now = store::now_ms();
-        store
+        let lease = store
             .create_run(NewRun {
                 run_id: run_id.clone(),
                 workflow: loaded.workflow.name.clone(),
@@ -410,7 +425,7 @@ impl Host {
             })
             .await
             .map_err(HostError::NotRecorded)?;
-        let journal = StoreJournal::new(store.clone(), &run_id, &self.owner.0);
+        let journal = StoreJournal::new(store.clone(), &run_id, lease.clone());
         let report = self
             .execute(
                 loaded,
@@ -422,7 +437,7 @@ impl Host {
                 stop,
             )
             .await;
-        let _ = store.release(&run_id, &self.owner.0).await;
+        let _ = store.release(&run_id, &lease).await;
         report
     }
 
@@ -447,11 +462,13 @@ impl Host {
         observer: &dyn Observer,
         stop: Stop,
     ) -> Result<RunReport, HostError> {
-        store
+        let lease = store
             .acquire(run_id, &self.owner, store::now_ms(), LEASE_TTL_MS)
             .await?;
-        let result = self.resume_held(store, run_id, observer, stop).await;
-        let _ = store.release(run_id, &self.owner.0).await;
+        let result = self
+            .resume_held(store, run_id, lease.clone(), observer, stop)
+            .await;
+        let _ = store.release(run_id, &lease).await;
         result
     }
 
@@ -459,12 +476,13 @@ impl Host {
         &self,
         store: &Arc<dyn Store>,
         run_id: &str,
+        lease: Lease,
         observer: &dyn Observer,
         stop: Stop,
     ) -> Result<RunReport, HostError> {
         let stored = store.load(run_id).await?;
         let loaded = self.stored_workflow(&stored)?;
-        let journal = StoreJournal::new(store.clone(), run_id, &self.owner.0);
+        let journal = StoreJournal::new(store.clone(), run_id, lease);
         let resumed = Some(stored.tasks.clone());
         self.execute(
             &loaded,
@@ -514,6 +532,7 @@ impl Host {
         store
             .acquire(run_id, &self.owner, store::now_ms(), LEASE_TTL_MS)
             .await
+            .map(drop)
             .or_else(|e| match e {
                 // A finished run has no lease to take: reset it first, then take it.
                 StoreError::Conflict(_) => Ok(()),

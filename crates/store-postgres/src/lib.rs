@@ -31,7 +31,7 @@ mod tests;
 mod write;
 
 /// The schema version this build writes (the same numbers as the SQLite backend's).
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The numbered migrations, applied in order to bring a database to [`SCHEMA_VERSION`].
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_task_order.sql")),
     (5, include_str!("../migrations/0005_workflow_spec.sql")),
     (6, include_str!("../migrations/0006_hosts.sql")),
+    (7, include_str!("../migrations/0007_active_runs.sql")),
 ];
 
 /// The advisory lock that serialises migrations of one database across hosts ("BULKHEAD").
@@ -383,14 +384,14 @@ const INTERRUPT_RUNNING: [&str; 2] = [
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn create_run(&self, run: NewRun) -> Result<(), StoreError> {
+    async fn create_run(&self, run: NewRun) -> Result<Lease, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.err(e))?;
         let until = self.db_now(&tx, run.lease_expires_at).await?;
         let inserted = tx
             .execute(
                 "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, params, status, created_at, lease_owner, lease_expires_at, lease_generation)
-                 VALUES ($1, $2, $3, $4, $5, 'running', bulkhead_ts($6), $7, bulkhead_ts($8), 1)
+                 VALUES ($1, $2, $3, $4, $5, 'running', bulkhead_ts($6), $7, bulkhead_ts($8), $9)
                  ON CONFLICT (run_id) DO NOTHING",
                 &[
                     &run.run_id,
@@ -401,6 +402,7 @@ impl Store for PostgresStore {
                     &run.created_at,
                     &run.owner,
                     &until,
+                    &Lease::FIRST,
                 ],
             )
             .await
@@ -437,13 +439,17 @@ impl Store for PostgresStore {
         )
         .await
         .map_err(|e| self.err(e))?;
-        tx.commit().await.map_err(|e| self.err(e))
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(Lease {
+            owner: run.owner,
+            generation: Lease::FIRST,
+        })
     }
 
     async fn commit(
         &self,
         run_id: &str,
-        owner: &str,
+        lease: &Lease,
         batch: Vec<Transition>,
     ) -> Result<Commit, StoreError> {
         let mut client = self.client().await?;
@@ -454,12 +460,15 @@ impl Store for PostgresStore {
         let renew = tx
             .prepare_cached(
                 "UPDATE runs SET lease_expires_at = clock_timestamp() + $3::bigint * interval '1 millisecond'
-                 WHERE run_id = $1 AND lease_owner = $2 RETURNING cancel_requested",
+                 WHERE run_id = $1 AND lease_owner = $2 AND lease_generation = $4 RETURNING cancel_requested",
             )
             .await
             .map_err(|e| self.err(e))?;
         let row = tx
-            .query_opt(&renew, &[&run_id, &owner, &LEASE_TTL_MS])
+            .query_opt(
+                &renew,
+                &[&run_id, &lease.owner, &LEASE_TTL_MS, &lease.generation],
+            )
             .await
             .map_err(|e| self.err(e))?;
         let Some(row) = row else {
@@ -473,7 +482,7 @@ impl Store for PostgresStore {
             });
         };
         let cancel: bool = row.try_get(0).map_err(|e| self.err(e))?;
-        write::apply(&tx, run_id, owner, &batch)
+        write::apply(&tx, run_id, &lease.owner, &batch)
             .await
             .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
@@ -488,7 +497,7 @@ impl Store for PostgresStore {
         owner: &Owner,
         now: i64,
         ttl: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Lease, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.err(e))?;
         let clock = self.db_now(&tx, now).await?;
@@ -503,23 +512,31 @@ impl Store for PostgresStore {
         tx.execute(INTERRUPT_RUNNING[1], &[&run_id, &now])
             .await
             .map_err(|e| self.err(e))?;
-        tx.execute(
-            "UPDATE runs SET lease_owner = $2, lease_expires_at = bulkhead_ts($3), status = 'running',
-                    cancel_requested = false, lease_generation = lease_generation + 1
-             WHERE run_id = $1",
-            &[&run_id, &owner.0, &(clock + ttl)],
-        )
-        .await
-        .map_err(|e| self.err(e))?;
-        tx.commit().await.map_err(|e| self.err(e))
+        let generation: i64 = tx
+            .query_one(
+                "UPDATE runs SET lease_owner = $2, lease_expires_at = bulkhead_ts($3), status = 'running',
+                        cancel_requested = false, lease_generation = lease_generation + 1
+                 WHERE run_id = $1 RETURNING lease_generation",
+                &[&run_id, &owner.0, &(clock + ttl)],
+            )
+            .await
+            .map_err(|e| self.err(e))?
+            .try_get(0)
+            .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(Lease {
+            owner: owner.0.clone(),
+            generation,
+        })
     }
 
-    async fn release(&self, run_id: &str, owner: &str) -> Result<(), StoreError> {
+    async fn release(&self, run_id: &str, lease: &Lease) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL WHERE run_id = $1 AND lease_owner = $2",
-                &[&run_id, &owner],
+                "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL
+                 WHERE run_id = $1 AND lease_owner = $2 AND lease_generation = $3",
+                &[&run_id, &lease.owner, &lease.generation],
             )
             .await
             .map(|_| ())
@@ -870,24 +887,21 @@ impl Store for PostgresStore {
             .map_err(|e| self.err(e))
     }
 
-    async fn claim_due(&self, now: i64, limit: usize) -> Result<Vec<Trigger>, StoreError> {
+    async fn claim_due(
+        &self,
+        now: i64,
+        limit: usize,
+        caps: &RunCaps,
+    ) -> Result<Vec<Trigger>, StoreError> {
         // Each claim is one UPDATE over rows locked with SKIP LOCKED: hosts claiming at the same
         // moment take disjoint sets and never wait for each other; a row is stamped by exactly one.
+        // A capped workflow's count and claim are made under a transaction-scoped advisory lock
+        // of that workflow (taken in name order by every host, so never in a cycle): two hosts
+        // cannot both see room for the last run. Each statement sees what committed before it
+        // (READ COMMITTED), so the count after the lock includes the other hosts' claims.
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.err(e))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let claimed = tx
-            .query(
-                &format!(
-                    "UPDATE triggers SET claimed_at = bulkhead_ts($1) WHERE trigger_key IN
-                       (SELECT trigger_key FROM triggers WHERE claimed_at IS NULL AND due_at <= bulkhead_ts($1)
-                         ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-                     RETURNING {TRIGGER_COLUMNS}"
-                ),
-                &[&now, &limit],
-            )
-            .await
-            .map_err(|e| self.err(e))?;
         let orphans = tx
             .query(
                 &format!(
@@ -902,6 +916,64 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(|e| self.err(e))?;
+        let mut claimed: Vec<Row> = Vec::new();
+        for (workflow, cap) in caps {
+            let room = limit - claimed.len() as i64;
+            if room <= 0 {
+                break;
+            }
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended('bulkhead max_active_runs ' || $1::text, 0))",
+                &[workflow],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+            let active: i64 = tx
+                .query_one(
+                    "SELECT (SELECT count(*) FROM runs WHERE workflow = $1 AND status IN ('pending', 'running', 'interrupted'))
+                          + (SELECT count(*) FROM triggers t WHERE workflow = $1 AND claimed_at >= bulkhead_ts($2::bigint - $3::bigint)
+                               AND error IS NULL AND cancelled_at IS NULL
+                               AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id))",
+                    &[workflow, &now, &CLAIMS_IN_FLIGHT_MS],
+                )
+                .await
+                .map_err(|e| self.err(e))?
+                .get(0);
+            let free = (i64::from(*cap) - active).clamp(0, room);
+            if free == 0 {
+                continue;
+            }
+            let mut some = tx
+                .query(
+                    &format!(
+                        "UPDATE triggers SET claimed_at = bulkhead_ts($1) WHERE trigger_key IN
+                           (SELECT trigger_key FROM triggers WHERE claimed_at IS NULL AND due_at <= bulkhead_ts($1)
+                              AND workflow = $3 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+                         RETURNING {TRIGGER_COLUMNS}"
+                    ),
+                    &[&now, &free, workflow],
+                )
+                .await
+                .map_err(|e| self.err(e))?;
+            claimed.append(&mut some);
+        }
+        let room = limit - claimed.len() as i64;
+        if room > 0 {
+            let names: Vec<&str> = caps.keys().map(String::as_str).collect();
+            let mut some = tx
+                .query(
+                    &format!(
+                        "UPDATE triggers SET claimed_at = bulkhead_ts($1) WHERE trigger_key IN
+                           (SELECT trigger_key FROM triggers WHERE claimed_at IS NULL AND due_at <= bulkhead_ts($1)
+                              AND workflow <> ALL($3) ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+                         RETURNING {TRIGGER_COLUMNS}"
+                    ),
+                    &[&now, &room, &names],
+                )
+                .await
+                .map_err(|e| self.err(e))?;
+            claimed.append(&mut some);
+        }
         tx.commit().await.map_err(|e| self.err(e))?;
         let order = |rows: Vec<Row>| -> Result<Vec<Trigger>, StoreError> {
             let mut ts = rows

@@ -163,7 +163,7 @@ async fn hosts_claiming_at_once_take_each_trigger_exactly_once() {
         claims.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let got = host.claim_due(now_ms(), 7).await.unwrap();
+                let got = host.claim_due(now_ms(), 7, &RunCaps::new()).await.unwrap();
                 if got.is_empty() {
                     return mine;
                 }
@@ -182,6 +182,85 @@ async fn hosts_claiming_at_once_take_each_trigger_exactly_once() {
     scratch.finish().await;
 }
 
+/// Three hosts claiming a capped workflow at the same moments, each starting what it claims
+/// and ending some of its runs between rounds: the workflow never has more runs unfinished or
+/// starting than its cap, and every trigger starts once.
+#[tokio::test]
+async fn hosts_claiming_together_never_pass_max_active_runs() {
+    const CAP: usize = 3;
+    let scratch = Scratch::new().await;
+    let url = scratch.url().await;
+    let mut hosts = Vec::new();
+    for _ in 0..3 {
+        hosts.push(Arc::new(PostgresStore::connect(&url).await.unwrap()));
+    }
+    let now = now_ms();
+    for i in 0..40 {
+        let added = hosts[0]
+            .add_trigger(NewTrigger {
+                kind: TriggerKind::Once,
+                workflow: "capped".into(),
+                params: serde_json::json!({}),
+                due_at: now - 1000 + i,
+                created_at: now,
+                run_id: format!("run-{i:03}"),
+            })
+            .await
+            .unwrap();
+        assert!(added);
+    }
+    let caps: RunCaps = [("capped".to_string(), CAP as u32)].into();
+    let me = Owner::new();
+    let mut running: Vec<String> = Vec::new();
+    let mut started = HashSet::new();
+    let mut round = 0;
+    while started.len() < 40 {
+        round += 1;
+        assert!(round < 200, "claims stopped making progress");
+        let mut claims = Vec::new();
+        for host in &hosts {
+            let (host, caps) = (host.clone(), caps.clone());
+            claims.push(tokio::spawn(async move {
+                host.claim_due(now_ms(), 10, &caps).await.unwrap()
+            }));
+        }
+        let mut got = Vec::new();
+        for claim in claims {
+            got.extend(claim.await.unwrap());
+        }
+        assert!(
+            running.len() + got.len() <= CAP,
+            "round {round}: {} running and {} claimed at once, cap {CAP}",
+            running.len(),
+            got.len()
+        );
+        for t in got {
+            assert!(
+                started.insert(t.run_id.clone()),
+                "{} started twice",
+                t.run_id
+            );
+            let mut run = new_run(&t.run_id, &me, now);
+            run.workflow = "capped".into();
+            hosts[round % 3].create_run(run).await.unwrap();
+            running.push(t.run_id);
+        }
+        // End the oldest one or two, so the next round has room to fight over.
+        for id in running.drain(..running.len().min(1 + round % 2)) {
+            let ended = Transition::RunEnded {
+                status: RunStatus::Succeeded,
+                at: now_ms(),
+            };
+            hosts[0]
+                .commit(&id, &Lease::created(&me), vec![ended])
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(hosts[2].pending_triggers().await.unwrap(), 0);
+    scratch.finish().await;
+}
+
 #[tokio::test]
 async fn a_host_that_lost_its_lease_commits_nothing_more() {
     let scratch = Scratch::new().await;
@@ -191,19 +270,20 @@ async fn a_host_that_lost_its_lease_commits_nothing_more() {
         PostgresStore::connect(&url).await.unwrap(),
     );
     let (host_a, host_b) = (Owner("host-a:1:aaaa".into()), Owner("host-b:1:bbbb".into()));
-    a.create_run(new_run("r", &host_a, 10)).await.unwrap();
+    let held = a.create_run(new_run("r", &host_a, 10)).await.unwrap();
     let start = Transition::AttemptStarted {
         task: "a".into(),
         attempt: 1,
         at: now_ms(),
     };
-    a.commit("r", &host_a.0, vec![start]).await.unwrap();
+    a.commit("r", &held, vec![start]).await.unwrap();
     // Host A stops (paused, partitioned) past its lease; host B takes the run over.
     match b.acquire("r", &host_b, now_ms(), 1000).await {
         Err(StoreError::Held { owner, .. }) => assert_eq!(owner, host_a.0),
         other => panic!("a live lease must be held, got {other:?}"),
     }
-    b.acquire("r", &host_b, now_ms() + LEASE_TTL_MS + 1, LEASE_TTL_MS)
+    let taken = b
+        .acquire("r", &host_b, now_ms() + LEASE_TTL_MS + 1, LEASE_TTL_MS)
         .await
         .unwrap();
     // A wakes up mid-attempt: its late result and every later commit are refused.
@@ -219,7 +299,7 @@ async fn a_host_that_lost_its_lease_commits_nothing_more() {
         task_state: Some(TaskStatus::Succeeded),
     };
     assert!(matches!(
-        a.commit("r", &host_a.0, vec![late]).await,
+        a.commit("r", &held, vec![late]).await,
         Err(StoreError::LostLease(_))
     ));
     let run = b.load("r").await.unwrap();
@@ -237,7 +317,8 @@ async fn a_host_that_lost_its_lease_commits_nothing_more() {
         .unwrap()
         .get(0);
     assert_eq!(generation, 2, "created (1), taken over (2)");
-    b.commit("r", &host_b.0, vec![]).await.unwrap();
+    assert_eq!(taken.generation, generation);
+    b.commit("r", &taken, vec![]).await.unwrap();
     scratch.finish().await;
 }
 
@@ -248,7 +329,10 @@ async fn the_lease_runs_on_the_database_clock() {
     let store = PostgresStore::connect(&url).await.unwrap();
     let me = Owner::new();
     store.create_run(new_run("r", &me, 10)).await.unwrap();
-    store.commit("r", &me.0, vec![]).await.unwrap();
+    store
+        .commit("r", &Lease::created(&me), vec![])
+        .await
+        .unwrap();
     let row = raw(&url)
         .await
         .query_one(
@@ -287,7 +371,10 @@ async fn logs_messages_params_and_outputs_keep_every_byte() {
             at: 1,
         },
     ];
-    store.commit("r", &me.0, batch).await.unwrap();
+    store
+        .commit("r", &Lease::created(&me), batch)
+        .await
+        .unwrap();
     let ends = vec![
         Transition::AttemptEnded {
             task: "a".into(),
@@ -316,7 +403,7 @@ async fn logs_messages_params_and_outputs_keep_every_byte() {
             task_state: Some(TaskStatus::Failed),
         },
     ];
-    store.commit("r", &me.0, ends).await.unwrap();
+    store.commit("r", &Lease::created(&me), ends).await.unwrap();
     let loaded = store.load("r").await.unwrap();
     assert_eq!(loaded.params["zero"], "a\u{0}b");
     assert_eq!(

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use write::apply;
 
 /// The schema version this build writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The numbered migrations, applied in order to bring a database to [`SCHEMA_VERSION`].
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_task_order.sql")),
     (5, include_str!("../migrations/0005_workflow_spec.sql")),
     (6, include_str!("../migrations/0006_hosts.sql")),
+    (7, include_str!("../migrations/0007_active_runs.sql")),
 ];
 
 /// A SQLite state store.
@@ -408,13 +409,13 @@ fn run_exists(conn: &Connection, path: &Path, run_id: &str) -> Result<(), StoreE
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn create_run(&self, run: NewRun) -> Result<(), StoreError> {
+    async fn create_run(&self, run: NewRun) -> Result<Lease, StoreError> {
         self.write(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
             tx.execute(
-                "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, params, status, created_at, lease_owner, lease_expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8)",
+                "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, params, status, created_at, lease_owner, lease_expires_at, lease_generation)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9)",
                 params![
                     run.run_id,
                     run.workflow,
@@ -423,7 +424,8 @@ impl Store for SqliteStore {
                     json(&run.params),
                     run.created_at,
                     run.owner,
-                    run.lease_expires_at
+                    run.lease_expires_at,
+                    Lease::FIRST
                 ],
             )
             .map_err(|e| match e.sqlite_error_code() {
@@ -451,7 +453,11 @@ impl Store for SqliteStore {
                     .and_then(|mut s| s.execute(params![run.run_id, task, i as i64]))
                     .map_err(m)?;
             }
-            tx.commit().map_err(m)
+            tx.commit().map_err(m)?;
+            Ok(Lease {
+                owner: run.owner,
+                generation: Lease::FIRST,
+            })
         })
         .await
     }
@@ -459,28 +465,28 @@ impl Store for SqliteStore {
     async fn commit(
         &self,
         run_id: &str,
-        owner: &str,
+        lease: &Lease,
         batch: Vec<Transition>,
     ) -> Result<Commit, StoreError> {
-        let (run_id, owner) = (run_id.to_string(), owner.to_string());
+        let (run_id, lease) = (run_id.to_string(), lease.clone());
         self.write(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
-            let row: Option<(Option<String>, i64)> = tx
-                .prepare_cached("SELECT lease_owner, cancel_requested FROM runs WHERE run_id = ?1")
+            let row: Option<(Option<String>, i64, i64)> = tx
+                .prepare_cached("SELECT lease_owner, cancel_requested, lease_generation FROM runs WHERE run_id = ?1")
                 .and_then(|mut s| {
-                    s.query_row([&run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    s.query_row([&run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                         .optional()
                 })
                 .map_err(m)?;
-            let Some((holder, cancel)) = row else {
+            let Some((holder, cancel, generation)) = row else {
                 return Err(StoreError::UnknownRun(run_id));
             };
-            if holder.as_deref() != Some(owner.as_str()) {
+            if holder.as_deref() != Some(lease.owner.as_str()) || generation != lease.generation {
                 return Err(StoreError::LostLease(run_id));
             }
             for t in &batch {
-                apply(&tx, &run_id, &owner, t).map_err(m)?;
+                apply(&tx, &run_id, &lease.owner, t).map_err(m)?;
             }
             if !batch
                 .iter()
@@ -504,7 +510,7 @@ impl Store for SqliteStore {
         owner: &Owner,
         now: i64,
         ttl: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Lease, StoreError> {
         let (run_id, owner) = (run_id.to_string(), owner.clone());
         self.write(move |conn, path| {
             let m = |e| map(path, e);
@@ -523,22 +529,31 @@ impl Store for SqliteStore {
                 params![run_id, now],
             )
             .map_err(m)?;
-            tx.execute(
-                "UPDATE runs SET lease_owner = ?2, lease_expires_at = ?3, status = 'running', cancel_requested = 0 WHERE run_id = ?1",
-                params![run_id, owner.0, now + ttl],
-            )
-            .map_err(m)?;
-            tx.commit().map_err(m)
+            let generation: i64 = tx
+                .query_row(
+                    "UPDATE runs SET lease_owner = ?2, lease_expires_at = ?3, status = 'running', cancel_requested = 0,
+                            lease_generation = lease_generation + 1
+                     WHERE run_id = ?1 RETURNING lease_generation",
+                    params![run_id, owner.0, now + ttl],
+                    |r| r.get(0),
+                )
+                .map_err(m)?;
+            tx.commit().map_err(m)?;
+            Ok(Lease {
+                owner: owner.0,
+                generation,
+            })
         })
         .await
     }
 
-    async fn release(&self, run_id: &str, owner: &str) -> Result<(), StoreError> {
-        let (run_id, owner) = (run_id.to_string(), owner.to_string());
+    async fn release(&self, run_id: &str, lease: &Lease) -> Result<(), StoreError> {
+        let (run_id, lease) = (run_id.to_string(), lease.clone());
         self.write(move |conn, path| {
             conn.execute(
-                "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ?1 AND lease_owner = ?2",
-                params![run_id, owner],
+                "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL
+                 WHERE run_id = ?1 AND lease_owner = ?2 AND lease_generation = ?3",
+                params![run_id, lease.owner, lease.generation],
             )
             .map(|_| ())
             .map_err(|e| map(path, e))
@@ -862,22 +877,21 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_due(&self, now: i64, limit: usize) -> Result<Vec<Trigger>, StoreError> {
+    async fn claim_due(
+        &self,
+        now: i64,
+        limit: usize,
+        caps: &RunCaps,
+    ) -> Result<Vec<Trigger>, StoreError> {
         // Each claim is one conditional UPDATE ... RETURNING: a row is stamped by exactly one
         // caller, never read first and written after (two hosts cannot both take it). An
         // orphan (claimed long ago, its run never created) is stamped again as it is taken,
-        // so it is handed out once more, not at every tick.
+        // so it is handed out once more, not at every tick. The whole claim is one write
+        // transaction (BEGIN IMMEDIATE): a capped workflow's count cannot change under it.
+        let caps: Vec<(String, u32)> = caps.iter().map(|(w, c)| (w.clone(), *c)).collect();
         self.write(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
-            let mut claimed: Vec<Trigger> = tx
-                .prepare_cached(&format!(
-                    "UPDATE triggers SET claimed_at = ?1 WHERE trigger_key IN
-                       (SELECT trigger_key FROM triggers WHERE claimed_at IS NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2)
-                     RETURNING {TRIGGER_COLUMNS}"
-                ))
-                .and_then(|mut s| s.query_map(params![now, limit as i64], trigger_row)?.collect())
-                .map_err(m)?;
             let mut orphans: Vec<Trigger> = tx
                 .prepare_cached(&format!(
                     "UPDATE triggers SET claimed_at = ?1 WHERE trigger_key IN
@@ -889,6 +903,54 @@ impl Store for SqliteStore {
                 ))
                 .and_then(|mut s| s.query_map(params![now, limit as i64, ORPHAN_AFTER_MS], trigger_row)?.collect())
                 .map_err(m)?;
+            let mut claimed: Vec<Trigger> = Vec::new();
+            for (workflow, cap) in &caps {
+                let room = limit.saturating_sub(claimed.len());
+                if room == 0 {
+                    break;
+                }
+                let active: i64 = tx
+                    .prepare_cached(
+                        "SELECT (SELECT count(*) FROM runs WHERE workflow = ?1 AND status IN ('pending', 'running', 'interrupted'))
+                              + (SELECT count(*) FROM triggers t WHERE workflow = ?1 AND claimed_at >= ?2 - ?3
+                                   AND error IS NULL AND cancelled_at IS NULL
+                                   AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id))",
+                    )
+                    .and_then(|mut s| s.query_row(params![workflow, now, CLAIMS_IN_FLIGHT_MS], |r| r.get(0)))
+                    .map_err(m)?;
+                let free = (i64::from(*cap) - active).clamp(0, room as i64);
+                if free == 0 {
+                    continue;
+                }
+                let mut some: Vec<Trigger> = tx
+                    .prepare_cached(&format!(
+                        "UPDATE triggers SET claimed_at = ?1 WHERE trigger_key IN
+                           (SELECT trigger_key FROM triggers WHERE claimed_at IS NULL AND due_at <= ?1 AND workflow = ?3
+                             ORDER BY due_at LIMIT ?2)
+                         RETURNING {TRIGGER_COLUMNS}"
+                    ))
+                    .and_then(|mut s| s.query_map(params![now, free, workflow], trigger_row)?.collect())
+                    .map_err(m)?;
+                claimed.append(&mut some);
+            }
+            let room = limit.saturating_sub(claimed.len());
+            if room > 0 {
+                // Every other workflow: the capped ones are excluded by name.
+                let names = (0..caps.len()).map(|i| format!("?{}", i + 3)).collect::<Vec<_>>().join(", ");
+                let sql = format!(
+                    "UPDATE triggers SET claimed_at = ?1 WHERE trigger_key IN
+                       (SELECT trigger_key FROM triggers WHERE claimed_at IS NULL AND due_at <= ?1
+                          AND workflow NOT IN ({names}) ORDER BY due_at LIMIT ?2)
+                     RETURNING {TRIGGER_COLUMNS}"
+                );
+                let mut values: Vec<rusqlite::types::Value> = vec![now.into(), (room as i64).into()];
+                values.extend(caps.iter().map(|(w, _)| w.clone().into()));
+                let mut some: Vec<Trigger> = tx
+                    .prepare_cached(&sql)
+                    .and_then(|mut s| s.query_map(rusqlite::params_from_iter(values), trigger_row)?.collect())
+                    .map_err(m)?;
+                claimed.append(&mut some);
+            }
             tx.commit().map_err(m)?;
             // RETURNING gives rows in no promised order: oldest due first, as documented.
             claimed.sort_by(|a, b| (a.due_at, &a.key).cmp(&(b.due_at, &b.key)));

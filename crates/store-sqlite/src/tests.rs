@@ -212,7 +212,9 @@ async fn concurrent_writes_commit_in_groups_and_fail_alone() {
                 }
                 // A commit to a run that does not exist fails, alone.
                 1 => {
-                    let lost = store.commit(&format!("missing{i}"), &owner.0, vec![]).await;
+                    let lost = store
+                        .commit(&format!("missing{i}"), &Lease::created(&owner), vec![])
+                        .await;
                     assert!(matches!(lost, Err(StoreError::UnknownRun(_))), "{lost:?}");
                     store.create_run(run_of(&id, &owner)).await.unwrap();
                 }
@@ -222,7 +224,7 @@ async fn concurrent_writes_commit_in_groups_and_fail_alone() {
                     let other = store
                         .commit(
                             &id,
-                            "someone-else",
+                            &Lease::created(&Owner("someone-else".into())),
                             vec![Transition::AttemptStarted {
                                 task: "a".into(),
                                 attempt: 1,
@@ -237,7 +239,7 @@ async fn concurrent_writes_commit_in_groups_and_fail_alone() {
                     store
                         .commit(
                             &id,
-                            &owner.0,
+                            &Lease::created(&owner),
                             vec![Transition::AttemptStarted {
                                 task: "a".into(),
                                 attempt: 1,

@@ -1,6 +1,6 @@
 //! Where the executor records transitions before acting on them.
 
-use crate::store::{Commit, Store, StoreError, Transition};
+use crate::store::{Commit, Lease, Store, StoreError, Transition};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -35,23 +35,23 @@ impl Journal for NoJournal {
 pub struct StoreJournal {
     store: Arc<dyn Store>,
     run_id: String,
-    owner: String,
+    lease: Lease,
 }
 
 impl StoreJournal {
-    /// A journal for `run_id`, whose lease `owner` holds.
-    pub fn new(store: Arc<dyn Store>, run_id: &str, owner: &str) -> Self {
+    /// A journal for `run_id`, under `lease` (checked by every commit).
+    pub fn new(store: Arc<dyn Store>, run_id: &str, lease: Lease) -> Self {
         StoreJournal {
             store,
             run_id: run_id.to_string(),
-            owner: owner.to_string(),
+            lease,
         }
     }
 }
 
 impl Journal for StoreJournal {
     fn commit(&self, batch: Vec<Transition>) -> CommitFuture<'_> {
-        Box::pin(self.store.commit(&self.run_id, &self.owner, batch))
+        Box::pin(self.store.commit(&self.run_id, &self.lease, batch))
     }
 
     fn is_durable(&self) -> bool {

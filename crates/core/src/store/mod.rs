@@ -19,30 +19,32 @@ use async_trait::async_trait;
 /// Durable state of runs. Implementations commit each call atomically.
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Records a new run (status `running`, leased by `run.owner`) with its tasks and plugin
-    /// versions.
-    async fn create_run(&self, run: NewRun) -> Result<(), StoreError>;
+    /// Records a new run (status `running`, leased by `run.owner`, generation
+    /// [`Lease::FIRST`]) with its tasks and plugin versions.
+    async fn create_run(&self, run: NewRun) -> Result<Lease, StoreError>;
 
-    /// Commits a batch of transitions of one run in one transaction (group commit), if `owner`
-    /// still holds the run's lease. Returns whether a cancel was requested for the run.
+    /// Commits a batch of transitions of one run in one transaction (group commit), if `lease`
+    /// is still the run's (same owner, same generation; else [`StoreError::LostLease`]), and
+    /// renews it. Returns whether a cancel was requested for the run.
     async fn commit(
         &self,
         run_id: &str,
-        owner: &str,
+        lease: &Lease,
         batch: Vec<Transition>,
     ) -> Result<Commit, StoreError>;
 
-    /// Takes the run's lease for `owner` until `now + ttl`, unless another live owner holds it.
+    /// Takes the run's lease for `owner` until `now + ttl`, unless another live owner holds it,
+    /// raising its generation: the lease any earlier holder had is dead from then on.
     async fn acquire(
         &self,
         run_id: &str,
         owner: &Owner,
         now_ms: i64,
         ttl_ms: i64,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Lease, StoreError>;
 
-    /// Gives the lease up.
-    async fn release(&self, run_id: &str, owner: &str) -> Result<(), StoreError>;
+    /// Gives the lease up, if `lease` is still the run's.
+    async fn release(&self, run_id: &str, lease: &Lease) -> Result<(), StoreError>;
 
     /// Everything stored about a run.
     async fn load(&self, run_id: &str) -> Result<StoredRun, StoreError>;
@@ -92,7 +94,18 @@ pub trait Store: Send + Sync {
     /// Claims up to `limit` triggers due at `now` (oldest first) and returns them, with any
     /// claimed more than [`ORPHAN_AFTER_MS`] ago whose run was never created (the host died in
     /// between).
-    async fn claim_due(&self, now_ms: i64, limit: usize) -> Result<Vec<Trigger>, StoreError>;
+    ///
+    /// A trigger of a workflow named in `caps` is claimed only while the workflow has fewer
+    /// active runs than its cap (its `max_active_runs`): runs `pending`, `running` or
+    /// `interrupted`, and its triggers claimed whose run does not exist yet. The others stay
+    /// due and are claimed, oldest first, as runs end. The count and the claim are one atomic
+    /// step across every host sharing the store.
+    async fn claim_due(
+        &self,
+        now_ms: i64,
+        limit: usize,
+        caps: &RunCaps,
+    ) -> Result<Vec<Trigger>, StoreError>;
 
     /// Marks a claimed trigger as failed to start (e.g. its workflow is gone).
     async fn fail_trigger(&self, key: &str, error: &str) -> Result<(), StoreError>;
@@ -125,6 +138,14 @@ pub const HOST_FORGOTTEN_MS: i64 = 86_400_000;
 
 /// A claimed trigger whose run does not exist after this long is handed out again.
 pub const ORPHAN_AFTER_MS: i64 = 30_000;
+
+/// How far back [`Store::claim_due`] looks for a capped workflow's triggers claimed whose run
+/// does not exist yet. Such a trigger is an orphan after [`ORPHAN_AFTER_MS`], and every claim
+/// stamps the orphans again before it counts, so none of those that count is older.
+pub const CLAIMS_IN_FLIGHT_MS: i64 = 4 * ORPHAN_AFTER_MS;
+
+/// `max_active_runs` of workflows, by name: see [`Store::claim_due`].
+pub type RunCaps = std::collections::BTreeMap<String, u32>;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

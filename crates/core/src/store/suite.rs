@@ -59,13 +59,13 @@ async fn records_a_run_through_commits(store: &dyn Store) {
         exit_code: Some(75),
     };
     store
-        .commit("r1", &me.0, vec![started("a", 1)])
+        .commit("r1", &Lease::created(&me), vec![started("a", 1)])
         .await
         .unwrap();
     store
         .commit(
             "r1",
-            &me.0,
+            &Lease::created(&me),
             vec![ended("a", 1, fail, None), started("a", 2)],
         )
         .await
@@ -73,7 +73,7 @@ async fn records_a_run_through_commits(store: &dyn Store) {
     store
         .commit(
             "r1",
-            &me.0,
+            &Lease::created(&me),
             vec![ended(
                 "a",
                 2,
@@ -113,7 +113,7 @@ async fn records_a_run_through_commits(store: &dyn Store) {
     store
         .commit(
             "r1",
-            &me.0,
+            &Lease::created(&me),
             vec![
                 Transition::TaskDecided {
                     task: "b".into(),
@@ -174,7 +174,7 @@ async fn leases_keep_two_hosts_apart(store: &dyn Store) {
     let other = Owner("elsewhere:1:x".into());
     store.create_run(new_run("r2", &me, 10)).await.unwrap();
     store
-        .commit("r2", &me.0, vec![started("a", 1)])
+        .commit("r2", &Lease::created(&me), vec![started("a", 1)])
         .await
         .unwrap();
     let now = now_ms();
@@ -192,19 +192,43 @@ async fn leases_keep_two_hosts_apart(store: &dyn Store) {
         store.unfinished(later).await.unwrap(),
         vec!["r2".to_string()]
     );
-    store.acquire("r2", &other, later, 1000).await.unwrap();
+    let theirs = store.acquire("r2", &other, later, 1000).await.unwrap();
+    assert_eq!(theirs.owner, other.0);
+    assert_eq!(
+        theirs.generation,
+        Lease::FIRST + 1,
+        "a take raises the generation"
+    );
     let run = store.load("r2").await.unwrap();
     assert_eq!(run.attempts[0].status, AttemptStatus::Interrupted);
     assert_eq!((run.tasks[0].attempts, run.tasks[0].uncounted), (1, 1));
     // The first host lost the run: its commits are refused.
     assert!(matches!(
-        store.commit("r2", &me.0, vec![]).await,
+        store.commit("r2", &Lease::created(&me), vec![]).await,
         Err(StoreError::LostLease(_))
     ));
     store
-        .commit("r2", &other.0, vec![started("a", 2)])
+        .commit("r2", &theirs, vec![started("a", 2)])
         .await
         .unwrap();
+    // The fencing token is the generation, not only the owner: after another take by the same
+    // owner, a commit under the lease it held before is refused.
+    let again = store
+        .acquire("r2", &other, later + 2 * LEASE_TTL_MS, 1000)
+        .await
+        .unwrap();
+    assert_eq!(again.generation, theirs.generation + 1);
+    assert!(matches!(
+        store.commit("r2", &theirs, vec![]).await,
+        Err(StoreError::LostLease(_))
+    ));
+    store.release("r2", &theirs).await.unwrap();
+    store.commit("r2", &again, vec![]).await.unwrap();
+    // ... and a stale release leaves the current lease in place.
+    match store.acquire("r2", &me, now_ms(), 1000).await {
+        Err(StoreError::Held { owner, .. }) => assert_eq!(owner, other.0),
+        other => panic!("expected Held after a stale release, got {other:?}"),
+    }
 }
 
 async fn a_dead_local_holder_is_taken_over_at_once(store: &dyn Store) {
@@ -231,7 +255,7 @@ async fn lists_filters_and_collects_garbage(store: &dyn Store) {
     store
         .commit(
             "g1",
-            &me.0,
+            &Lease::created(&me),
             vec![Transition::RunEnded {
                 status: RunStatus::Failed,
                 at: 150,
@@ -293,16 +317,19 @@ async fn cancel_and_manual_retry(store: &dyn Store) {
     );
     assert!(
         store
-            .commit("c1", &me.0, vec![])
+            .commit("c1", &Lease::created(&me), vec![])
             .await
             .unwrap()
             .cancel_requested
     );
     // Nobody holds it: cancelled at once.
-    store.release("c1", &me.0).await.unwrap();
-    store.commit("c1", &me.0, vec![]).await.unwrap_err();
+    store.release("c1", &Lease::created(&me)).await.unwrap();
+    store
+        .commit("c1", &Lease::created(&me), vec![])
+        .await
+        .unwrap_err();
     store.create_run(new_run("c2", &me, 11)).await.unwrap();
-    store.release("c2", &me.0).await.unwrap();
+    store.release("c2", &Lease::created(&me)).await.unwrap();
     assert_eq!(
         store.request_cancel("c2", now_ms()).await.unwrap(),
         CancelOutcome::Cancelled
@@ -329,7 +356,7 @@ async fn cancel_and_manual_retry(store: &dyn Store) {
     store
         .commit(
             "m1",
-            &me.0,
+            &Lease::created(&me),
             vec![
                 started("a", 1),
                 ended("a", 1, fail, Some(TaskStatus::Failed)),
@@ -380,7 +407,7 @@ async fn pending_runs_are_listed_and_cancellable(store: &dyn Store) {
         assert!(store.add_trigger(once(id, due)).await.unwrap());
     }
     assert_eq!(store.pending_triggers().await.unwrap(), 4);
-    let claimed = store.claim_due(200, 10).await.unwrap();
+    let claimed = store.claim_due(200, 10, &RunCaps::new()).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(store.pending_triggers().await.unwrap(), 3);
     store.create_run(new_run("t1", &me, 200)).await.unwrap();
@@ -414,7 +441,7 @@ async fn pending_runs_are_listed_and_cancellable(store: &dyn Store) {
     assert_eq!(store.pending_triggers().await.unwrap(), 2, "t3 and t4");
     let t2 = store.trigger_of_run("t2").await.unwrap().unwrap();
     assert_eq!(t2.status(), RunStatus::Cancelled);
-    let due = store.claim_due(10_000, 10).await.unwrap();
+    let due = store.claim_due(10_000, 10, &RunCaps::new()).await.unwrap();
     let ids: Vec<&str> = due.iter().map(|t| t.run_id.as_str()).collect();
     assert_eq!(ids, vec!["t3", "t4"], "a cancelled trigger never starts");
     // t3 was claimed: it is starting, so a cancel now is refused rather than lost.
@@ -460,7 +487,7 @@ async fn pending_runs_are_listed_and_cancellable(store: &dyn Store) {
     store
         .commit(
             "t1",
-            &me.0,
+            &Lease::created(&me),
             vec![Transition::RunEnded {
                 status: RunStatus::Succeeded,
                 at: 250,
@@ -480,7 +507,7 @@ async fn pending_runs_are_listed_and_cancellable(store: &dyn Store) {
     assert!(store.trigger_of_run("t1").await.unwrap().is_none());
     assert!(
         store
-            .claim_due(i64::MAX - ORPHAN_AFTER_MS * 2, 10)
+            .claim_due(i64::MAX - ORPHAN_AFTER_MS * 2, 10, &RunCaps::new())
             .await
             .unwrap()
             .iter()
@@ -516,21 +543,29 @@ async fn triggers_fire_once(store: &dyn Store) {
     assert_eq!(store.last_cron_fire("wf").await.unwrap(), Some(300));
     assert_eq!(store.last_cron_fire("other").await.unwrap(), None);
 
-    let first = store.claim_due(250, 10).await.unwrap();
+    let first = store.claim_due(250, 10, &RunCaps::new()).await.unwrap();
     let ids: Vec<&str> = first.iter().map(|t| t.run_id.as_str()).collect();
     assert_eq!(ids, vec!["run-100", "run-once"], "due ones, oldest first");
     // Claimed once: a second claim at the same instant finds nothing new.
-    assert!(store.claim_due(250, 10).await.unwrap().is_empty());
+    assert!(store
+        .claim_due(250, 10, &RunCaps::new())
+        .await
+        .unwrap()
+        .is_empty());
     // The host died before creating run-100's run: a later claim hands it out again.
     let mut run = new_run("run-once", &me, 5);
     run.tasks = vec![];
     store.create_run(run).await.unwrap();
     assert!(
-        store.claim_due(260, 10).await.unwrap().is_empty(),
+        store
+            .claim_due(260, 10, &RunCaps::new())
+            .await
+            .unwrap()
+            .is_empty(),
         "its run may still be being created"
     );
     let later = 250 + ORPHAN_AFTER_MS + 1;
-    let again = store.claim_due(later, 10).await.unwrap();
+    let again = store.claim_due(later, 10, &RunCaps::new()).await.unwrap();
     let ids: Vec<&str> = again.iter().map(|t| t.run_id.as_str()).collect();
     assert_eq!(
         ids,
@@ -538,7 +573,11 @@ async fn triggers_fire_once(store: &dyn Store) {
         "run-300 is due now; run-100 is an orphan"
     );
     assert!(
-        store.claim_due(later + 1, 10).await.unwrap().is_empty(),
+        store
+            .claim_due(later + 1, 10, &RunCaps::new())
+            .await
+            .unwrap()
+            .is_empty(),
         "a reclaimed orphan is stamped again: handed out once, not at every tick"
     );
     store
@@ -547,7 +586,7 @@ async fn triggers_fire_once(store: &dyn Store) {
         .unwrap();
     let much_later = later + 2 * ORPHAN_AFTER_MS;
     let last: Vec<String> = store
-        .claim_due(much_later, 10)
+        .claim_due(much_later, 10, &RunCaps::new())
         .await
         .unwrap()
         .into_iter()
@@ -619,6 +658,131 @@ where
     ));
     a_run_id_is_used_once(&*make().await).await;
     hosts_are_listed_while_they_beat(&*make().await).await;
+    max_active_runs_bounds_what_is_claimed(&*make().await).await;
+}
+
+/// A capped workflow's triggers are claimed only while it has fewer active runs (unfinished,
+/// or claimed and being created) than its cap, oldest first; other workflows are not held back.
+async fn max_active_runs_bounds_what_is_claimed(store: &dyn Store) {
+    let me = Owner::new();
+    let trigger = |workflow: &str, run_id: &str, due_at| NewTrigger {
+        kind: TriggerKind::Once,
+        workflow: workflow.into(),
+        params: json!({}),
+        due_at,
+        created_at: 1,
+        run_id: run_id.into(),
+    };
+    for (i, id) in ["c1", "c2", "c3", "c4", "c5", "c6"].iter().enumerate() {
+        let due = 100 * (i as i64 + 1);
+        assert!(store.add_trigger(trigger("capped", id, due)).await.unwrap());
+    }
+    for (i, id) in ["f1", "f2", "f3"].iter().enumerate() {
+        let due = 100 * (i as i64 + 1);
+        assert!(store.add_trigger(trigger("free", id, due)).await.unwrap());
+    }
+    let caps: RunCaps = [("capped".to_string(), 2)].into();
+    let ids = |ts: Vec<Trigger>| ts.into_iter().map(|t| t.run_id).collect::<Vec<_>>();
+    let start = |id: &str| {
+        let mut run = new_run(id, &me, 1_000);
+        run.workflow = "capped".into();
+        run
+    };
+    let end = |id: &'static str| {
+        let lease = Lease::created(&me);
+        async move {
+            store
+                .commit(
+                    id,
+                    &lease,
+                    vec![Transition::RunEnded {
+                        status: RunStatus::Succeeded,
+                        at: 2_000,
+                    }],
+                )
+                .await
+                .unwrap();
+        }
+    };
+
+    let first = ids(store.claim_due(1_000, 10, &caps).await.unwrap());
+    assert_eq!(
+        first,
+        vec!["c1", "f1", "c2", "f2", "f3"],
+        "two of `capped`, every `free`"
+    );
+    assert!(
+        store.claim_due(1_001, 10, &caps).await.unwrap().is_empty(),
+        "claimed runs being created count"
+    );
+    for free in ["f1", "f2", "f3"] {
+        store.create_run(new_run(free, &me, 1_000)).await.unwrap();
+    }
+    store.create_run(start("c1")).await.unwrap();
+    store.create_run(start("c2")).await.unwrap();
+    assert!(
+        store.claim_due(1_002, 10, &caps).await.unwrap().is_empty(),
+        "running runs count"
+    );
+    end("c1").await;
+    assert_eq!(
+        ids(store.claim_due(1_003, 10, &caps).await.unwrap()),
+        vec!["c3"],
+        "one ended: one more, the oldest"
+    );
+    // A cancelled trigger neither starts nor counts.
+    assert_eq!(
+        store.request_cancel("c4", 1_004).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    end("c2").await;
+    assert_eq!(
+        ids(store.claim_due(1_005, 1, &caps).await.unwrap()),
+        vec!["c5"],
+        "`limit` holds too"
+    );
+    // c3 and c5 were claimed and their runs never created (their host died): they still count,
+    // and come back once as orphans, not as room for c6.
+    let later = 1_005 + ORPHAN_AFTER_MS + 1;
+    assert_eq!(
+        ids(store.claim_due(later, 10, &caps).await.unwrap()),
+        vec!["c3", "c5"]
+    );
+    assert!(store
+        .claim_due(later + 1, 10, &caps)
+        .await
+        .unwrap()
+        .is_empty());
+    store.create_run(start("c3")).await.unwrap();
+    store.create_run(start("c5")).await.unwrap();
+    end("c3").await;
+    assert_eq!(
+        ids(store.claim_due(later + 2, 10, &caps).await.unwrap()),
+        vec!["c6"]
+    );
+    // Unfinished runs of the workflow count however they were started (a `bulkhead run`).
+    store.create_run(start("direct")).await.unwrap();
+    end("c5").await;
+    assert!(store
+        .add_trigger(trigger("capped", "c7", 700))
+        .await
+        .unwrap());
+    assert!(
+        store
+            .claim_due(later + 3, 10, &caps)
+            .await
+            .unwrap()
+            .is_empty(),
+        "c6 and `direct` are active"
+    );
+    // Without a cap, the caller takes every due trigger.
+    assert_eq!(
+        ids(store
+            .claim_due(later + 4, 10, &RunCaps::new())
+            .await
+            .unwrap()),
+        vec!["c7"]
+    );
 }
 
 async fn hosts_are_listed_while_they_beat(store: &dyn Store) {

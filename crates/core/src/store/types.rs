@@ -79,6 +79,31 @@ impl RunStatus {
     }
 }
 
+/// A run's lease as one holder took it: the fencing token. Every take of a lease raises the
+/// run's generation, and a commit is refused unless both the owner and the generation are the
+/// run's current ones: a holder that lost its lease (paused, partitioned) can never commit
+/// again, even if the lease came back to the same owner in between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The holder.
+    pub owner: String,
+    /// The generation the holder took (a new run's is [`Lease::FIRST`]).
+    pub generation: i64,
+}
+
+impl Lease {
+    /// The generation of a run's lease when it is created.
+    pub const FIRST: i64 = 1;
+
+    /// The lease of a run `owner` has just created.
+    pub fn created(owner: &Owner) -> Lease {
+        Lease {
+            owner: owner.0.clone(),
+            generation: Lease::FIRST,
+        }
+    }
+}
+
 /// Who holds a lease: `host:pid:nonce`. On one machine a dead holder's lease is taken over at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner(pub String);

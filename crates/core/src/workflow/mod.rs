@@ -42,6 +42,10 @@ pub struct Workflow {
     pub hash: String,
     /// `concurrency:`; `None` means only the host's `--max-parallel` bounds the run.
     pub concurrency: Option<u32>,
+    /// `max_active_runs:`: runs of this workflow unfinished at once across every host sharing
+    /// the store; triggers beyond it wait. `None` is no bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_active_runs: Option<u32>,
     /// `schedule:`, `timezone:` and `catchup:` (used by `bulkhead serve`).
     pub schedule: Option<crate::trigger::Schedule>,
     /// The tasks in file order; `Task::needs` holds indices into this list.

@@ -30,6 +30,10 @@ pub struct RawWorkflow {
     /// Tasks of one run at once (default: bounded only by the host's `--max-parallel`).
     #[schemars(range(min = 1))]
     pub concurrency: Option<u32>,
+    /// Runs of this workflow unfinished at once, across every host sharing the store: a due
+    /// run beyond it waits, oldest first (default: no bound).
+    #[schemars(range(min = 1))]
+    pub max_active_runs: Option<u32>,
     /// Cron expression(s) of five fields (minute hour day-of-month month day-of-week) or a
     /// shortcut (`@hourly`, `@daily`, ...), used by `bulkhead serve`.
     pub schedule: Option<OneOrMany>,

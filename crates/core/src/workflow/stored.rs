@@ -36,6 +36,8 @@ struct Shared<'a> {
     file: &'a Path,
     hash: &'a str,
     concurrency: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_active_runs: Option<u32>,
     schedule: &'a Option<Schedule>,
     plugins: Vec<&'a PluginRef>,
     retries: Vec<&'a Arc<RetryPolicy>>,
@@ -89,6 +91,8 @@ struct SharedIn {
     file: PathBuf,
     hash: String,
     concurrency: Option<u32>,
+    #[serde(default)]
+    max_active_runs: Option<u32>,
     schedule: Option<Schedule>,
     plugins: Vec<PluginRef>,
     retries: Vec<Arc<RetryPolicy>>,
@@ -193,6 +197,7 @@ pub fn to_spec(workflow: &Workflow) -> String {
             file: &workflow.file,
             hash: &workflow.hash,
             concurrency: workflow.concurrency,
+            max_active_runs: workflow.max_active_runs,
             schedule: &workflow.schedule,
             plugins: plugins.items,
             retries: retries.items,
@@ -264,6 +269,7 @@ fn expand(w: SharedIn) -> Result<Workflow, String> {
         file: w.file,
         hash: w.hash,
         concurrency: w.concurrency,
+        max_active_runs: w.max_active_runs,
         schedule: w.schedule,
         tasks,
     })

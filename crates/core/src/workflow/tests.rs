@@ -115,6 +115,8 @@ fn bad_names_and_values_are_refused() {
     assert!(
         problems("name: n\nconcurrency: 0\ntasks:\n  a: {plugin: p}\n")[0].contains("at least 1")
     );
+    let runs = problems("name: n\nmax_active_runs: 0\ntasks:\n  a: {plugin: p}\n");
+    assert!(runs[0].contains("max_active_runs") && runs[0].contains("at least 1"));
     assert!(problems("name: n\ntasks:\n  a: {plugin: 'x/y'}\n")[0].contains("not a plugin name"));
     assert!(
         problems("name: n\ntasks:\n  a: {plugin: p, retry: {multiplier: 0.5}}\n")[0]
@@ -215,6 +217,7 @@ mod stored_form {
 name: rich
 description: every kind of field
 concurrency: 3
+max_active_runs: 2
 schedule: ['0 2 * * *', '@hourly']
 timezone: Europe/Berlin
 defaults: {retry: {max_attempts: 4, backoff: fixed, initial_delay: 2s, on: [exit, host]}}

@@ -185,6 +185,12 @@ impl Validator<'_> {
                     .hint("leave it out to let `--max-parallel` alone bound the run"),
             );
         }
+        if raw.max_active_runs == Some(0) {
+            self.report(
+                Problem::new(None, Some("max_active_runs"), "must be at least 1")
+                    .hint("leave it out to let runs of this workflow start without a bound"),
+            );
+        }
         if raw.tasks.is_empty() {
             self.report(Problem::new(
                 None,
@@ -216,6 +222,7 @@ impl Validator<'_> {
             file: file.to_path_buf(),
             hash: hex::encode(Sha256::digest(text.as_bytes())),
             concurrency: raw.concurrency,
+            max_active_runs: raw.max_active_runs,
             schedule,
             tasks,
         }

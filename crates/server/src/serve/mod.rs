@@ -8,7 +8,7 @@ pub use catalog::{Catalog, FileStatus, PluginStatus};
 
 use crate::metrics::{Metrics, MetricsObserver};
 use bulkhead_core::exec::{LogObserver, Stop};
-use bulkhead_core::store::{NewTrigger, Store, StoreError, TriggerKind};
+use bulkhead_core::store::{NewTrigger, RunCaps, Store, StoreError, TriggerKind};
 use bulkhead_core::trigger::Clock;
 use bulkhead_host::{Host, HostError};
 use std::collections::HashMap;
@@ -20,6 +20,9 @@ use tokio::task::JoinSet;
 
 /// How often the scheduler looks for due triggers when nothing wakes it.
 pub const TICK: Duration = Duration::from_millis(250);
+
+/// The most triggers one claim takes.
+pub const CLAIM_BATCH: usize = 256;
 
 /// How often `serve` looks for runs whose lease expired (their host died) to adopt them. A
 /// fraction of the lease's length, so such a run waits at most about a lease and this long.
@@ -51,6 +54,22 @@ pub struct Server {
     reload_again: std::sync::atomic::AtomicBool,
     considered: Mutex<HashMap<String, i64>>,
     runs: Mutex<JoinSet<()>>,
+    /// Runs set going here (run, resume, retry) that have not ended: counted from the moment
+    /// they are spawned, so a claim right after another never takes the same room twice.
+    held: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a run in [`Server::held`] until dropped, then wakes the claim loop: its slots are
+/// free for what waited for them, and for what `max_active_runs` held back.
+struct Held(Arc<Server>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0
+            .held
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.wake.notify_one();
+    }
 }
 
 impl std::fmt::Debug for Server {
@@ -89,6 +108,7 @@ impl Server {
             reload_again: std::sync::atomic::AtomicBool::new(false),
             considered: Mutex::new(HashMap::new()),
             runs: Mutex::new(JoinSet::new()),
+            held: std::sync::atomic::AtomicUsize::new(0),
         });
         server.reload();
         Ok(server)
@@ -280,7 +300,22 @@ impl Server {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(name, considered);
         }
-        for t in self.store.claim_due(now, 256).await? {
+        // A host claims only what it has room for (free slots): the rest stay due for hosts
+        // that have some, or for this one when a run ends (which wakes this loop).
+        let held = self.held.load(std::sync::atomic::Ordering::SeqCst);
+        let room = self.host.room(held).min(CLAIM_BATCH);
+        if room == 0 {
+            return Ok(());
+        }
+        let caps: RunCaps = {
+            let catalog = self.catalog.read().unwrap_or_else(|e| e.into_inner());
+            catalog
+                .workflows
+                .iter()
+                .filter_map(|(n, l)| l.workflow.max_active_runs.map(|c| (n.clone(), c)))
+                .collect()
+        };
+        for t in self.store.claim_due(now, room, &caps).await? {
             let Some(loaded) = self.workflow(&t.workflow) else {
                 let error = format!("no workflow named `{}` is loaded", t.workflow);
                 tracing::error!(run_id = %t.run_id, %error, "trigger cannot start");
@@ -321,13 +356,17 @@ impl Server {
         });
     }
 
-    /// Resumes every unfinished run whose lease is free (its host died or stopped) and that is
-    /// not already running here. At start, and every [`REAP`] after, so a run left by a dead
-    /// host is taken over without restarting this one.
+    /// Resumes unfinished runs whose lease is free (their host died or stopped) and that are
+    /// not already running here, as many as this host has room for (oldest first; the rest are
+    /// left to other hosts, or to the next round). At start, and every [`REAP`] after, so a
+    /// run left by a dead host is taken over without restarting this one.
     async fn adopt_unfinished(self: &Arc<Self>, why: &'static str) {
+        let held = self.held.load(std::sync::atomic::Ordering::SeqCst);
+        let room = self.host.room(held);
         match self.store.unfinished(self.clock.now_ms()).await {
             Ok(ids) => {
-                for id in ids.into_iter().filter(|id| !self.host.is_active(id)) {
+                let free = ids.into_iter().filter(|id| !self.host.is_active(id));
+                for id in free.take(room) {
                     tracing::info!(run_id = %id, "{why}");
                     self.spawn_resume(id);
                 }
@@ -361,10 +400,15 @@ impl Server {
         });
     }
 
-    fn spawn(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
+    fn spawn(self: &Arc<Self>, f: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let held = Held(self.clone());
         let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
         while runs.try_join_next().is_some() {}
-        runs.spawn(f);
+        runs.spawn(async move {
+            let _held = held;
+            f.await;
+        });
     }
 
     fn finished(&self, run_id: &str, result: Result<bulkhead_core::report::RunReport, HostError>) {
