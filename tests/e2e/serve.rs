@@ -229,6 +229,46 @@ pub fn answer(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16,
 
 const HELLO: &str = "name: hello\ntasks:\n  greet: {plugin: echo, params: {who: world}}\n  after: {plugin: noop, needs: [greet]}\n";
 
+/// `max_active_runs: 1`: the runs of a workflow go one after another, oldest trigger first,
+/// and one waiting its turn is listed as pending; another workflow's runs are not held back.
+#[test]
+fn max_active_runs_makes_runs_of_a_workflow_take_turns() {
+    let site = Site::new();
+    site.plugin("sleep");
+    site.plugin("noop");
+    site.workflow(
+        "one.yaml",
+        "name: one\nmax_active_runs: 1\ntasks:\n  s: {plugin: sleep, params: {ms: 300}}\n",
+    );
+    site.workflow("free.yaml", "name: free\ntasks:\n  n: {plugin: noop}\n");
+    let mut served = site.serve(&[]);
+    let ids: Vec<String> = (0..4).map(|_| served.trigger(None, "one")).collect();
+    let free = served.trigger(None, "free");
+    served.wait_for(&free, "succeeded", Duration::from_secs(30));
+    let (_, last) = served.get(&format!("/api/runs/{}", ids[3]));
+    assert_eq!(
+        last["status"], "pending",
+        "three 300 ms runs are ahead of it, and `free` did not wait for them: {last}"
+    );
+    let mut spans = Vec::new();
+    for id in &ids {
+        let run = served.wait_for(id, "succeeded", Duration::from_secs(60));
+        let at = |k: &str| chrono::DateTime::parse_from_rfc3339(run[k].as_str().unwrap()).unwrap();
+        spans.push((at("started_at"), at("finished_at")));
+    }
+    for (i, w) in spans.windows(2).enumerate() {
+        assert!(
+            w[1].0 >= w[0].1,
+            "run {} started at {} before run {} ended at {}",
+            i + 1,
+            w[1].0,
+            i,
+            w[0].1
+        );
+    }
+    assert_eq!(served.stop(), Some(0));
+}
+
 #[test]
 fn trigger_watch_to_completion_and_fetch_logs() {
     let site = Site::new();
