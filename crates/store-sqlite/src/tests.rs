@@ -23,6 +23,40 @@ async fn in_memory_passes_the_store_conformance_suite() {
     .await;
 }
 
+/// The store in memory is a memdb file (see `open_in_memory`): bounded only by memory, not by
+/// memdb's default of 1 GiB, and private to its store.
+#[test]
+fn a_store_in_memory_has_no_size_cap_and_is_its_own() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let Conns::Memory(conn) = &*store.conns else {
+        panic!("a store in memory has one connection");
+    };
+    let mut limit = -1; // Asks for the cap without changing it.
+    conn.lock()
+        .unwrap()
+        .file_control(
+            Some(rusqlite::MAIN_DB),
+            rusqlite::FileControl::SizeLimit(&mut limit),
+        )
+        .unwrap();
+    assert_eq!(limit, i64::MAX);
+    let other = SqliteStore::open_in_memory().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let me = Owner::new();
+        store
+            .create_run(bulkhead_core::store::suite::new_run("only-here", &me, 1))
+            .await
+            .unwrap();
+        assert!(matches!(
+            other.load("only-here").await,
+            Err(StoreError::UnknownRun(_))
+        ));
+    });
+}
+
 #[test]
 fn sqlite_refuses_a_newer_schema_and_leaves_it_alone() {
     let dir = tempfile::tempdir().unwrap();
@@ -286,7 +320,8 @@ async fn a_database_in_memory_copies_to_a_file() {
     let store = SqliteStore::open_in_memory().unwrap();
     let owner = Owner::new();
     store.create_run(run_of("r1", &owner)).await.unwrap();
-    let to = dir.path().join("copy.db");
+    // A name a URI would read otherwise: spaces, `?`, `#` and `%`.
+    let to = dir.path().join("a copy?x=1#%20.db");
     store.copy_to(&to).unwrap();
     let copy = SqliteStore::open(&to).unwrap();
     assert_eq!(copy.load("r1").await.unwrap().workflow, "wf");
