@@ -14,6 +14,7 @@ bash scripts/build-plugins.sh
 cargo test --workspace
 # The three-host test once more, with another seed: a different host killed and another
 # stopped, at another moment (the run above used seed 1; `BULKHEAD_CLUSTER_SEED` picks).
-BULKHEAD_CLUSTER_SEED=4 cargo test -p bulkhead --test e2e -- --exact \
+# `--workspace` keeps the features of the build above: `-p bulkhead` would rebuild.
+BULKHEAD_CLUSTER_SEED=4 cargo test --workspace --test e2e -- --exact \
     postgres::three_hosts_share_the_work_and_survive_a_kill_and_a_stop
 bash tests/conformance/run.sh
