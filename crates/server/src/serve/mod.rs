@@ -57,18 +57,24 @@ pub struct Server {
     /// Runs set going here (run, resume, retry) that have not ended: counted from the moment
     /// they are spawned, so a claim right after another never takes the same room twice.
     held: std::sync::atomic::AtomicUsize,
+    /// The last claim may have left due triggers behind: it took as many as it had room for,
+    /// or a workflow's `max_active_runs` may have held some back. Then a run's end wakes the
+    /// claim loop; otherwise it does not (an empty claim is a write), and triggers that come
+    /// wake it themselves.
+    backlog: std::sync::atomic::AtomicBool,
 }
 
-/// Counts a run in [`Server::held`] until dropped, then wakes the claim loop: its slots are
-/// free for what waited for them, and for what `max_active_runs` held back.
+/// Counts a run in [`Server::held`] until dropped, then wakes the claim loop if triggers may
+/// be waiting: the run's slots are free for them.
 struct Held(Arc<Server>);
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.0
-            .held
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-        self.0.wake.notify_one();
+        use std::sync::atomic::Ordering::SeqCst;
+        self.0.held.fetch_sub(1, SeqCst);
+        if self.0.backlog.load(SeqCst) {
+            self.0.wake.notify_one();
+        }
     }
 }
 
@@ -109,6 +115,7 @@ impl Server {
             considered: Mutex::new(HashMap::new()),
             runs: Mutex::new(JoinSet::new()),
             held: std::sync::atomic::AtomicUsize::new(0),
+            backlog: std::sync::atomic::AtomicBool::new(false),
         });
         server.reload();
         Ok(server)
@@ -305,6 +312,8 @@ impl Server {
         let held = self.held.load(std::sync::atomic::Ordering::SeqCst);
         let room = self.host.room(held).min(CLAIM_BATCH);
         if room == 0 {
+            self.backlog
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             return Ok(());
         }
         let caps: RunCaps = {
@@ -315,7 +324,12 @@ impl Server {
                 .filter_map(|(n, l)| l.workflow.max_active_runs.map(|c| (n.clone(), c)))
                 .collect()
         };
-        for t in self.store.claim_due(now, room, &caps).await? {
+        let claimed = self.store.claim_due(now, room, &caps).await?;
+        self.backlog.store(
+            claimed.len() >= room || !caps.is_empty(),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        for t in claimed {
             let Some(loaded) = self.workflow(&t.workflow) else {
                 let error = format!("no workflow named `{}` is loaded", t.workflow);
                 tracing::error!(run_id = %t.run_id, %error, "trigger cannot start");
