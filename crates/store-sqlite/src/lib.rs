@@ -139,7 +139,7 @@ impl SqliteStore {
         // The `memdb` VFS (a file held in this connection's memory), not SQLite's `:memory:`:
         // a `:memory:` database's pages live only in its page cache, which SQLite scans whole
         // at the end of every transaction once it has grown (`pcache1TruncateUnsafe`, 8% of a
-        // 100,000-task run, more the longer the run); through a VFS the cache stays bounded.
+        // 100,000-task run in a profile); through a VFS the cache stays bounded.
         // The name is private to this connection (it does not start with `/`).
         let conn = Connection::open_with_flags(
             "file:bulkhead-store?vfs=memdb",
