@@ -137,26 +137,7 @@ async fn a_newer_schema_is_refused_and_left_untouched() {
 async fn hosts_claiming_at_once_take_each_trigger_exactly_once() {
     let scratch = Scratch::new().await;
     let url = scratch.url().await;
-    let hosts = [
-        Arc::new(PostgresStore::connect(&url).await.unwrap()),
-        Arc::new(PostgresStore::connect(&url).await.unwrap()),
-        Arc::new(PostgresStore::connect(&url).await.unwrap()),
-    ];
-    let now = now_ms();
-    for i in 0..300 {
-        let added = hosts[0]
-            .add_trigger(NewTrigger {
-                kind: TriggerKind::Once,
-                workflow: "wf".into(),
-                params: serde_json::json!({"i": i}),
-                due_at: now - 1000 + i,
-                created_at: now,
-                run_id: format!("run-{i:03}"),
-            })
-            .await
-            .unwrap();
-        assert!(added);
-    }
+    let hosts = three_hosts_with_due_triggers(&url, "wf", 300).await;
     let mut claims = Vec::new();
     for host in &hosts {
         let host = host.clone();
@@ -182,25 +163,24 @@ async fn hosts_claiming_at_once_take_each_trigger_exactly_once() {
     scratch.finish().await;
 }
 
-/// Three hosts claiming a capped workflow at the same moments, each starting what it claims
-/// and ending some of its runs between rounds: the workflow never has more runs unfinished or
-/// starting than its cap, and every trigger starts once.
-#[tokio::test]
-async fn hosts_claiming_together_never_pass_max_active_runs() {
-    const CAP: usize = 3;
-    let scratch = Scratch::new().await;
-    let url = scratch.url().await;
+/// Three stores (hosts) on the database at `url`, and `n` triggers of `workflow` already due
+/// (`run-000`, `run-001`, ..., oldest first), added through the first.
+async fn three_hosts_with_due_triggers(
+    url: &str,
+    workflow: &str,
+    n: i64,
+) -> Vec<Arc<PostgresStore>> {
     let mut hosts = Vec::new();
     for _ in 0..3 {
-        hosts.push(Arc::new(PostgresStore::connect(&url).await.unwrap()));
+        hosts.push(Arc::new(PostgresStore::connect(url).await.unwrap()));
     }
     let now = now_ms();
-    for i in 0..40 {
+    for i in 0..n {
         let added = hosts[0]
             .add_trigger(NewTrigger {
                 kind: TriggerKind::Once,
-                workflow: "capped".into(),
-                params: serde_json::json!({}),
+                workflow: workflow.into(),
+                params: serde_json::json!({"i": i}),
                 due_at: now - 1000 + i,
                 created_at: now,
                 run_id: format!("run-{i:03}"),
@@ -209,6 +189,19 @@ async fn hosts_claiming_together_never_pass_max_active_runs() {
             .unwrap();
         assert!(added);
     }
+    hosts
+}
+
+/// Three hosts claiming a capped workflow at the same moments, each starting what it claims
+/// and ending some of its runs between rounds: the workflow never has more runs unfinished or
+/// starting than its cap, and every trigger starts once.
+#[tokio::test]
+async fn hosts_claiming_together_never_pass_max_active_runs() {
+    const CAP: usize = 3;
+    let scratch = Scratch::new().await;
+    let url = scratch.url().await;
+    let hosts = three_hosts_with_due_triggers(&url, "capped", 40).await;
+    let now = now_ms();
     let caps: RunCaps = [("capped".to_string(), CAP as u32)].into();
     let me = Owner::new();
     let mut running: Vec<String> = Vec::new();

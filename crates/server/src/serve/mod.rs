@@ -262,6 +262,12 @@ impl Server {
         }
     }
 
+    /// How many more runs this host takes on now ([`Host::room`], with the runs set going here).
+    fn room(&self) -> usize {
+        self.host
+            .room(self.held.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
     /// Records due cron fires, then claims due triggers and starts their runs.
     async fn fire_due(self: &Arc<Self>) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
@@ -309,8 +315,7 @@ impl Server {
         }
         // A host claims only what it has room for (free slots): the rest stay due for hosts
         // that have some, or for this one when a run ends (which wakes this loop).
-        let held = self.held.load(std::sync::atomic::Ordering::SeqCst);
-        let room = self.host.room(held).min(CLAIM_BATCH);
+        let room = self.room().min(CLAIM_BATCH);
         if room == 0 {
             self.backlog
                 .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -375,8 +380,7 @@ impl Server {
     /// left to other hosts, or to the next round). At start, and every [`REAP`] after, so a
     /// run left by a dead host is taken over without restarting this one.
     async fn adopt_unfinished(self: &Arc<Self>, why: &'static str) {
-        let held = self.held.load(std::sync::atomic::Ordering::SeqCst);
-        let room = self.host.room(held);
+        let room = self.room();
         match self.store.unfinished(self.clock.now_ms()).await {
             Ok(ids) => {
                 let free = ids.into_iter().filter(|id| !self.host.is_active(id));
