@@ -20,10 +20,23 @@ pub struct AttemptState {
 }
 
 /// Applies the memory limit and remembers the peak and any refusal.
-struct MemoryLimiter {
+pub(super) struct MemoryLimiter {
     max: usize,
-    peak: usize,
-    refused: Option<usize>,
+    pub(super) peak: usize,
+    pub(super) refused: Option<usize>,
+    instances: usize,
+}
+
+impl MemoryLimiter {
+    /// At most `memory` bytes of linear memory, `instances` core instances.
+    pub(super) fn new(memory: u64, instances: usize) -> Self {
+        MemoryLimiter {
+            max: usize::try_from(memory).unwrap_or(usize::MAX),
+            peak: 0,
+            refused: None,
+            instances,
+        }
+    }
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -51,7 +64,7 @@ impl ResourceLimiter for MemoryLimiter {
     }
 
     fn instances(&self) -> usize {
-        1
+        self.instances
     }
 
     fn tables(&self) -> usize {
@@ -80,11 +93,7 @@ pub(super) async fn run(
         engine,
         AttemptState {
             wasi,
-            limiter: MemoryLimiter {
-                max: usize::try_from(limits.memory).unwrap_or(usize::MAX),
-                peak: 0,
-                refused: None,
-            },
+            limiter: MemoryLimiter::new(limits.memory, 1),
         },
     );
     store.limiter(|s| &mut s.limiter);
@@ -109,7 +118,10 @@ pub(super) async fn run(
     }
 
     let call = async {
-        let instance = plugin.pre.instantiate_async(&mut store).await?;
+        let pre = plugin
+            .module_pre()
+            .ok_or_else(|| wasmtime::format_err!("not a module"))?;
+        let instance = pre.instantiate_async(&mut store).await?;
         let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
         start.call_async(&mut store, ()).await
     };
@@ -168,11 +180,21 @@ fn wasi_context(
     stdout: &CappedPipe,
     stderr: &CappedPipe,
 ) -> Result<WasiP1Ctx, Failure> {
+    let mut b = wasi_builder(grants, stdout, stderr)?;
+    b.stdin(ChunkedInput::new(input)).arg(&plugin.name);
+    Ok(b.build_p1())
+}
+
+/// What both ABIs grant: stdout and stderr to the capped pipes, no sockets, no name lookup,
+/// the environment and folders of `grants` only.
+pub(super) fn wasi_builder(
+    grants: &Grants,
+    stdout: &CappedPipe,
+    stderr: &CappedPipe,
+) -> Result<WasiCtxBuilder, Failure> {
     let mut b = WasiCtxBuilder::new();
-    b.stdin(ChunkedInput::new(input))
-        .stdout(stdout.clone())
+    b.stdout(stdout.clone())
         .stderr(stderr.clone())
-        .arg(&plugin.name)
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
@@ -205,7 +227,7 @@ fn wasi_context(
         opened.push(dir);
     }
     drop(opened);
-    Ok(b.build_p1())
+    Ok(b)
 }
 
 /// The floor under an attempt, for `bulkhead bench`: `n` bare instantiations of `plugin` with
@@ -223,18 +245,20 @@ pub(super) async fn instantiate_only(
             engine,
             AttemptState {
                 wasi: WasiCtxBuilder::new().build_p1(),
-                limiter: MemoryLimiter {
-                    max: usize::MAX,
-                    peak: 0,
-                    refused: None,
-                },
+                limiter: MemoryLimiter::new(u64::MAX, 1),
             },
         );
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(u64::MAX / 2);
         store.set_fuel(u64::MAX / 2).map_err(|e| e.to_string())?;
         plugin
-            .pre
+            .module_pre()
+            .ok_or_else(|| {
+                format!(
+                    "{} is a component: bare instantiation is measured for modules",
+                    plugin.name
+                )
+            })?
             .instantiate_async(&mut store)
             .await
             .map_err(|e| format!("cannot instantiate {}: {e}", plugin.name))?;

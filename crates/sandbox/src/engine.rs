@@ -17,6 +17,9 @@ pub const MAX_WASM_STACK: usize = 512 << 10;
 /// Tables a module may define (a component's core modules often need more than one).
 pub const MAX_TABLES: u32 = 4;
 
+/// Core instances each pool slot can hold (one for a module, a few for a component).
+pub const CORE_INSTANCES_PER_SLOT: u32 = 4;
+
 /// Elements of any one table (what `table.grow` can reach).
 pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
@@ -34,13 +37,15 @@ pub fn pool_slots(attempts: u32) -> u32 {
 /// Builds the engine. `slots` bounds how many instances can be alive at once.
 pub fn build(slots: u32) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_core_instances(slots)
+    // A component (ABI v2) is several core instances (its module and the shims that link it)
+    // sharing one memory: the pool holds more core instances than memories.
+    pool.total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_SLOT))
         .total_memories(slots)
         // Every slot can hold a module with all the tables it may have: one plugin with four
         // tables never starves other tasks of theirs.
         .total_tables(slots.saturating_mul(MAX_TABLES))
         .total_stacks(slots)
-        .total_component_instances(0)
+        .total_component_instances(slots)
         .max_memory_size(MAX_MEMORY as usize)
         .max_memories_per_module(1)
         .max_tables_per_module(MAX_TABLES)

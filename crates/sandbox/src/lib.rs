@@ -10,6 +10,7 @@ mod attempt;
 mod cache;
 mod classify;
 pub mod compile;
+mod component;
 mod engine;
 mod mounts;
 mod pipes;
@@ -87,12 +88,15 @@ impl SandboxBuilder {
         let mut linker: Linker<AttemptState> = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut AttemptState| &mut s.wasi)
             .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        let component_linker =
+            component::linker(&engine).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         let ticker = engine::EpochTicker::start(engine.clone())
             .map_err(|e| SandboxError::Engine(format!("cannot start the epoch thread: {e}")))?;
         let cache = self.cache_dir.map(|d| ModuleCache::new(d, &engine));
         Ok(Sandbox {
             engine,
             linker,
+            component_linker,
             cache,
             slots: self.slots,
             bounds: self.bounds,
@@ -126,6 +130,7 @@ pub struct LoadError {
 pub struct Sandbox {
     engine: Engine,
     linker: Linker<AttemptState>,
+    component_linker: wasmtime::component::Linker<component::ComponentState>,
     cache: Option<ModuleCache>,
     slots: u32,
     bounds: CompileBounds,
@@ -154,7 +159,54 @@ pub struct Plugin {
     pub from_cache: bool,
     /// Time spent compiling or loading it.
     pub load_time: Duration,
-    pre: InstancePre<AttemptState>,
+    /// What it imports, as `module::name` (ABI v1) or interface names (ABI v2), in order.
+    pub imports: Vec<String>,
+    code: Code,
+}
+
+/// A plugin's compiled code, linked.
+enum Code {
+    /// ABI v1: a WASI preview 1 command module.
+    Module(InstancePre<AttemptState>),
+    /// ABI v2: a component of the `bulkhead:plugin` world.
+    Component(component::Pre),
+}
+
+/// The plugin ABI a plugin was built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abi {
+    /// A WASI preview 1 command: input on stdin, output on stdout, exit codes.
+    V1,
+    /// A WebAssembly component exporting `run` of `wit/plugin.wit`.
+    V2,
+}
+
+impl Abi {
+    /// `1` or `2`.
+    pub fn number(self) -> u32 {
+        match self {
+            Abi::V1 => 1,
+            Abi::V2 => 2,
+        }
+    }
+}
+
+impl Plugin {
+    /// The linked module of an ABI v1 plugin.
+    fn module_pre(&self) -> Option<&InstancePre<AttemptState>> {
+        match &self.code {
+            Code::Module(pre) => Some(pre),
+            Code::Component(_) => None,
+        }
+    }
+
+    /// The ABI it was built for.
+    pub fn abi(&self) -> Abi {
+        match self.code {
+            Code::Module(_) => Abi::V1,
+            Code::Component(_) => Abi::V2,
+        }
+    }
 }
 
 impl std::fmt::Debug for Plugin {
@@ -201,11 +253,7 @@ impl Sandbox {
             message,
         };
         if is_component(bytes) {
-            return Err(err(
-                "is a WebAssembly component; Bulkhead runs WASI preview 1 command modules (ABI v1): \
-                 build it for `wasm32-wasip1`"
-                    .into(),
-            ));
+            return self.load_component(name, bytes, started);
         }
         compile::precheck(bytes, &self.bounds).map_err(err)?;
         let hash = hex::encode(Sha256::digest(bytes));
@@ -248,13 +296,55 @@ impl Sandbox {
                 classify::root_message(&e)
             ))
         })?;
+        let imports = module
+            .imports()
+            .map(|i| format!("{}::{}", i.module(), i.name()))
+            .collect();
         Ok(Plugin {
             name: name.to_string(),
             hash,
             size: bytes.len() as u64,
             from_cache,
             load_time: started.elapsed(),
-            pre,
+            imports,
+            code: Code::Module(pre),
+        })
+    }
+
+    /// A component (ABI v2): compiled in this process (not cached on disk yet), linked against
+    /// the `plugin` world and WASI 0.2, refused naming any other import.
+    fn load_component(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        started: Instant,
+    ) -> Result<Plugin, LoadError> {
+        let err = |message: String| LoadError {
+            plugin: name.to_string(),
+            message,
+        };
+        if bytes.len() as u64 > self.bounds.max_module_size {
+            return Err(err(format!(
+                "is {} bytes, more than the {} bytes a plugin may have",
+                bytes.len(),
+                self.bounds.max_module_size
+            )));
+        }
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(err("was not compiled: the host is stopping".into()));
+        }
+        let compiled = wasmtime::component::Component::new(&self.engine, bytes)
+            .map_err(|e| err(format!("does not compile: {}", classify::root_message(&e))))?;
+        let imports = component::imports(&self.engine, &compiled);
+        let pre = component::prepare(&self.component_linker, &compiled).map_err(err)?;
+        Ok(Plugin {
+            name: name.to_string(),
+            hash: hex::encode(Sha256::digest(bytes)),
+            size: bytes.len() as u64,
+            from_cache: false,
+            load_time: started.elapsed(),
+            imports,
+            code: Code::Component(pre),
         })
     }
 
@@ -286,7 +376,10 @@ impl Sandbox {
         limits: &Limits,
         grants: &Grants,
     ) -> AttemptOutcome {
-        attempt::run(&self.engine, plugin, input, limits, grants).await
+        match &plugin.code {
+            Code::Module(_) => attempt::run(&self.engine, plugin, input, limits, grants).await,
+            Code::Component(pre) => component::run(&self.engine, pre, input, limits, grants).await,
+        }
     }
 
     /// `n` bare instantiations of `plugin` (pooling allocator, `InstancePre`, no WASI pipes, no
