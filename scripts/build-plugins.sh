@@ -31,4 +31,16 @@ for wat in plugins/wat/*.wat; do
     fi
 done
 build tests/plugins/Cargo.toml target/wasm-tests target/test-plugins
+
+# Component plugins (ABI v2, wit/plugin.wit), built for wasm32-wasip2; the tests use them too.
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    rustup target add wasm32-wasip2
+fi
+CARGO_TARGET_DIR="$PWD/target/wasm-components" cargo build --quiet --release --target wasm32-wasip2 \
+    --manifest-path plugins/components/Cargo.toml
+for wasm in target/wasm-components/wasm32-wasip2/release/*.wasm; do
+    for out in plugins target/test-plugins; do
+        cmp -s "$wasm" "$out/$(basename "$wasm")" || cp "$wasm" "$out/"
+    done
+done
 echo "plugins: $(ls plugins/*.wasm | wc -l) examples in plugins/, $(ls target/test-plugins/*.wasm | wc -l) test plugins in target/test-plugins/"

@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod compile;
+mod components;
 mod durable;
 mod failures;
 mod history;
