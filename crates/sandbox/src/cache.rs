@@ -99,6 +99,25 @@ impl ModuleCache {
 
     /// The cached module for this content hash, if there is one whose tag is right.
     pub fn get(&self, engine: &Engine, content_hash: &str) -> Option<Module> {
+        self.get_with(content_hash, |payload| deserialize(engine, payload))
+    }
+
+    /// The cached component (ABI v2) for this content hash, if there is one whose tag is right.
+    pub fn get_component(
+        &self,
+        engine: &Engine,
+        content_hash: &str,
+    ) -> Option<wasmtime::component::Component> {
+        self.get_with(content_hash, |payload| {
+            deserialize_component(engine, payload)
+        })
+    }
+
+    fn get_with<T>(
+        &self,
+        content_hash: &str,
+        deserialize: impl FnOnce(&[u8]) -> wasmtime::Result<T>,
+    ) -> Option<T> {
         let path = self.path(content_hash);
         if !path.is_file() || !self.usable() {
             return None;
@@ -110,7 +129,7 @@ impl ModuleCache {
             tracing::warn!(file = %path.display(), "ignoring a compiled plugin in the cache whose tag is wrong (altered, or written with another key)");
             return None;
         };
-        match deserialize(engine, payload) {
+        match deserialize(payload) {
             Ok(m) => Some(m),
             Err(e) => {
                 tracing::warn!(file = %path.display(), error = %e, "ignoring unusable compiled plugin in the cache");
@@ -121,6 +140,15 @@ impl ModuleCache {
 
     /// Stores a compiled module (atomically: a reader never sees half a file).
     pub fn put(&self, content_hash: &str, module: &Module) {
+        self.put_with(content_hash, || module.serialize());
+    }
+
+    /// Stores a compiled component, like [`ModuleCache::put`].
+    pub fn put_component(&self, content_hash: &str, component: &wasmtime::component::Component) {
+        self.put_with(content_hash, || component.serialize());
+    }
+
+    fn put_with(&self, content_hash: &str, serialize: impl FnOnce() -> wasmtime::Result<Vec<u8>>) {
         let path = self.path(content_hash);
         let result = (|| -> std::io::Result<()> {
             if !self.dir.exists() {
@@ -135,9 +163,7 @@ impl ModuleCache {
             let Some(key) = self.key(true) else {
                 return Ok(());
             };
-            let payload = module
-                .serialize()
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let payload = serialize().map_err(|e| std::io::Error::other(e.to_string()))?;
             let Some(tag) = tag(&key, &self.name(content_hash), &payload) else {
                 return Ok(());
             };
@@ -235,6 +261,17 @@ fn deserialize(engine: &Engine, payload: &[u8]) -> wasmtime::Result<Module> {
     // read and that lives outside the cache folder; the tag was checked just before this call,
     // so they are bytes `put` wrote. wasmtime checks the engine header again.
     unsafe { Module::deserialize(engine, payload) }
+}
+
+#[allow(unsafe_code)]
+fn deserialize_component(
+    engine: &Engine,
+    payload: &[u8],
+) -> wasmtime::Result<wasmtime::component::Component> {
+    // SAFETY: as for `deserialize`: the tag was checked just before, so these are bytes that
+    // `put_component` wrote from `Component::serialize`; wasmtime checks the engine header and
+    // refuses a module's bytes as a component.
+    unsafe { wasmtime::component::Component::deserialize(engine, payload) }
 }
 
 #[cfg(test)]

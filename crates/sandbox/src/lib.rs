@@ -311,7 +311,7 @@ impl Sandbox {
         })
     }
 
-    /// A component (ABI v2): compiled in this process (not cached on disk yet), linked against
+    /// A component (ABI v2): compiled in this process (not in the bounded child compiler yet), kept in the disk cache, linked against
     /// the `plugin` world and WASI 0.2, refused naming any other import.
     fn load_component(
         &self,
@@ -330,18 +330,34 @@ impl Sandbox {
                 self.bounds.max_module_size
             )));
         }
-        if self.stopping.load(Ordering::SeqCst) {
-            return Err(err("was not compiled: the host is stopping".into()));
-        }
-        let compiled = wasmtime::component::Component::new(&self.engine, bytes)
-            .map_err(|e| err(format!("does not compile: {}", classify::root_message(&e))))?;
+        let hash = hex::encode(Sha256::digest(bytes));
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get_component(&self.engine, &hash));
+        let from_cache = cached.is_some();
+        let compiled = match cached {
+            Some(c) => c,
+            None => {
+                if self.stopping.load(Ordering::SeqCst) {
+                    return Err(err("was not compiled: the host is stopping".into()));
+                }
+                let c = wasmtime::component::Component::new(&self.engine, bytes).map_err(|e| {
+                    err(format!("does not compile: {}", classify::root_message(&e)))
+                })?;
+                if let Some(cache) = &self.cache {
+                    cache.put_component(&hash, &c);
+                }
+                c
+            }
+        };
         let imports = component::imports(&self.engine, &compiled);
         let pre = component::prepare(&self.component_linker, &compiled).map_err(err)?;
         Ok(Plugin {
             name: name.to_string(),
-            hash: hex::encode(Sha256::digest(bytes)),
+            hash,
             size: bytes.len() as u64,
-            from_cache: false,
+            from_cache,
             load_time: started.elapsed(),
             imports,
             code: Code::Component(pre),
