@@ -9,6 +9,7 @@ mod components;
 mod durable;
 mod failures;
 mod history;
+mod http;
 mod parallel;
 mod postgres;
 mod retries;

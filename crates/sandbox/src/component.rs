@@ -12,6 +12,7 @@ use std::time::Instant;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -29,6 +30,18 @@ pub struct ComponentState {
     table: ResourceTable,
     limiter: super::attempt::MemoryLimiter,
     log: CappedPipe,
+    http_ctx: WasiHttpCtx,
+    http: super::http::HttpHooks,
+}
+
+impl WasiHttpView for ComponentState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.http,
+        }
+    }
 }
 
 impl WasiView for ComponentState {
@@ -71,10 +84,12 @@ fn log_record(level: Level, message: &str, fields: &[(String, String)]) -> Vec<u
     line
 }
 
-/// The linker of every component: WASI 0.2 (with the sandbox's denials) and `log`.
+/// The linker of every component: WASI 0.2 (with the sandbox's denials), `wasi:http` (every
+/// request checked against the task's grant: denied when there is none) and `log`.
 pub(super) fn linker(engine: &Engine) -> wasmtime::Result<Linker<ComponentState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     bindings::Plugin::add_to_linker::<_, HasSelf<ComponentState>>(&mut linker, |s| s)?;
     Ok(linker)
 }
@@ -89,7 +104,7 @@ pub(super) fn prepare(
 ) -> Result<Pre, String> {
     let pre = linker.instantiate_pre(component).map_err(|e| {
         format!(
-            "cannot be linked: {} (a component may import only `bulkhead:plugin/log` and WASI 0.2)",
+            "cannot be linked: {} (a component may import only `bulkhead:plugin/log`, WASI 0.2 and `wasi:http`)",
             classify::root_message(&e)
         )
     })?;
@@ -160,6 +175,8 @@ pub(super) async fn run(
             table: ResourceTable::new(),
             limiter: super::attempt::MemoryLimiter::new(limits.memory, COMPONENT_INSTANCES),
             log: log.clone(),
+            http_ctx: WasiHttpCtx::new(),
+            http: super::http::HttpHooks::new(grants.http.clone(), log.clone()),
         },
     );
     store.limiter(|s| &mut s.limiter);

@@ -12,6 +12,7 @@ mod classify;
 pub mod compile;
 mod component;
 mod engine;
+mod http;
 mod mounts;
 mod pipes;
 

@@ -7,6 +7,6 @@ mod outcome;
 mod output;
 
 pub use bulkhead_abi::FailureKind;
-pub use limits::{Grants, Limits, Mount, MAX_FUEL, MAX_MEMORY};
+pub use limits::{Grants, HttpGrant, Limits, Mount, Origin, MAX_FUEL, MAX_MEMORY};
 pub use outcome::{AttemptOutcome, Failure};
 pub use output::OutputJson;

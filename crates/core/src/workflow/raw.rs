@@ -159,6 +159,8 @@ pub struct RawTask {
     /// Host folders the plugin sees.
     #[serde(default)]
     pub mounts: Vec<RawMount>,
+    /// Outgoing HTTP the plugin may make (components only); none unless granted.
+    pub http: Option<RawHttp>,
     /// If true, its failure does not fail the run.
     #[serde(default)]
     pub optional: bool,
@@ -167,6 +169,26 @@ pub struct RawTask {
     #[schemars(range(min = i32::MIN, max = i32::MAX))]
     pub priority: i32,
 }
+
+/// `http:`, the outgoing HTTP granted to a task.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// Origins requests may go to, `scheme://host[:port]`: exactly these, nothing else.
+    #[schemars(length(min = 1), inner(regex(pattern = ORIGIN_PATTERN)))]
+    pub allow: Vec<String>,
+    /// Requests one attempt may make (default 100).
+    #[schemars(range(min = 1))]
+    pub max_requests: Option<u32>,
+    /// Cap on one response's body (default 10MiB).
+    pub max_response: Option<SizeSpec>,
+    /// Wall-clock limit of one request, e.g. `10s` (default 10s).
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub timeout: Option<String>,
+}
+
+/// What the JSON schema says of an allowlist entry; the validator's parser is the authority.
+const ORIGIN_PATTERN: &str = r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?/?$";
 
 /// One entry of `mounts:`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

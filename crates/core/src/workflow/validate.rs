@@ -2,11 +2,11 @@
 //! so one `bulkhead validate` shows all that is wrong with a file.
 
 use super::error::{Problem, WorkflowError};
-use super::raw::{RawLimits, RawMount, RawRetry, RawTask, RawWorkflow};
+use super::raw::{RawHttp, RawLimits, RawMount, RawRetry, RawTask, RawWorkflow};
 use super::retry::RetryPolicy;
 use super::units::{parse_duration, parse_size, SizeSpec};
 use super::{PluginRef, Task, Workflow};
-use crate::contract::{Grants, Limits, Mount, MAX_MEMORY};
+use crate::contract::{Grants, HttpGrant, Limits, Mount, Origin, MAX_MEMORY};
 use crate::suggest::did_you_mean;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -549,7 +549,90 @@ impl Validator<'_> {
                 }
             }
         }
-        Grants { env, mounts }
+        let http = raw.http.as_ref().map(|h| self.http(task, h));
+        Grants { env, mounts, http }
+    }
+
+    fn http(&mut self, task: &str, raw: &RawHttp) -> HttpGrant {
+        let mut allow = Vec::with_capacity(raw.allow.len());
+        for (i, text) in raw.allow.iter().enumerate() {
+            match Origin::parse(text) {
+                Ok(o) if allow.contains(&o) => self.report(Problem::new(
+                    Some(task),
+                    Some(&format!("http.allow[{i}]")),
+                    format!("`{text}` is allowed twice"),
+                )),
+                Ok(o) => allow.push(o),
+                Err(e) => self.report(Problem::new(
+                    Some(task),
+                    Some(&format!("http.allow[{i}]")),
+                    e,
+                )),
+            }
+        }
+        if raw.allow.is_empty() {
+            self.report(
+                Problem::new(Some(task), Some("http.allow"), "is empty: it would grant nothing")
+                    .hint("name the origins, e.g. `allow: [\"https://api.example.com\"]`, or remove `http:`"),
+            );
+        }
+        let max_requests = match raw.max_requests {
+            Some(0) => {
+                self.report(Problem::new(
+                    Some(task),
+                    Some("http.max_requests"),
+                    "must be at least 1",
+                ));
+                HttpGrant::DEFAULT_MAX_REQUESTS
+            }
+            Some(n) => n,
+            None => HttpGrant::DEFAULT_MAX_REQUESTS,
+        };
+        let max_response = match &raw.max_response {
+            None => HttpGrant::DEFAULT_MAX_RESPONSE,
+            Some(spec) => match parse_size(spec) {
+                Ok(n) if (1..=1 << 30).contains(&n) => n,
+                Ok(n) => {
+                    self.report(Problem::new(
+                        Some(task),
+                        Some("http.max_response"),
+                        format!(
+                            "{n} bytes is out of range; it must be between 1 and {}",
+                            1u64 << 30
+                        ),
+                    ));
+                    HttpGrant::DEFAULT_MAX_RESPONSE
+                }
+                Err(e) => {
+                    self.report(Problem::new(Some(task), Some("http.max_response"), e));
+                    HttpGrant::DEFAULT_MAX_RESPONSE
+                }
+            },
+        };
+        let timeout = match &raw.timeout {
+            None => HttpGrant::DEFAULT_TIMEOUT,
+            Some(t) => match parse_duration(t) {
+                Ok(t) if !t.is_zero() && t <= MAX_TIMEOUT => t,
+                Ok(_) => {
+                    self.report(Problem::new(
+                        Some(task),
+                        Some("http.timeout"),
+                        "must be longer than zero and at most 24h",
+                    ));
+                    HttpGrant::DEFAULT_TIMEOUT
+                }
+                Err(e) => {
+                    self.report(Problem::new(Some(task), Some("http.timeout"), e));
+                    HttpGrant::DEFAULT_TIMEOUT
+                }
+            },
+        };
+        HttpGrant {
+            allow,
+            max_requests,
+            max_response,
+            timeout,
+        }
     }
 
     fn mount(&mut self, task: &str, i: usize, m: &RawMount) -> Option<Mount> {

@@ -66,7 +66,11 @@ impl Guest for Greet {
         }
         if let Some(mib) = params.get("alloc_mib").and_then(Value::as_u64) {
             let block = vec![1u8; (mib as usize) << 20];
-            log(Level::Debug, "allocated", &[("bytes".into(), block.len().to_string())]);
+            log(
+                Level::Debug,
+                "allocated",
+                &[("bytes".into(), block.len().to_string())],
+            );
         }
         if let Some(n) = params.get("output_bytes").and_then(Value::as_u64) {
             return Ok(Value::String("x".repeat(n as usize)).to_string());
