@@ -23,6 +23,7 @@ BEYOND_SCHEMA = {
     "self_need.yaml": "a task needing itself refers to another key of the document",
     "unknown_need.yaml": "`needs` must name tasks of the same file",
     "unknown_plugin.yaml": "plugins are files in the plugin folder",
+    "http_on_command.yaml": "whether a plugin is a component is a property of its file",
     "long_timeout.yaml": "a pattern can say what a duration looks like, not bound how long it is",
 }
 

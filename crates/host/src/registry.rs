@@ -3,7 +3,7 @@
 
 use bulkhead_core::suggest::did_you_mean;
 use bulkhead_core::workflow::{PluginRef, Problem, Workflow, WorkflowError};
-use bulkhead_sandbox::{LoadError, Plugin, Sandbox};
+use bulkhead_sandbox::{Abi, LoadError, Plugin, Sandbox};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -154,6 +154,17 @@ impl Registry {
                 Ok((Arc::new(plugin), file.path))
             });
             match result {
+                Ok(p) if task.grants.http.is_some() && p.0.abi() == Abi::V1 => problems.push(
+                    Problem::new(
+                        Some(&task.id),
+                        Some("http"),
+                        format!(
+                            "plugin `{}` is a WASI command (ABI v1), which has no way to make HTTP requests",
+                            p.0.name
+                        ),
+                    )
+                    .hint("build the plugin as a component (ABI v2, `wasm32-wasip2`) to use `http:`, or remove `http:`"),
+                ),
                 Ok(p) => out.push(p.clone()),
                 Err(message) => problems.push(
                     Problem::new(Some(&task.id), Some("plugin"), message.clone())
