@@ -45,6 +45,34 @@ fn plugins_lists_and_the_second_load_comes_from_the_cache() {
         .expect("echo listed");
     assert_eq!(echo["loads"], true);
     assert_eq!(echo["abi"], "v1 (wasi preview 1 command)");
+    assert!(
+        echo["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i == "wasi_snapshot_preview1::fd_write"),
+        "{echo}"
+    );
+    let fetch = rows
+        .iter()
+        .find(|r| r["name"] == "fetch")
+        .expect("fetch listed");
+    assert_eq!(fetch["abi"], "v2 (component)", "{fetch}");
+    let imports: Vec<&str> = fetch["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i.as_str())
+        .collect();
+    assert!(
+        imports
+            .iter()
+            .any(|i| i.starts_with("wasi:http/outgoing-handler@0.2"))
+            && imports
+                .iter()
+                .any(|i| i.starts_with("bulkhead:plugin/log@0.1.0")),
+        "{imports:?}"
+    );
     assert_eq!(echo["hash"].as_str().unwrap().len(), 64);
     assert_eq!(echo["cached"], false, "first load compiles");
     let second = list();
@@ -362,4 +390,58 @@ fn bench_prints_the_scale_curve_serve_load_postgres_hosts_history_and_fan_out() 
     let fanout = &figures["fanout"];
     let stored = fanout["sqlite"]["store_mib"].as_f64().unwrap();
     assert!((1.0..2.0).contains(&stored), "{fanout}");
+}
+
+#[test]
+fn a_component_that_imports_what_the_host_does_not_give_is_refused_naming_the_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let wat = dir.path().join("steal.wat");
+    // A component whose only import is an interface no host grants.
+    std::fs::write(
+        &wat,
+        r#"(component
+  (import "evil:host/steal@1.0.0" (instance (export "grab" (func))))
+)"#,
+    )
+    .unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let status =
+        std::process::Command::new(crate::support::root().join("target/tools/release/wat2wasm"))
+            .arg(&wat)
+            .arg(plugins.join("steal.wasm"))
+            .status()
+            .expect("tools/wat2wasm, built by scripts/build-plugins.sh");
+    assert!(status.success());
+    std::fs::write(
+        dir.path().join("wf.yaml"),
+        "name: steal\ntasks:\n  a: {plugin: steal}\n",
+    )
+    .unwrap();
+    let out = bulkhead()
+        .args(["plugins", "--json"])
+        .env("BULKHEAD_PLUGINS", &plugins)
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steal = &rows[0];
+    assert_eq!(steal["loads"], false, "{steal}");
+    let error = steal["error"].as_str().unwrap();
+    assert!(
+        error.contains("evil:host/steal@1.0.0") && error.contains("may import only"),
+        "{error}"
+    );
+    // The workflow using it does not run, and says why, naming the task and the import.
+    let out = bulkhead()
+        .arg("run")
+        .arg(dir.path().join("wf.yaml"))
+        .env("BULKHEAD_PLUGINS", &plugins)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("task `a`") && stderr.contains("evil:host/steal@1.0.0"),
+        "{stderr}"
+    );
 }

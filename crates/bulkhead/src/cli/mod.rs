@@ -10,6 +10,7 @@ pub mod summary;
 pub mod vault;
 
 use bulkhead::sandbox::compile::{CompileBounds, Compiler};
+use bulkhead::sandbox::Abi;
 use bulkhead::store::Store;
 use bulkhead::SqliteStore;
 use bulkhead::{Guarded, Host, HostConfig};
@@ -315,6 +316,39 @@ pub fn graph(file: &Path, format: graph::GraphFormat) -> ExitCode {
     }
 }
 
+/// What a plugin imports, in one line: a command's functions counted by module
+/// (`wasi_snapshot_preview1 (9 functions)`), a component's interfaces without their versions.
+fn import_summary(imports: &[serde_json::Value]) -> String {
+    let mut groups: Vec<(String, usize)> = Vec::new();
+    for i in imports.iter().filter_map(|i| i.as_str()) {
+        let key = match i.split_once("::") {
+            Some((module, _)) => module.to_string(),
+            None => i.split('@').next().unwrap_or(i).to_string(),
+        };
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => groups.push((key, 1)),
+        }
+    }
+    if groups.is_empty() {
+        return "nothing".into();
+    }
+    groups
+        .iter()
+        .map(|(k, n)| {
+            if imports
+                .iter()
+                .any(|i| i.as_str().is_some_and(|i| i.contains("::")))
+            {
+                format!("{k} ({n} function{})", if *n == 1 { "" } else { "s" })
+            } else {
+                k.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `bulkhead plugins`
 pub fn plugins(plugins: &PluginsArg, state: &State, json: bool) -> ExitCode {
     let host = match state.loader(&plugins.dir) {
@@ -338,12 +372,16 @@ pub fn plugins(plugins: &PluginsArg, state: &State, json: bool) -> ExitCode {
             match host.registry().load(host.sandbox(), f) {
                 Ok(p) => serde_json::json!({
                     "name": p.name, "size": p.size, "hash": p.hash, "loads": true,
-                    "abi": "v1 (wasi preview 1 command)", "error": null,
+                    "abi": match p.abi() {
+                        Abi::V1 => "v1 (wasi preview 1 command)",
+                        Abi::V2 => "v2 (component)",
+                    },
+                    "imports": p.imports, "error": null,
                     "cached": p.from_cache, "load_ms": p.load_time.as_secs_f64() * 1000.0,
                 }),
                 Err(e) => serde_json::json!({
                     "name": f.name, "size": size, "hash": null, "loads": false,
-                    "abi": null, "error": e.message, "cached": false,
+                    "abi": null, "imports": null, "error": e.message, "cached": false,
                 }),
             }
         })
@@ -373,6 +411,9 @@ pub fn plugins(plugins: &PluginsArg, state: &State, json: bool) -> ExitCode {
             if r["loads"] == true { "yes" } else { "no" },
             detail
         );
+        if let Some(imports) = r["imports"].as_array() {
+            println!("{:<20} imports: {}", "", import_summary(imports));
+        }
     }
     ExitCode::SUCCESS
 }
