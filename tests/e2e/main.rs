@@ -10,6 +10,7 @@ mod durable;
 mod failures;
 mod history;
 mod http;
+mod languages;
 mod parallel;
 mod postgres;
 mod retries;

@@ -1,0 +1,122 @@
+//! The examples in languages other than Rust (docs/languages/), built from source by
+//! scripts/build-languages.sh with the toolchains of scripts/install-toolchains.sh, run in
+//! workflows: their outputs, logs, transient failures and retries, beside Rust tasks.
+
+use crate::support::{bulkhead, root, Case, Ran};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Builds the language examples into the test plugin folder, once.
+fn build_languages() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        crate::support::test_plugins();
+        let out = Command::new("bash")
+            .arg(root().join("scripts/build-languages.sh"))
+            .output()
+            .expect("run scripts/build-languages.sh");
+        assert!(
+            out.status.success(),
+            "building the language examples failed (toolchains: `bash scripts/install-toolchains.sh`):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+/// The amounts of workflows/data/orders.csv, read here without Bulkhead: the oracle.
+fn amounts() -> Vec<f64> {
+    let csv = std::fs::read_to_string(root().join("workflows/data/orders.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "amount").unwrap();
+    lines
+        .filter_map(|l| l.split(',').nth(col)?.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn the_mixed_language_workflow_runs_rust_python_and_c_end_to_end() {
+    build_languages();
+    let out = bulkhead()
+        .env("BULKHEAD_PLUGINS", root().join("plugins"))
+        .arg("run")
+        .arg(root().join("workflows/languages.yaml"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    let ran = Ran::from(out);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let stats = &ran.task("order_stats")["output"];
+    let amounts = amounts();
+    let sum: f64 = amounts.iter().sum();
+    assert_eq!(
+        stats["count"].as_u64(),
+        Some(amounts.len() as u64),
+        "{stats}"
+    );
+    assert!(
+        (stats["sum"].as_f64().unwrap() - sum).abs() < 1e-9,
+        "{stats} vs {sum}"
+    );
+    let max = amounts.iter().cloned().fold(f64::MIN, f64::max);
+    assert_eq!(stats["max"].as_f64(), Some(max), "{stats}");
+    let log = ran.task("order_stats")["log"].as_str().unwrap_or("");
+    assert!(
+        log.contains(r#""msg":"summarised""#),
+        "Python's log calls are records: {log}"
+    );
+    let fp = &ran.task("fingerprint")["output"];
+    assert_eq!(fp["language"], "c", "{fp}");
+    assert_eq!(fp["fnv1a64"].as_str().map(str::len), Some(16), "{fp}");
+    assert!(
+        fp["input_bytes"].as_u64().unwrap() > 100,
+        "the C task saw the cleaned rows: {fp}"
+    );
+    assert_eq!(ran.task("announce")["output"]["inputs_seen"], 2);
+}
+
+#[test]
+fn python_and_c_tasks_fail_transiently_and_are_retried_and_a_python_error_is_reported() {
+    build_languages();
+    let case = Case::new(
+        "name: failing
+defaults:
+  retry: {max_attempts: 2, backoff: fixed, initial_delay: 10ms}
+tasks:
+  rows: {plugin: extract_csv, params: {path: /data/rows.csv}, mounts: [{host: data, guest: /data}]}
+  py_flaky: {plugin: summarize, needs: [rows], params: {field: amount, fail: transient, fail_until: 2}}
+  py_bad: {plugin: summarize, needs: [rows], params: {field: price}}
+  c_flaky: {plugin: fingerprint, params: {fail: transient}}
+",
+    );
+    std::fs::create_dir(case.path("data")).unwrap();
+    std::fs::write(case.path("data/rows.csv"), "id,amount\n1,2\n2,3.5\n").unwrap();
+    let mut cmd = case.bulkhead();
+    cmd.env("BULKHEAD_PLUGINS", root().join("plugins"))
+        .arg("run")
+        .arg(case.file())
+        .arg("--json");
+    let ran = Ran::from(cmd.output().unwrap());
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let flaky = ran.task("py_flaky");
+    assert_eq!(
+        (flaky["status"].as_str(), flaky["attempts"].as_u64()),
+        (Some("succeeded"), Some(2)),
+        "{flaky}"
+    );
+    assert_eq!(flaky["output"]["sum"].as_f64(), Some(5.5), "{flaky}");
+    assert_eq!(ran.ended("py_bad"), ("failed".into(), "exit".into()));
+    assert!(
+        ran.message("py_bad")
+            .contains("no upstream row has a numeric `price`"),
+        "{}",
+        ran.message("py_bad")
+    );
+    let c = ran.task("c_flaky");
+    assert_eq!(
+        (c["status"].as_str(), c["attempts"].as_u64()),
+        (Some("failed"), Some(2)),
+        "{c}"
+    );
+    assert_eq!(c["error"]["kind"], "transient", "exit 75 is transient: {c}");
+}
