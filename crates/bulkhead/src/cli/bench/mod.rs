@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 mod fanout;
+mod large;
 mod scale;
 mod serve;
 
@@ -68,6 +69,9 @@ pub struct BenchArgs {
     /// Dependents of the fan-out's source.
     #[arg(long, default_value_t = 50)]
     fanout_dependents: usize,
+    /// Attempts of the Python no-op component (`py_noop.wasm`) timed one by one (0: none).
+    #[arg(long, default_value_t = 200)]
+    large_attempts: usize,
 }
 
 /// Records when each attempt finished.
@@ -439,6 +443,11 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         args.fanout_dependents,
         repeat.min(3),
     )?;
+    let large = if args.large_attempts == 0 {
+        None
+    } else {
+        large::large_plugins(&args.plugins.dir, args.large_attempts, super::compiler()).await?
+    };
     if let Some(rss) = peak_rss_mib() {
         eprintln!("host peak resident memory over the whole benchmark: {rss:.0} MiB");
     }
@@ -460,6 +469,7 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         "cluster": cluster,
         "fanout": fanout,
         "history": history,
+        "large_plugins": large,
     }))
 }
 
