@@ -3,6 +3,7 @@
 # plugins/ and target/test-plugins/, from source:
 #   plugins/c/<name>/<name>.c          -> <name>.wasm  (ABI v1 command; clang-14, wasi-libc)
 #   plugins/python/<name>/app.py       -> <name>.wasm  (ABI v2 component; componentize-py)
+#   plugins/js/<name>/app.js           -> <name>.wasm  (ABI v2 component; componentize-js)
 # Needs the toolchains of scripts/install-toolchains.sh; says which one is missing otherwise.
 # Incremental: an example is rebuilt only when a source file is newer than its .wasm.
 set -euo pipefail
@@ -14,6 +15,8 @@ missing() {
 }
 command -v clang-14 >/dev/null 2>&1 || missing "clang-14 (C examples)"
 command -v componentize-py >/dev/null 2>&1 || missing "componentize-py (Python examples)"
+componentize_js=tools/js/node_modules/.bin/componentize-js
+[ -x "$componentize_js" ] || missing "componentize-js in tools/js (JavaScript examples)"
 
 mkdir -p target/test-plugins target/languages
 stale() { # output, sources...
@@ -46,4 +49,12 @@ for src in plugins/python/*/; do
     fi
     publish "$out"
 done
-echo "languages: $(ls plugins/c | wc -l) C, $(ls plugins/python | wc -l) Python examples built"
+for src in plugins/js/*/; do
+    name=$(basename "$src")
+    out=target/languages/$name.wasm
+    if stale "$out" "$src" wit; then
+        "$componentize_js" --wit wit --world-name plugin --out "$out" "$src/app.js" >/dev/null
+    fi
+    publish "$out"
+done
+echo "languages: $(ls plugins/c | wc -l) C, $(ls plugins/python | wc -l) Python, $(ls plugins/js | wc -l) JavaScript examples built"

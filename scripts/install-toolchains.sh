@@ -2,8 +2,10 @@
 # Installs the toolchains of the language examples (docs/languages/), where missing:
 #   C (ABI v1):       Debian's clang-14, lld-14, wasi-libc and libclang-rt-14-dev-wasm32
 #   Python (ABI v2):  componentize-py from PyPI (pinned: its output is what the tests check)
+#   JavaScript (ABI v2): componentize-js from npm, into tools/js (pinned in its package.json)
 # Idempotent and quick when everything is there; `.ci/run` runs it on a fresh machine.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 COMPONENTIZE_PY=0.25.1
 
@@ -24,4 +26,8 @@ if [ "$(componentize-py --version 2>/dev/null)" != "componentize-py $COMPONENTIZ
     python3 -m pip install --quiet --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY"
     if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 fi
-echo "toolchains: clang $(clang-14 --version | head -1 | awk '{print $NF}'), $(componentize-py --version)"
+if [ ! -x tools/js/node_modules/.bin/componentize-js ]; then
+    echo "install-toolchains: npm ci in tools/js (componentize-js)"
+    npm ci --prefix tools/js --no-audit --no-fund --loglevel=error >/dev/null
+fi
+echo "toolchains: clang $(clang-14 --version | head -1 | awk '{print $NF}'), $(componentize-py --version), componentize-js $(node -p "require('./tools/js/node_modules/@bytecodealliance/componentize-js/package.json').version")"

@@ -3,8 +3,38 @@
 //! workflows: their outputs, logs, transient failures and retries, beside Rust tasks.
 
 use crate::support::{bulkhead, root, Case, Ran};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// Serves workflows/data/rates.json to every request on 127.0.0.1; returns the port and the
+/// count of requests it answered.
+fn rates_server() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let body = std::fs::read(root().join("workflows/data/rates.json")).unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            counted.fetch_add(1, Ordering::SeqCst);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    (port, hits)
+}
 
 /// Builds the language examples into the test plugin folder, once.
 fn build_languages() {
@@ -35,16 +65,26 @@ fn amounts() -> Vec<f64> {
 }
 
 #[test]
-fn the_mixed_language_workflow_runs_rust_python_and_c_end_to_end() {
+fn the_mixed_language_workflow_runs_rust_python_javascript_and_c_end_to_end() {
     build_languages();
-    let out = bulkhead()
-        .env("BULKHEAD_PLUGINS", root().join("plugins"))
+    // workflows/languages.yaml as it is, but with the rates on a port of this test's own.
+    let (port, hits) = rates_server();
+    let yaml = std::fs::read_to_string(root().join("workflows/languages.yaml"))
+        .unwrap()
+        .replace("127.0.0.1:8900", &format!("127.0.0.1:{port}"));
+    let case = Case::new(&yaml);
+    std::fs::create_dir(case.path("data")).unwrap();
+    std::fs::copy(
+        root().join("workflows/data/orders.csv"),
+        case.path("data/orders.csv"),
+    )
+    .unwrap();
+    let mut cmd = case.bulkhead();
+    cmd.env("BULKHEAD_PLUGINS", root().join("plugins"))
         .arg("run")
-        .arg(root().join("workflows/languages.yaml"))
-        .arg("--json")
-        .output()
-        .unwrap();
-    let ran = Ran::from(out);
+        .arg(case.file())
+        .arg("--json");
+    let ran = Ran::from(cmd.output().unwrap());
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let stats = &ran.task("order_stats")["output"];
     let amounts = amounts();
@@ -64,6 +104,20 @@ fn the_mixed_language_workflow_runs_rust_python_and_c_end_to_end() {
     assert!(
         log.contains(r#""msg":"summarised""#),
         "Python's log calls are records: {log}"
+    );
+    let converted = &ran.task("convert")["output"]["converted"];
+    let eur = (sum * 0.92 * 100.0).round() / 100.0;
+    assert_eq!(
+        converted["EUR"].as_f64(),
+        Some(eur),
+        "{}",
+        ran.task("convert")
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "one request for the rates");
+    let log = ran.task("convert")["log"].as_str().unwrap_or("");
+    assert!(
+        log.contains(r#""msg":"http request""#) && log.contains(r#""status":200"#),
+        "{log}"
     );
     let fp = &ran.task("fingerprint")["output"];
     assert_eq!(fp["language"], "c", "{fp}");
@@ -87,6 +141,7 @@ tasks:
   py_flaky: {plugin: summarize, needs: [rows], params: {field: amount, fail: transient, fail_until: 2}}
   py_bad: {plugin: summarize, needs: [rows], params: {field: price}}
   c_flaky: {plugin: fingerprint, params: {fail: transient}}
+  js_denied: {plugin: convert, needs: [py_flaky], params: {rates_url: \"http://127.0.0.1:9/rates.json\", strict: true}}
 ",
     );
     std::fs::create_dir(case.path("data")).unwrap();
@@ -119,4 +174,19 @@ tasks:
         "{c}"
     );
     assert_eq!(c["error"]["kind"], "transient", "exit 75 is transient: {c}");
+    // No `http:` grant: the request is refused in the host, the task fails transiently.
+    let js = ran.task("js_denied");
+    assert_eq!(
+        (js["status"].as_str(), js["attempts"].as_u64()),
+        (Some("failed"), Some(2)),
+        "{js}"
+    );
+    assert_eq!(js["error"]["kind"], "transient", "{js}");
+    assert!(
+        js["log"]
+            .as_str()
+            .unwrap_or("")
+            .contains("has no `http:` grant"),
+        "{js}"
+    );
 }
