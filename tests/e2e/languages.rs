@@ -2,7 +2,7 @@
 //! scripts/build-languages.sh with the toolchains of scripts/install-toolchains.sh, run in
 //! workflows: their outputs, logs, transient failures and retries, beside Rust tasks.
 
-use crate::support::{bulkhead, root, Case, Ran};
+use crate::support::{root, Case, Ran};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::process::Command;
