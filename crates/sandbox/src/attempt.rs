@@ -76,6 +76,102 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
+/// A store's data that carries the attempt's memory limiter.
+pub(super) trait Limited: Send + 'static {
+    fn limiter(&mut self) -> &mut MemoryLimiter;
+    fn limiter_ref(&self) -> &MemoryLimiter;
+}
+
+impl Limited for AttemptState {
+    fn limiter(&mut self) -> &mut MemoryLimiter {
+        &mut self.limiter
+    }
+    fn limiter_ref(&self) -> &MemoryLimiter {
+        &self.limiter
+    }
+}
+
+/// When an attempt started, when it must end, and the fuel it was given.
+pub(super) struct Budget {
+    started: Instant,
+    deadline: Instant,
+    fuel: u64,
+}
+
+/// Puts an attempt's limits on its store, whatever its ABI: the memory limiter, the epoch
+/// deadline (every tick a running plugin yields its thread; past the deadline it is
+/// interrupted, even with unlimited fuel and no host calls) and the fuel budget.
+pub(super) fn limit<T: Limited>(store: &mut Store<T>, limits: &Limits) -> Result<Budget, Failure> {
+    store.limiter(|s| s.limiter() as &mut dyn ResourceLimiter);
+    let started = Instant::now();
+    let deadline = started + limits.timeout;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Err(Trap::Interrupt.into())
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    let fuel = limits.fuel.min(super::MAX_FUEL);
+    store
+        .set_fuel(fuel)
+        .map_err(|e| Failure::new(FailureKind::Load, format!("cannot set fuel: {e}")))?;
+    Ok(Budget {
+        started,
+        deadline,
+        fuel,
+    })
+}
+
+/// Runs `call` (instantiation and the plugin's entry point) to its end or the deadline. The
+/// outer timer catches a plugin blocked in a host call (e.g. a long sleep), where epochs are
+/// not checked; it fires a few ticks after the deadline so that running wasm is stopped by the
+/// epoch trap. Dropping the call future drops the fiber and its stack.
+pub(super) async fn within<R>(
+    budget: &Budget,
+    call: impl std::future::Future<Output = wasmtime::Result<R>>,
+) -> wasmtime::Result<R> {
+    let outer = budget.deadline + 3 * super::engine::EPOCH_TICK;
+    match tokio::time::timeout_at(outer.into(), call).await {
+        Ok(r) => r,
+        Err(_) => Err(Trap::Interrupt.into()),
+    }
+}
+
+/// What an attempt used.
+pub(super) struct Spent {
+    pub(super) duration: std::time::Duration,
+    pub(super) fuel_used: u64,
+    pub(super) peak_memory: u64,
+    /// The memory size the limiter refused, if it refused one.
+    pub(super) refused: Option<u64>,
+}
+
+/// Reads back what the attempt used. Fuel is exact, except after a timeout: compiled code keeps
+/// its running count in a register and writes it back at calls and returns, so a loop stopped
+/// by the epoch trap is counted only up to its last call (docs/limits.md).
+pub(super) fn spent<T: Limited>(store: &Store<T>, budget: &Budget) -> Spent {
+    let limiter = store.data().limiter_ref();
+    Spent {
+        duration: budget.started.elapsed(),
+        fuel_used: budget.fuel.saturating_sub(store.get_fuel().unwrap_or(0)),
+        peak_memory: limiter.peak as u64,
+        refused: limiter.refused.map(|r| r as u64),
+    }
+}
+
+/// The attempt's log, with a marker line where `max_logs` cut it.
+pub(super) fn finish_log(pipe: &CappedPipe, max_logs: u64) -> Vec<u8> {
+    let (mut log, cut) = pipe.take();
+    if cut {
+        log.extend_from_slice(
+            format!("\n[bulkhead: log cut at max_logs = {max_logs} bytes]\n").as_bytes(),
+        );
+    }
+    log
+}
+
 pub(super) async fn run(
     engine: &Engine,
     plugin: &Plugin,
@@ -96,27 +192,10 @@ pub(super) async fn run(
             limiter: MemoryLimiter::new(limits.memory, 1),
         },
     );
-    store.limiter(|s| &mut s.limiter);
-    let started = Instant::now();
-    let deadline = started + limits.timeout;
-    // Every epoch tick, a running plugin yields its thread; past the deadline it is interrupted,
-    // even with unlimited fuel and no host calls.
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
-            Err(Trap::Interrupt.into())
-        } else {
-            Ok(UpdateDeadline::Yield(1))
-        }
-    });
-    let fuel = limits.fuel.min(super::MAX_FUEL);
-    if let Err(e) = store.set_fuel(fuel) {
-        return AttemptOutcome::failed(Failure::new(
-            FailureKind::Load,
-            format!("cannot set fuel: {e}"),
-        ));
-    }
-
+    let budget = match limit(&mut store, limits) {
+        Ok(b) => b,
+        Err(f) => return AttemptOutcome::failed(f),
+    };
     let call = async {
         let pre = plugin
             .module_pre()
@@ -125,48 +204,25 @@ pub(super) async fn run(
         let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
         start.call_async(&mut store, ()).await
     };
-    // The outer timer catches a plugin blocked in a host call (e.g. a long sleep), where epochs
-    // are not checked. It fires a few ticks after the deadline so that running wasm is stopped by
-    // the epoch trap. Dropping the call future drops the fiber and its stack.
-    let outer = deadline + 3 * super::engine::EPOCH_TICK;
-    let result = match tokio::time::timeout_at(outer.into(), call).await {
-        Ok(r) => r,
-        Err(_) => Err(Trap::Interrupt.into()),
-    };
-    let duration = started.elapsed();
-
-    // Exact, except after a timeout: compiled code keeps its running count in a register and
-    // writes it back at calls and returns, so a loop stopped by the epoch trap is counted only up
-    // to its last call (docs/limits.md).
-    let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
-    let limiter = &store.data().limiter;
-    let (peak, refused) = (limiter.peak as u64, limiter.refused);
+    let result = within(&budget, call).await;
+    let spent = spent(&store, &budget);
     drop(store);
 
     let (out, out_overflow) = stdout.take();
-    let (mut log, log_cut) = stderr.take();
-    if log_cut {
-        log.extend_from_slice(
-            format!(
-                "\n[bulkhead: log cut at max_logs = {} bytes]\n",
-                limits.max_logs
-            )
-            .as_bytes(),
-        );
-    }
+    let log = finish_log(&stderr, limits.max_logs);
     let ended = classify::Ended {
         result,
         stdout_overflow: out_overflow,
-        memory_refused: refused.map(|r| r as u64),
+        memory_refused: spent.refused,
         limits,
         log: &log,
     };
     let result = classify::classify(ended).and_then(|()| classify::parse_output(out));
     AttemptOutcome {
         result,
-        duration,
-        fuel_used,
-        peak_memory: peak,
+        duration: spent.duration,
+        fuel_used: spent.fuel_used,
+        peak_memory: spent.peak_memory,
         log,
     }
 }

@@ -3,14 +3,14 @@
 //! same limits as an ABI v1 command; the task is the fields of the ABI v1 input document, and
 //! `log` calls become structured records of the attempt's log.
 
+use crate::attempt;
 use crate::classify;
 use crate::pipes::{CappedPipe, Overflow};
 use bulkhead_core::contract::{AttemptOutcome, Failure, FailureKind, Grants, Limits};
 use bytes::Bytes;
 use serde_json::value::RawValue;
-use std::time::Instant;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -28,7 +28,7 @@ use bindings::bulkhead::plugin::types::{ErrorKind, Level};
 pub struct ComponentState {
     ctx: WasiCtx,
     table: ResourceTable,
-    limiter: super::attempt::MemoryLimiter,
+    limiter: attempt::MemoryLimiter,
     log: CappedPipe,
     http_ctx: WasiHttpCtx,
     http: super::http::HttpHooks,
@@ -50,6 +50,15 @@ impl WasiView for ComponentState {
             ctx: &mut self.ctx,
             table: &mut self.table,
         }
+    }
+}
+
+impl attempt::Limited for ComponentState {
+    fn limiter(&mut self) -> &mut attempt::MemoryLimiter {
+        &mut self.limiter
+    }
+    fn limiter_ref(&self) -> &attempt::MemoryLimiter {
+        &self.limiter
     }
 }
 
@@ -164,7 +173,7 @@ pub(super) async fn run(
     drop(input);
     // stdout is not the output here (`run` returns it): it is logged, like stderr.
     let log = CappedPipe::new(limits.max_logs, Overflow::Truncate);
-    let ctx = match super::attempt::wasi_builder(grants, &log, &log) {
+    let ctx = match attempt::wasi_builder(grants, &log, &log) {
         Ok(mut b) => b.build(),
         Err(f) => return AttemptOutcome::failed(f),
     };
@@ -173,55 +182,25 @@ pub(super) async fn run(
         ComponentState {
             ctx,
             table: ResourceTable::new(),
-            limiter: super::attempt::MemoryLimiter::new(limits.memory, COMPONENT_INSTANCES),
+            limiter: attempt::MemoryLimiter::new(limits.memory, COMPONENT_INSTANCES),
             log: log.clone(),
             http_ctx: WasiHttpCtx::new(),
             http: super::http::HttpHooks::new(grants.http.clone(), log.clone()),
         },
     );
-    store.limiter(|s| &mut s.limiter);
-    let started = Instant::now();
-    let deadline = started + limits.timeout;
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
-            Err(Trap::Interrupt.into())
-        } else {
-            Ok(UpdateDeadline::Yield(1))
-        }
-    });
-    let fuel = limits.fuel.min(super::MAX_FUEL);
-    if let Err(e) = store.set_fuel(fuel) {
-        return AttemptOutcome::failed(Failure::new(
-            FailureKind::Load,
-            format!("cannot set fuel: {e}"),
-        ));
-    }
+    let budget = match attempt::limit(&mut store, limits) {
+        Ok(b) => b,
+        Err(f) => return AttemptOutcome::failed(f),
+    };
     let call = async {
         let plugin = pre.instantiate_async(&mut store).await?;
         plugin.call_run(&mut store, &task).await
     };
-    let outer = deadline + 3 * super::engine::EPOCH_TICK;
-    let result = match tokio::time::timeout_at(outer.into(), call).await {
-        Ok(r) => r,
-        Err(_) => Err(Trap::Interrupt.into()),
-    };
-    let duration = started.elapsed();
-    let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
-    let limiter = &store.data().limiter;
-    let (peak, refused) = (limiter.peak as u64, limiter.refused);
+    let result = attempt::within(&budget, call).await;
+    let spent = attempt::spent(&store, &budget);
     drop(store);
 
-    let (mut log, log_cut) = log.take();
-    if log_cut {
-        log.extend_from_slice(
-            format!(
-                "\n[bulkhead: log cut at max_logs = {} bytes]\n",
-                limits.max_logs
-            )
-            .as_bytes(),
-        );
-    }
+    let log = attempt::finish_log(&log, limits.max_logs);
     let (call, returned) = match result {
         Ok(r) => (Ok(()), Some(r)),
         Err(e) => (Err(e), None),
@@ -229,7 +208,7 @@ pub(super) async fn run(
     let ended = classify::Ended {
         result: call,
         stdout_overflow: false,
-        memory_refused: refused.map(|r| r as u64),
+        memory_refused: spent.refused,
         limits,
         log: &log,
     };
@@ -254,9 +233,9 @@ pub(super) async fn run(
     });
     AttemptOutcome {
         result,
-        duration,
-        fuel_used,
-        peak_memory: peak,
+        duration: spent.duration,
+        fuel_used: spent.fuel_used,
+        peak_memory: spent.peak_memory,
         log,
     }
 }

@@ -258,26 +258,21 @@ impl Sandbox {
         }
         compile::precheck(bytes, &self.bounds).map_err(err)?;
         let hash = hex::encode(Sha256::digest(bytes));
-        let cached = self.cache.as_ref().and_then(|c| c.get(&self.engine, &hash));
-        let from_cache = cached.is_some();
-        let module = match cached {
-            Some(m) => m,
-            None => {
-                let m = self.compile(bytes).map_err(|e| {
-                    err(match e {
+        let (module, from_cache) = self
+            .cached(
+                |c| c.get(&self.engine, &hash),
+                || {
+                    self.compile(bytes).map_err(|e| match e {
                         CompileError::Invalid(m) => format!("does not compile: {m}"),
                         CompileError::Bound(m) | CompileError::Host(m) => m,
                         CompileError::Interrupted => {
                             "was not compiled: the host is stopping".to_string()
                         }
                     })
-                })?;
-                if let Some(c) = &self.cache {
-                    c.put(&hash, &m);
-                }
-                m
-            }
-        };
+                },
+                |c, m| c.put(&hash, m),
+            )
+            .map_err(err)?;
         match module.get_export("_start") {
             Some(ExternType::Func(f)) if f.params().len() == 0 && f.results().len() == 0 => {}
             Some(_) => {
@@ -332,26 +327,19 @@ impl Sandbox {
             )));
         }
         let hash = hex::encode(Sha256::digest(bytes));
-        let cached = self
-            .cache
-            .as_ref()
-            .and_then(|c| c.get_component(&self.engine, &hash));
-        let from_cache = cached.is_some();
-        let compiled = match cached {
-            Some(c) => c,
-            None => {
-                if self.stopping.load(Ordering::SeqCst) {
-                    return Err(err("was not compiled: the host is stopping".into()));
-                }
-                let c = wasmtime::component::Component::new(&self.engine, bytes).map_err(|e| {
-                    err(format!("does not compile: {}", classify::root_message(&e)))
-                })?;
-                if let Some(cache) = &self.cache {
-                    cache.put_component(&hash, &c);
-                }
-                c
-            }
-        };
+        let (compiled, from_cache) = self
+            .cached(
+                |c| c.get_component(&self.engine, &hash),
+                || {
+                    if self.stopping.load(Ordering::SeqCst) {
+                        return Err("was not compiled: the host is stopping".into());
+                    }
+                    wasmtime::component::Component::new(&self.engine, bytes)
+                        .map_err(|e| format!("does not compile: {}", classify::root_message(&e)))
+                },
+                |c, compiled| c.put_component(&hash, compiled),
+            )
+            .map_err(err)?;
         let imports = component::imports(&self.engine, &compiled);
         let pre = component::prepare(&self.component_linker, &compiled).map_err(err)?;
         Ok(Plugin {
@@ -363,6 +351,24 @@ impl Sandbox {
             imports,
             code: Code::Component(pre),
         })
+    }
+
+    /// Compiled code from the cache when it holds it (`true`), else from `compile`, then kept
+    /// in the cache: the same for modules and components.
+    fn cached<C>(
+        &self,
+        get: impl FnOnce(&ModuleCache) -> Option<C>,
+        compile: impl FnOnce() -> Result<C, String>,
+        put: impl FnOnce(&ModuleCache, &C),
+    ) -> Result<(C, bool), String> {
+        if let Some(c) = self.cache.as_ref().and_then(get) {
+            return Ok((c, true));
+        }
+        let compiled = compile()?;
+        if let Some(cache) = &self.cache {
+            put(cache, &compiled);
+        }
+        Ok((compiled, false))
     }
 
     fn compile(&self, bytes: &[u8]) -> Result<Module, CompileError> {
