@@ -395,24 +395,15 @@ fn bench_prints_the_scale_curve_serve_load_postgres_hosts_history_and_fan_out() 
 #[test]
 fn a_component_that_imports_what_the_host_does_not_give_is_refused_naming_the_import() {
     let dir = tempfile::tempdir().unwrap();
-    let wat = dir.path().join("steal.wat");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
     // A component whose only import is an interface no host grants.
-    std::fs::write(
-        &wat,
+    crate::support::wat2wasm(
         r#"(component
   (import "evil:host/steal@1.0.0" (instance (export "grab" (func))))
 )"#,
-    )
-    .unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    let status =
-        std::process::Command::new(crate::support::root().join("target/tools/release/wat2wasm"))
-            .arg(&wat)
-            .arg(plugins.join("steal.wasm"))
-            .status()
-            .expect("tools/wat2wasm, built by scripts/build-plugins.sh");
-    assert!(status.success());
+        &plugins.join("steal.wasm"),
+    );
     std::fs::write(
         dir.path().join("wf.yaml"),
         "name: steal\ntasks:\n  a: {plugin: steal}\n",

@@ -53,6 +53,16 @@ fn build_languages() {
     });
 }
 
+/// `bulkhead run --json` of the case's workflow with the example plugins of plugins/.
+fn run_with_examples(case: &Case) -> Ran {
+    let mut cmd = case.bulkhead();
+    cmd.env("BULKHEAD_PLUGINS", root().join("plugins"))
+        .arg("run")
+        .arg(case.file())
+        .arg("--json");
+    Ran::from(cmd.output().expect("run bulkhead"))
+}
+
 /// The amounts of workflows/data/orders.csv, read here without Bulkhead: the oracle.
 fn amounts() -> Vec<f64> {
     let csv = std::fs::read_to_string(root().join("workflows/data/orders.csv")).unwrap();
@@ -79,12 +89,7 @@ fn the_mixed_language_workflow_runs_rust_python_javascript_and_c_end_to_end() {
         case.path("data/orders.csv"),
     )
     .unwrap();
-    let mut cmd = case.bulkhead();
-    cmd.env("BULKHEAD_PLUGINS", root().join("plugins"))
-        .arg("run")
-        .arg(case.file())
-        .arg("--json");
-    let ran = Ran::from(cmd.output().unwrap());
+    let ran = run_with_examples(&case);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let stats = &ran.task("order_stats")["output"];
     let amounts = amounts();
@@ -146,12 +151,7 @@ tasks:
     );
     std::fs::create_dir(case.path("data")).unwrap();
     std::fs::write(case.path("data/rows.csv"), "id,amount\n1,2\n2,3.5\n").unwrap();
-    let mut cmd = case.bulkhead();
-    cmd.env("BULKHEAD_PLUGINS", root().join("plugins"))
-        .arg("run")
-        .arg(case.file())
-        .arg("--json");
-    let ran = Ran::from(cmd.output().unwrap());
+    let ran = run_with_examples(&case);
     assert_eq!(ran.code, 1, "{}", ran.stderr);
     let flaky = ran.task("py_flaky");
     assert_eq!(

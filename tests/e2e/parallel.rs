@@ -94,24 +94,15 @@ fn a_plugin_with_four_tables_does_not_starve_other_tasks() {
     // The pool once had one table per slot while a module may define four: one such plugin
     // made ordinary tasks fail with "maximum concurrent limit of tables reached".
     let dir = tempfile::tempdir().unwrap();
-    let wat = dir.path().join("four.wat");
-    std::fs::write(
-        &wat,
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    crate::support::wat2wasm(
         r#"(module
   (table 1 funcref) (table 1 funcref) (table 1 funcref) (table 1 funcref)
   (memory (export "memory") 1)
   (func (export "_start")))"#,
-    )
-    .unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    let status =
-        std::process::Command::new(crate::support::root().join("target/tools/release/wat2wasm"))
-            .arg(&wat)
-            .arg(plugins.join("four.wasm"))
-            .status()
-            .expect("tools/wat2wasm, built by scripts/build-plugins.sh");
-    assert!(status.success());
+        &plugins.join("four.wasm"),
+    );
     std::fs::copy(
         crate::support::test_plugins().join("noop.wasm"),
         plugins.join("noop.wasm"),

@@ -166,3 +166,17 @@ pub fn wait_for_attempt(store: &Path, task: &str) -> String {
         std::thread::sleep(std::time::Duration::from_millis(30));
     }
 }
+
+/// Assembles WebAssembly text (a module or a component) into `out`, with tools/wat2wasm.
+pub fn wat2wasm(text: &str, out: &Path) {
+    test_plugins(); // builds the tool too
+    let wat = out.with_extension("wat");
+    std::fs::write(&wat, text).expect("write wat");
+    let status = Command::new(root().join("target/tools/release/wat2wasm"))
+        .arg(&wat)
+        .arg(out)
+        .status()
+        .expect("tools/wat2wasm, built by scripts/build-plugins.sh");
+    assert!(status.success(), "wat2wasm {}", wat.display());
+    std::fs::remove_file(&wat).expect("remove wat");
+}

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub(super) fn parse(text: &str, file: &Path) -> Result<Workflow, WorkflowError> {
     let invalid = |problems| WorkflowError::Invalid {
@@ -371,62 +372,99 @@ impl Validator<'_> {
         out
     }
 
+    /// A size field: `default` when absent, else parsed and within `min..=max` (a problem and
+    /// the default otherwise).
+    fn size(
+        &mut self,
+        task: &str,
+        field: &str,
+        spec: &Option<SizeSpec>,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> u64 {
+        let Some(spec) = spec else { return default };
+        match parse_size(spec) {
+            Ok(n) if (min..=max).contains(&n) => n,
+            Ok(n) => {
+                self.report(Problem::new(
+                    Some(task),
+                    Some(field),
+                    format!("{n} bytes is out of range; it must be between {min} and {max}"),
+                ));
+                default
+            }
+            Err(e) => {
+                self.report(Problem::new(Some(task), Some(field), e));
+                default
+            }
+        }
+    }
+
+    /// A timeout field: `default` when absent, else a duration longer than zero and at most 24h.
+    fn timeout(
+        &mut self,
+        task: &str,
+        field: &str,
+        raw: &Option<String>,
+        default: Duration,
+    ) -> Duration {
+        let Some(text) = raw else { return default };
+        match parse_duration(text) {
+            Ok(t) if !t.is_zero() && t <= MAX_TIMEOUT => t,
+            Ok(t) if t > MAX_TIMEOUT => {
+                self.report(Problem::new(
+                    Some(task),
+                    Some(field),
+                    format!(
+                        "`{}` is longer than the longest attempt allowed (24h)",
+                        humantime::format_duration(t)
+                    ),
+                ));
+                default
+            }
+            Ok(_) => {
+                self.report(Problem::new(
+                    Some(task),
+                    Some(field),
+                    "must be longer than zero",
+                ));
+                default
+            }
+            Err(e) => {
+                self.report(Problem::new(Some(task), Some(field), e));
+                default
+            }
+        }
+    }
+
     fn limits(&mut self, task: &str, raw: &RawLimits) -> Limits {
         let d = Limits::default();
-        let mut size = |field: &str, spec: &Option<SizeSpec>, default: u64, min: u64, max: u64| {
-            let Some(spec) = spec else { return default };
-            match parse_size(spec) {
-                Ok(n) if (min..=max).contains(&n) => n,
-                Ok(n) => {
-                    self.report(Problem::new(
-                        Some(task),
-                        Some(&format!("limits.{field}")),
-                        format!("{n} bytes is out of range; it must be between {min} and {max}"),
-                    ));
-                    default
-                }
-                Err(e) => {
-                    self.report(Problem::new(
-                        Some(task),
-                        Some(&format!("limits.{field}")),
-                        e,
-                    ));
-                    default
-                }
-            }
-        };
-        let memory = size("memory", &raw.memory, d.memory, 64 << 10, MAX_MEMORY);
-        let max_output = size("max_output", &raw.max_output, d.max_output, 1, 1 << 30);
-        let max_logs = size("max_logs", &raw.max_logs, d.max_logs, 0, 1 << 30);
-        let timeout = match &raw.timeout {
-            None => d.timeout,
-            Some(t) => match parse_duration(t) {
-                Ok(t) if !t.is_zero() && t <= MAX_TIMEOUT => t,
-                Ok(t) if t > MAX_TIMEOUT => {
-                    self.report(Problem::new(
-                        Some(task),
-                        Some("limits.timeout"),
-                        format!(
-                            "`{}` is longer than the longest attempt allowed (24h)",
-                            humantime::format_duration(t)
-                        ),
-                    ));
-                    d.timeout
-                }
-                Ok(_) => {
-                    self.report(Problem::new(
-                        Some(task),
-                        Some("limits.timeout"),
-                        "must be longer than zero",
-                    ));
-                    d.timeout
-                }
-                Err(e) => {
-                    self.report(Problem::new(Some(task), Some("limits.timeout"), e));
-                    d.timeout
-                }
-            },
-        };
+        let memory = self.size(
+            task,
+            "limits.memory",
+            &raw.memory,
+            d.memory,
+            64 << 10,
+            MAX_MEMORY,
+        );
+        let max_output = self.size(
+            task,
+            "limits.max_output",
+            &raw.max_output,
+            d.max_output,
+            1,
+            1 << 30,
+        );
+        let max_logs = self.size(
+            task,
+            "limits.max_logs",
+            &raw.max_logs,
+            d.max_logs,
+            0,
+            1 << 30,
+        );
+        let timeout = self.timeout(task, "limits.timeout", &raw.timeout, d.timeout);
         let fuel = match raw.fuel {
             Some(0) => {
                 self.report(Problem::new(
@@ -588,45 +626,20 @@ impl Validator<'_> {
             Some(n) => n,
             None => HttpGrant::DEFAULT_MAX_REQUESTS,
         };
-        let max_response = match &raw.max_response {
-            None => HttpGrant::DEFAULT_MAX_RESPONSE,
-            Some(spec) => match parse_size(spec) {
-                Ok(n) if (1..=1 << 30).contains(&n) => n,
-                Ok(n) => {
-                    self.report(Problem::new(
-                        Some(task),
-                        Some("http.max_response"),
-                        format!(
-                            "{n} bytes is out of range; it must be between 1 and {}",
-                            1u64 << 30
-                        ),
-                    ));
-                    HttpGrant::DEFAULT_MAX_RESPONSE
-                }
-                Err(e) => {
-                    self.report(Problem::new(Some(task), Some("http.max_response"), e));
-                    HttpGrant::DEFAULT_MAX_RESPONSE
-                }
-            },
-        };
-        let timeout = match &raw.timeout {
-            None => HttpGrant::DEFAULT_TIMEOUT,
-            Some(t) => match parse_duration(t) {
-                Ok(t) if !t.is_zero() && t <= MAX_TIMEOUT => t,
-                Ok(_) => {
-                    self.report(Problem::new(
-                        Some(task),
-                        Some("http.timeout"),
-                        "must be longer than zero and at most 24h",
-                    ));
-                    HttpGrant::DEFAULT_TIMEOUT
-                }
-                Err(e) => {
-                    self.report(Problem::new(Some(task), Some("http.timeout"), e));
-                    HttpGrant::DEFAULT_TIMEOUT
-                }
-            },
-        };
+        let max_response = self.size(
+            task,
+            "http.max_response",
+            &raw.max_response,
+            HttpGrant::DEFAULT_MAX_RESPONSE,
+            1,
+            1 << 30,
+        );
+        let timeout = self.timeout(
+            task,
+            "http.timeout",
+            &raw.timeout,
+            HttpGrant::DEFAULT_TIMEOUT,
+        );
         HttpGrant {
             allow,
             max_requests,
