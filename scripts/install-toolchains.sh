@@ -26,7 +26,7 @@ if [ "$(componentize-py --version 2>/dev/null)" != "componentize-py $COMPONENTIZ
     python3 -m pip install --quiet --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY"
     if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 fi
-if [ ! -x tools/js/node_modules/.bin/componentize-js ]; then
+if [ ! -x tools/js/node_modules/.bin/componentize-js ] || [ ! -d tools/js/node_modules/@bytecodealliance/preview2-shim ]; then
     echo "install-toolchains: npm ci in tools/js (componentize-js)"
     npm ci --prefix tools/js --no-audit --no-fund --loglevel=error >/dev/null
 fi
