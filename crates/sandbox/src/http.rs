@@ -19,7 +19,6 @@ use http_body_util::BodyExt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -32,8 +31,8 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 pub(super) struct HttpHooks {
     grant: Option<HttpGrant>,
     log: CappedPipe,
-    /// Requests let through so far (the report's count).
-    pub(super) sent: Arc<AtomicU32>,
+    /// Requests let through so far.
+    sent: u32,
 }
 
 impl HttpHooks {
@@ -41,7 +40,7 @@ impl HttpHooks {
         HttpHooks {
             grant,
             log,
-            sent: Arc::new(AtomicU32::new(0)),
+            sent: 0,
         }
     }
 
@@ -116,9 +115,7 @@ impl WasiHttpHooks for HttpHooks {
                 ),
             );
         }
-        let sent = self.sent.fetch_add(1, Ordering::SeqCst);
-        if sent >= grant.max_requests {
-            self.sent.fetch_sub(1, Ordering::SeqCst);
+        if self.sent >= grant.max_requests {
             return self.deny(
                 &method,
                 &url,
@@ -128,6 +125,7 @@ impl WasiHttpHooks for HttpHooks {
                 ),
             );
         }
+        self.sent += 1;
         let named: Vec<IpAddr> = grant.allow.iter().filter_map(|o| o.ip()).collect();
         let record = Record {
             log: self.log.clone(),
@@ -154,7 +152,6 @@ impl WasiHttpHooks for HttpHooks {
                     return Err(e);
                 }
             };
-            record.status = Some(response.status().as_u16());
             let response = response.map(|incoming| {
                 Limited {
                     inner: incoming,
