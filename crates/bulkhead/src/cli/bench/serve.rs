@@ -42,19 +42,15 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start(
-        plugins: &Path,
-        cache_dir: &Path,
-        site: &Path,
-        db: &std::ffi::OsStr,
-    ) -> Result<Server, String> {
+    /// A server on `site`'s workflows and plugins (see [`site`]).
+    fn start(cache_dir: &Path, site: &Path, db: &std::ffi::OsStr) -> Result<Server, String> {
         let mut child = Command::new(
             std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?,
         )
         .args(["serve", "--listen", "127.0.0.1:0", "--workflows"])
         .arg(site.join("workflows"))
         .arg("--plugins")
-        .arg(plugins)
+        .arg(site.join("plugins"))
         .arg("--cache-dir")
         .arg(cache_dir)
         .arg("--store")
@@ -149,14 +145,30 @@ fn get(agent: &ureq::Agent, base: &str, path: &str) -> Result<String, String> {
     }
 }
 
-/// A fresh folder with `workflows/<name>.yaml` for each of `workflows`.
-fn site(workflows: &[(&str, &str)]) -> Result<std::path::PathBuf, String> {
+/// A fresh folder with `workflows/<name>.yaml` for each of `workflows`, and `plugins/` holding
+/// a copy of each plugin of `plugins` that they name, and nothing else: a server loads its whole
+/// plugin folder before it listens, and the user's folder may hold large components (a Python
+/// one compiles for tens of seconds) that no benchmark workflow uses.
+fn site(plugins: &Path, workflows: &[(&str, &str)]) -> Result<std::path::PathBuf, String> {
     let site = tempfile_dir()?;
     let folder = site.join("workflows");
     std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+    let mut named = std::collections::BTreeSet::new();
     for (name, yaml) in workflows {
         let file = folder.join(format!("{name}.yaml"));
         std::fs::write(&file, yaml).map_err(|e| format!("{}: {e}", file.display()))?;
+        let wf = bulkhead::workflow::parse(yaml, &file).map_err(|e| e.to_string())?;
+        named.extend(wf.tasks.iter().filter_map(|t| match &t.plugin {
+            bulkhead::workflow::PluginRef::Name(n) => Some(n.clone()),
+            bulkhead::workflow::PluginRef::Path(_) => None,
+        }));
+    }
+    let own = site.join("plugins");
+    std::fs::create_dir_all(&own).map_err(|e| format!("{}: {e}", own.display()))?;
+    for plugin in named {
+        let from = plugins.join(format!("{plugin}.wasm"));
+        std::fs::copy(&from, own.join(format!("{plugin}.wasm")))
+            .map_err(|e| format!("{}: {e} (run scripts/build-plugins.sh)", from.display()))?;
     }
     Ok(site)
 }
@@ -223,7 +235,7 @@ async fn load(
     clients: usize,
     backend: Backend<'_>,
 ) -> Result<serde_json::Value, String> {
-    let site = site(WORKFLOWS)?;
+    let site = site(plugins, WORKFLOWS)?;
     let database = match backend {
         Backend::Sqlite => None,
         Backend::Postgres { server, .. } => {
@@ -241,7 +253,7 @@ async fn load(
             _ => (db.clone().into(), 1),
         };
         let servers = (0..hosts)
-            .map(|_| Server::start(plugins, cache_dir, &site, &store_arg))
+            .map(|_| Server::start(cache_dir, &site, &store_arg))
             .collect::<Result<Vec<_>, _>>()?;
         let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
         let base = bases[0].clone();
@@ -487,12 +499,12 @@ pub(super) async fn history(
     if runs == 0 {
         return Ok(serde_json::Value::Null);
     }
-    let site = site(HISTORY)?;
+    let site = site(plugins, HISTORY)?;
     let result = async {
         let seeded = Instant::now();
         let db = seed(plugins, cache_dir, &site, runs).await?;
         let seeded = seeded.elapsed();
-        let server = Server::start(plugins, cache_dir, &site, db.as_os_str())?;
+        let server = Server::start(cache_dir, &site, db.as_os_str())?;
         let agent = agent();
         let base = server.base.clone();
         let mut out = json!({"runs": runs, "seed_seconds": seeded.as_secs_f64()});
