@@ -2,6 +2,10 @@
 # Builds the example plugins written in languages other than Rust (docs/languages/) into
 # plugins/ and target/test-plugins/, from source:
 #   plugins/c/<name>/<name>.c          -> <name>.wasm  (ABI v1 command; clang-14, wasi-libc)
+#   plugins/cpp/<name>/<name>.cpp      -> <name>.wasm  (ABI v1 command; clang++-14, libc++ for WASI)
+#   plugins/go/<name>/ (a Go module)   -> <name>.wasm  (ABI v1 command; go, GOOS=wasip1)
+#   plugins/zig/<name>/<name>.zig      -> <name>.wasm  (ABI v1 command; zig from PyPI's ziglang)
+#   plugins/assemblyscript/<name>/<name>.ts -> <name>.wasm (ABI v1 command; asc + WASI shim)
 #   plugins/python/<name>/app.py       -> <name>.wasm  (ABI v2 component; componentize-py)
 #   plugins/js/<name>/app.js           -> <name>.wasm  (ABI v2 component; componentize-js)
 # Needs the toolchains of scripts/install-toolchains.sh; says which one is missing otherwise.
@@ -14,6 +18,11 @@ missing() {
     exit 1
 }
 command -v clang-14 >/dev/null 2>&1 || missing "clang-14 (C examples)"
+[ -f /usr/lib/wasm32-wasi/libc++.a ] || missing "libc++ for WASI (C++ examples)"
+command -v go >/dev/null 2>&1 || missing "go (Go examples)"
+python3 -m ziglang version >/dev/null 2>&1 || missing "zig (Zig examples)"
+asc=tools/js/node_modules/.bin/asc
+[ -x "$asc" ] || missing "asc in tools/js (AssemblyScript examples)"
 command -v componentize-py >/dev/null 2>&1 || missing "componentize-py (Python examples)"
 componentize_js=tools/js/node_modules/.bin/componentize-js
 [ -x "$componentize_js" ] || missing "componentize-js in tools/js (JavaScript examples)"
@@ -39,6 +48,44 @@ for src in plugins/c/*/; do
     publish "$out"
 done
 
+for src in plugins/cpp/*/; do
+    name=$(basename "$src")
+    out=target/languages/$name.wasm
+    if stale "$out" "$src"; then
+        clang++-14 --target=wasm32-wasi --sysroot=/usr -O2 -Wall -Werror -fno-exceptions \
+            -o "$out" "$src/$name.cpp"
+    fi
+    publish "$out"
+done
+for src in plugins/go/*/; do
+    name=$(basename "$src")
+    out=target/languages/$name.wasm
+    if stale "$out" "$src"; then
+        (cd "$src" && GOOS=wasip1 GOARCH=wasm go build -trimpath -ldflags=-s -o "$OLDPWD/$out" .)
+    fi
+    publish "$out"
+done
+for src in plugins/zig/*/; do
+    name=$(basename "$src")
+    out=target/languages/$name.wasm
+    if stale "$out" "$src"; then
+        # Zig keeps its cache beside the build, not in the source folder.
+        python3 -m ziglang build-exe -target wasm32-wasi -O ReleaseSmall \
+            --cache-dir target/languages/zig-cache --global-cache-dir target/languages/zig-cache \
+            -femit-bin="$out" "$src/$name.zig"
+    fi
+    publish "$out"
+done
+for src in plugins/assemblyscript/*/; do
+    name=$(basename "$src")
+    out=target/languages/$name.wasm
+    if stale "$out" "$src"; then
+        "$asc" "$src/$name.ts" --config tools/js/node_modules/@assemblyscript/wasi-shim/asconfig.json \
+            -O -o "$out"
+    fi
+    publish "$out"
+done
+
 for src in plugins/python/*/; do
     name=$(basename "$src")
     out=target/languages/$name.wasm
@@ -57,4 +104,5 @@ for src in plugins/js/*/; do
     fi
     publish "$out"
 done
-echo "languages: $(ls plugins/c | wc -l) C, $(ls plugins/python | wc -l) Python, $(ls plugins/js | wc -l) JavaScript examples built"
+count() { ls "plugins/$1" | wc -l; }
+echo "languages: $(count c) C, $(count cpp) C++, $(count go) Go, $(count zig) Zig, $(count assemblyscript) AssemblyScript, $(count python) Python, $(count js) JavaScript examples built"

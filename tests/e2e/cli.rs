@@ -296,7 +296,11 @@ fn the_resilience_example_contains_every_failure() {
 }
 
 #[test]
-fn bench_prints_the_scale_curve_serve_load_postgres_hosts_history_and_fan_out() {
+fn bench_prints_the_scale_curve_serve_load_postgres_hosts_history_fan_out_and_large_plugins() {
+    // The Python and JavaScript no-op components of the large-plugin figures; and with them the
+    // plugin folder holds components that take long to compile, which the serve figures must
+    // not wait for (their servers get the plugins their workflows name, and no others).
+    crate::languages::build_languages();
     let dir = tempfile::tempdir().unwrap();
     let out = bulkhead()
         .current_dir(dir.path())
@@ -318,6 +322,8 @@ fn bench_prints_the_scale_curve_serve_load_postgres_hosts_history_and_fan_out() 
             "1",
             "--fanout-dependents",
             "3",
+            "--large-attempts",
+            "10",
             "--json",
             "--plugins",
         ])
@@ -390,6 +396,15 @@ fn bench_prints_the_scale_curve_serve_load_postgres_hosts_history_and_fan_out() 
     let fanout = &figures["fanout"];
     let stored = fanout["sqlite"]["store_mib"].as_f64().unwrap();
     assert!((1.0..2.0).contains(&stored), "{fanout}");
+    // Large plugins: both interpreters' no-op components, each attempt timed.
+    for language in ["python", "javascript"] {
+        let large = &figures["large_plugins"][language];
+        let p50 = large["attempt_ms"]["p50"].as_f64().unwrap_or(0.0);
+        assert!(p50 > 0.0, "{language}: {large}");
+        assert_eq!(large["attempt_ms"]["samples"], 9, "{language}: {large}");
+        assert!(large["compile_s"].as_f64().unwrap_or(0.0) > 0.0, "{large}");
+    }
+    assert!(stderr.contains("JavaScript component js_noop"), "{stderr}");
 }
 
 #[test]

@@ -37,7 +37,7 @@ fn rates_server() -> (u16, Arc<AtomicUsize>) {
 }
 
 /// Builds the language examples into the test plugin folder, once.
-fn build_languages() {
+pub(crate) fn build_languages() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         crate::support::test_plugins();
@@ -63,19 +63,27 @@ fn run_with_examples(case: &Case) -> Ran {
     Ran::from(cmd.output().expect("run bulkhead"))
 }
 
-/// The amounts of workflows/data/orders.csv, read here without Bulkhead: the oracle.
-fn amounts() -> Vec<f64> {
+/// The column `name` of workflows/data/orders.csv, read here without Bulkhead: the oracle.
+fn column(name: &str) -> Vec<String> {
     let csv = std::fs::read_to_string(root().join("workflows/data/orders.csv")).unwrap();
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = header.iter().position(|h| *h == "amount").unwrap();
+    let col = header.iter().position(|h| *h == name).unwrap();
     lines
-        .filter_map(|l| l.split(',').nth(col)?.trim().parse().ok())
+        .filter_map(|l| Some(l.split(',').nth(col)?.trim().to_string()))
+        .collect()
+}
+
+/// The amounts of workflows/data/orders.csv.
+fn amounts() -> Vec<f64> {
+    column("amount")
+        .iter()
+        .filter_map(|a| a.parse().ok())
         .collect()
 }
 
 #[test]
-fn the_mixed_language_workflow_runs_rust_python_javascript_and_c_end_to_end() {
+fn the_mixed_language_workflow_runs_eight_languages_end_to_end() {
     build_languages();
     // workflows/languages.yaml as it is, but with the rates on a port of this test's own.
     let (port, hits) = rates_server();
@@ -84,6 +92,7 @@ fn the_mixed_language_workflow_runs_rust_python_javascript_and_c_end_to_end() {
         .replace("127.0.0.1:8900", &format!("127.0.0.1:{port}"));
     let case = Case::new(&yaml);
     std::fs::create_dir(case.path("data")).unwrap();
+    std::fs::create_dir(case.path("out")).unwrap();
     std::fs::copy(
         root().join("workflows/data/orders.csv"),
         case.path("data/orders.csv"),
@@ -132,6 +141,124 @@ fn the_mixed_language_workflow_runs_rust_python_javascript_and_c_end_to_end() {
         "the C task saw the cleaned rows: {fp}"
     );
     assert_eq!(ran.task("announce")["output"]["inputs_seen"], 2);
+
+    // C++: rows and distinct users of the cleaned rows (`clean` drops a row whose amount is
+    // not a number).
+    let users: Vec<String> = column("user_id")
+        .into_iter()
+        .zip(column("amount"))
+        .filter(|(_, amount)| amount.parse::<f64>().is_ok())
+        .map(|(user, _)| user)
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = users.iter().collect();
+    let cpp = &ran.task("distinct_users")["output"];
+    assert_eq!(cpp["language"], "c++", "{cpp}");
+    assert_eq!(cpp["rows"].as_u64(), Some(users.len() as u64), "{cpp}");
+    assert_eq!(
+        cpp["distinct"].as_u64(),
+        Some(distinct.len() as u64),
+        "{cpp}"
+    );
+    // Zig: the Python task's sum against the threshold of the workflow file (100).
+    let zig = &ran.task("threshold")["output"];
+    assert_eq!(zig["language"], "zig", "{zig}");
+    assert!((zig["sum"].as_f64().unwrap() - sum).abs() < 1e-9, "{zig}");
+    assert_eq!(zig["above"].as_bool(), Some(sum > 100.0), "{zig}");
+    // AssemblyScript: the label the parameters give for Zig's answer.
+    let label = &ran.task("label")["output"];
+    assert_eq!(label["language"], "assemblyscript", "{label}");
+    let expected = if sum > 100.0 {
+        "big week"
+    } else {
+        "quiet week"
+    };
+    assert_eq!(label["label"], expected, "{label}");
+    assert!(
+        ran.task("label")["log"]
+            .as_str()
+            .unwrap_or("")
+            .contains(r#""msg":"labelled""#),
+        "{}",
+        ran.task("label")
+    );
+    // Go: the summary in the writable mount, one section per upstream output.
+    let go = &ran.task("write_summary")["output"];
+    assert_eq!(go["language"], "go", "{go}");
+    assert_eq!(
+        go["sections"],
+        serde_json::json!(["announce", "convert", "distinct_users", "label"]),
+        "{go}"
+    );
+    let written = std::fs::read_to_string(case.path("out/languages.md")).unwrap();
+    assert_eq!(go["bytes"].as_u64(), Some(written.len() as u64), "{go}");
+    assert!(
+        written.starts_with("# Orders in eight languages\n") && written.contains("## label"),
+        "{written}"
+    );
+    assert!(written.contains(expected), "{written}");
+}
+
+#[test]
+fn cpp_go_zig_and_assemblyscript_tasks_fail_transiently_and_are_retried() {
+    build_languages();
+    let case = Case::new(
+        "name: failing_commands
+defaults:
+  retry: {max_attempts: 3, backoff: fixed, initial_delay: 10ms}
+tasks:
+  cpp: {plugin: distinct, params: {field: user_id, fail: transient}}
+  go: {plugin: write_summary, params: {path: /out/x.md, fail: transient}, mounts: [{host: out, guest: /out, writable: true}]}
+  zig: {plugin: threshold, params: {threshold: 1, fail: transient}}
+  assemblyscript: {plugin: label, params: {fail: transient}}
+  cpp_bad: {plugin: distinct, params: {}}
+  go_bad: {plugin: write_summary, params: {path: /nowhere/x.md}}
+  zig_bad: {plugin: threshold, params: {}}
+",
+    );
+    std::fs::create_dir(case.path("out")).unwrap();
+    let ran = run_with_examples(&case);
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    for task in ["cpp", "go", "zig", "assemblyscript"] {
+        let t = ran.task(task);
+        assert_eq!(
+            (t["status"].as_str(), t["attempts"].as_u64()),
+            (Some("failed"), Some(3)),
+            "{task}: {t}"
+        );
+        assert_eq!(t["error"]["kind"], "transient", "exit 75 is transient: {t}");
+        assert!(
+            t["log"]
+                .as_str()
+                .unwrap_or("")
+                .contains("asked to fail; try again"),
+            "{task}: {t}"
+        );
+    }
+    assert!(
+        std::fs::read_dir(case.path("out"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "nothing written by a failed attempt"
+    );
+    // A missing parameter or a file outside every mount: a permanent failure, said in the log.
+    for (task, says) in [
+        ("cpp_bad", "params.field"),
+        ("go_bad", "cannot write /nowhere/x.md"),
+        ("zig_bad", "params.threshold"),
+    ] {
+        let t = ran.task(task);
+        assert_eq!(
+            (t["status"].as_str(), t["attempts"].as_u64()),
+            (Some("failed"), Some(1)),
+            "{task}: {t}"
+        );
+        assert_eq!(t["error"]["kind"], "exit", "{task}: {t}");
+        assert!(
+            t["log"].as_str().unwrap_or("").contains(says),
+            "{task} says {says}: {t}"
+        );
+    }
 }
 
 #[test]

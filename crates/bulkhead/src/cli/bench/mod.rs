@@ -69,7 +69,8 @@ pub struct BenchArgs {
     /// Dependents of the fan-out's source.
     #[arg(long, default_value_t = 50)]
     fanout_dependents: usize,
-    /// Attempts of the Python no-op component (`py_noop.wasm`) timed one by one (0: none).
+    /// Attempts of each large no-op component (`py_noop.wasm`, `js_noop.wasm`) timed one by one
+    /// (0: none).
     #[arg(long, default_value_t = 200)]
     large_attempts: usize,
 }

@@ -1,0 +1,3 @@
+module bulkhead.example/write_summary
+
+go 1.21
