@@ -2,6 +2,8 @@
 # Builds the example plugins written in languages other than Rust (docs/languages/) into
 # plugins/ and target/test-plugins/, from source:
 #   plugins/c/<name>/<name>.c          -> <name>.wasm  (ABI v1 command; clang-14, wasi-libc)
+#   plugins/c-component/<name>/<name>.c -> <name>.wasm (ABI v2 component; clang-14, wit-bindgen's C
+#                                      bindings and wasmtime's preview 1 adapter, by tools/c-component)
 #   plugins/cpp/<name>/<name>.cpp      -> <name>.wasm  (ABI v1 command; clang++-14, libc++ for WASI)
 #   plugins/go/<name>/ (a Go module)   -> <name>.wasm  (ABI v1 command; go, GOOS=wasip1)
 #   plugins/zig/<name>/<name>.zig      -> <name>.wasm  (ABI v1 command; zig from PyPI's ziglang)
@@ -44,6 +46,26 @@ for src in plugins/c/*/; do
     out=target/languages/$name.wasm
     if stale "$out" "$src"; then
         clang-14 --target=wasm32-wasi --sysroot=/usr -O2 -Wall -Werror -o "$out" "$src/$name.c"
+    fi
+    publish "$out"
+done
+
+# C components: wit-bindgen's C bindings of the `plugin` world, compiled with the task into a
+# WASI preview 1 reactor module, adapted into a component (tools/c-component, built here).
+CARGO_TARGET_DIR="$PWD/target/tools" cargo build --quiet --release --manifest-path tools/c-component/Cargo.toml
+c_component=target/tools/release/c-component
+bindings=target/languages/c-bindings
+if stale "$bindings/plugin.h" wit "$c_component"; then
+    "$c_component" bindings wit plugin "$bindings"
+fi
+for src in plugins/c-component/*/; do
+    name=$(basename "$src")
+    out=target/languages/$name.wasm
+    if stale "$out" "$src" "$bindings"; then
+        clang-14 --target=wasm32-wasi --sysroot=/usr -mexec-model=reactor -O2 -Wall -Werror \
+            -I "$bindings" -o "target/languages/$name.core.wasm" \
+            "$src/$name.c" "$bindings/plugin.c" "$bindings/plugin_component_type.o"
+        "$c_component" new "target/languages/$name.core.wasm" "$out"
     fi
     publish "$out"
 done
@@ -105,4 +127,4 @@ for src in plugins/js/*/; do
     publish "$out"
 done
 count() { ls "plugins/$1" | wc -l; }
-echo "languages: $(count c) C, $(count cpp) C++, $(count go) Go, $(count zig) Zig, $(count assemblyscript) AssemblyScript, $(count python) Python, $(count js) JavaScript examples built"
+echo "languages: $(count c) C, $(count c-component) C component, $(count cpp) C++, $(count go) Go, $(count zig) Zig, $(count assemblyscript) AssemblyScript, $(count python) Python, $(count js) JavaScript examples built"

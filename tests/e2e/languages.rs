@@ -181,12 +181,33 @@ fn the_mixed_language_workflow_runs_eight_languages_end_to_end() {
         "{}",
         ran.task("label")
     );
+    // The C component: its typed inputs (two upstream outputs) and its typed log.
+    let c2 = ran.task("inputs_size");
+    assert_eq!(c2["output"]["abi"], 2, "{c2}");
+    assert_eq!(c2["output"]["upstream_tasks"], 2, "{c2}");
+    assert!(
+        c2["output"]["input_bytes"].as_u64().unwrap_or(0) > 20,
+        "{c2}"
+    );
+    assert!(
+        c2["log"]
+            .as_str()
+            .unwrap_or("")
+            .contains(r#""msg":"measured""#),
+        "{c2}"
+    );
     // Go: the summary in the writable mount, one section per upstream output.
     let go = &ran.task("write_summary")["output"];
     assert_eq!(go["language"], "go", "{go}");
     assert_eq!(
         go["sections"],
-        serde_json::json!(["announce", "convert", "distinct_users", "label"]),
+        serde_json::json!([
+            "announce",
+            "convert",
+            "distinct_users",
+            "inputs_size",
+            "label"
+        ]),
         "{go}"
     );
     let written = std::fs::read_to_string(case.path("out/languages.md")).unwrap();
@@ -199,7 +220,7 @@ fn the_mixed_language_workflow_runs_eight_languages_end_to_end() {
 }
 
 #[test]
-fn cpp_go_zig_and_assemblyscript_tasks_fail_transiently_and_are_retried() {
+fn cpp_go_zig_assemblyscript_and_c_component_tasks_fail_transiently_and_are_retried() {
     build_languages();
     let case = Case::new(
         "name: failing_commands
@@ -210,6 +231,7 @@ tasks:
   go: {plugin: write_summary, params: {path: /out/x.md, fail: transient}, mounts: [{host: out, guest: /out, writable: true}]}
   zig: {plugin: threshold, params: {threshold: 1, fail: transient}}
   assemblyscript: {plugin: label, params: {fail: transient}}
+  c_component: {plugin: inputs_size, params: {fail: transient}}
   cpp_bad: {plugin: distinct, params: {}}
   go_bad: {plugin: write_summary, params: {path: /nowhere/x.md}}
   zig_bad: {plugin: threshold, params: {}}
@@ -218,7 +240,7 @@ tasks:
     std::fs::create_dir(case.path("out")).unwrap();
     let ran = run_with_examples(&case);
     assert_eq!(ran.code, 1, "{}", ran.stderr);
-    for task in ["cpp", "go", "zig", "assemblyscript"] {
+    for task in ["cpp", "go", "zig", "assemblyscript", "c_component"] {
         let t = ran.task(task);
         assert_eq!(
             (t["status"].as_str(), t["attempts"].as_u64()),
