@@ -25,6 +25,7 @@ BEYOND_SCHEMA = {
     "unknown_plugin.yaml": "plugins are files in the plugin folder",
     "http_on_command.yaml": "whether a plugin is a component is a property of its file",
     "long_timeout.yaml": "a pattern can say what a duration looks like, not bound how long it is",
+    "bad_param_values.yaml": "a default's and an enum's type is set by the sibling `type` key",
 }
 
 

@@ -454,3 +454,160 @@ fn reads_can_require_the_token() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A workflow declaring typed run parameters.
+const TYPED: &str = "name: typed
+params:
+  day: {type: string, required: true, description: the day to process}
+  limit: {type: integer, default: 100}
+  mode: {enum: [fast, full], default: fast}
+  dry_run: {type: boolean, default: false}
+tasks:
+  show: {plugin: echo}
+";
+
+#[test]
+fn typed_params_are_checked_at_trigger_and_their_defaults_filled_in() {
+    let site = Site::new();
+    site.plugin("echo");
+    site.workflow("typed.yaml", TYPED);
+    let s = site.serve(&["--token", "t"]);
+    for (params, says) in [
+        (
+            json!({}),
+            "parameter `day` (the day to process) is required",
+        ),
+        (
+            json!({"day": "mon", "limit": "ten"}),
+            "parameter `limit`: `ten` is not an integer",
+        ),
+        (
+            json!({"day": "mon", "limit": 1.5}),
+            "parameter `limit`: `1.5` is not an integer",
+        ),
+        (
+            json!({"day": "mon", "mode": "slow"}),
+            "`\"slow\"` is not one of \"fast\", \"full\"",
+        ),
+        (json!({"day": "mon", "dya": 1}), "did you mean `day`"),
+        (json!({"day": 7}), "parameter `day`: `7` is not a string"),
+    ] {
+        let (code, body) = s.post(
+            "/api/runs",
+            Some("t"),
+            &json!({"workflow": "typed", "params": params}).to_string(),
+        );
+        assert_eq!(code, 400, "{params}: {body}");
+        let e = body["error"].as_str().unwrap();
+        assert!(
+            e.contains("field `params`") && e.contains(says),
+            "{params}: {e}"
+        );
+    }
+    // Nothing was recorded for the refused ones.
+    let (_, page) = s.get("/api/runs?workflow=typed");
+    assert_eq!(page["runs"].as_array().unwrap().len(), 0, "{page}");
+    // A form's text for an integer and a boolean is read by the type; defaults fill the rest.
+    let (code, body) = s.post(
+        "/api/runs",
+        Some("t"),
+        &json!({"workflow": "typed", "params": {"day": "mon", "limit": "20", "dry_run": "true"}})
+            .to_string(),
+    );
+    assert_eq!(code, 201, "{body}");
+    let run = s.wait_for(
+        body["run_id"].as_str().unwrap(),
+        "succeeded",
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(
+        run["tasks"]["show"]["output"]["received"]["run_params"],
+        json!({"day": "mon", "limit": 20, "dry_run": true, "mode": "fast"}),
+        "{run}"
+    );
+    // The workflow list carries the declarations, for the trigger form.
+    let (_, list) = s.get("/api/workflows");
+    let typed = &list["workflows"][0];
+    assert_eq!(typed["params"]["day"]["required"], true, "{typed}");
+    assert_eq!(typed["params"]["limit"]["default"], 100, "{typed}");
+    assert_eq!(
+        typed["params"]["mode"]["enum"],
+        json!(["fast", "full"]),
+        "{typed}"
+    );
+}
+
+#[test]
+fn run_and_trigger_read_param_text_by_its_declared_type_and_refuse_bad_values() {
+    let site = Site::new();
+    site.plugin("echo");
+    site.workflow("typed.yaml", TYPED);
+    let file = site.path("workflows/typed.yaml");
+    let plugins = site.path("plugins");
+    let workflows = site.path("workflows");
+    let run = |params: &[&str]| {
+        let mut args = vec![
+            "run",
+            file.to_str().unwrap(),
+            "--json",
+            "--plugins",
+            plugins.to_str().unwrap(),
+        ];
+        for p in params {
+            args.extend(["--param", p]);
+        }
+        site.cli(&args)
+    };
+    let out = run(&["day=2026-12-01", "limit=7", "mode=full"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["tasks"]["show"]["output"]["received"]["run_params"],
+        json!({"day": "2026-12-01", "limit": 7, "mode": "full", "dry_run": false})
+    );
+    for (params, says) in [
+        (
+            vec!["limit=7"],
+            "parameter `day` (the day to process) is required",
+        ),
+        (
+            vec!["day=x", "limit=seven"],
+            "parameter `limit`: `seven` is not an integer",
+        ),
+        (vec!["day=x", "dry_run=yes"], "`yes` is not a boolean"),
+        (vec!["day=x", "limt=3"], "did you mean `limit`"),
+    ] {
+        let out = run(&params);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{params:?}: {stderr}");
+        assert!(
+            stderr.contains(says) && stderr.contains("nothing ran"),
+            "{params:?}: {stderr}"
+        );
+        assert!(!stderr.contains("run 0"), "no run was started: {stderr}");
+    }
+    // `bulkhead trigger` checks them too, before recording anything.
+    let out = site.cli(&[
+        "trigger",
+        "typed",
+        "--param",
+        "limit=3",
+        "--workflows",
+        workflows.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("parameter `day`"), "{stderr}");
+    let out = site.cli(&["runs", "--json"]);
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap_or(json!([]));
+    assert!(
+        runs.as_array()
+            .is_none_or(|r| r.iter().all(|r| r["status"] != "pending")),
+        "nothing pending: {runs}"
+    );
+}

@@ -53,9 +53,10 @@ enum Command {
     Run {
         /// The workflow file.
         file: PathBuf,
-        /// A run parameter, `KEY=VALUE` (VALUE is read as JSON if it parses, else as a string).
+        /// A run parameter, `KEY=VALUE`, read by the type the workflow's `params:` declares
+        /// (where it declares none: as JSON if it parses, else as a string).
         #[arg(long = "param", value_name = "KEY=VALUE", value_parser = cli::run::parse_param)]
-        params: Vec<(String, serde_json::Value)>,
+        params: Vec<(String, String)>,
         #[command(flatten)]
         exec: ExecArgs,
     },
@@ -85,9 +86,9 @@ enum Command {
     Trigger {
         /// The workflow's name.
         workflow: String,
-        /// A run parameter, `KEY=VALUE`.
+        /// A run parameter, `KEY=VALUE`, checked against the workflow's `params:`.
         #[arg(long = "param", value_name = "KEY=VALUE", value_parser = cli::run::parse_param)]
-        params: Vec<(String, serde_json::Value)>,
+        params: Vec<(String, String)>,
         /// When (RFC 3339), e.g. 2026-11-23T02:00:00Z.
         #[arg(long, conflicts_with = "after")]
         at: Option<String>,

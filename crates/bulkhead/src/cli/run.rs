@@ -32,7 +32,7 @@ pub enum Job {
     /// A new run of a workflow file.
     Run {
         file: PathBuf,
-        params: Vec<(String, serde_json::Value)>,
+        params: Vec<(String, String)>,
     },
     /// Continue an unfinished run (or all of them).
     Resume { run_id: Option<String> },
@@ -44,17 +44,39 @@ fn parse_grace(text: &str) -> Result<Duration, String> {
     bulkhead::workflow::parse_duration(text)
 }
 
-/// `KEY=VALUE`; VALUE is read as JSON if it parses, else as a string.
-pub fn parse_param(text: &str) -> Result<(String, serde_json::Value), String> {
+/// `KEY=VALUE`. The value is read by the type the workflow declares for KEY (docs/workflow.md,
+/// "params"); where it declares none, as JSON if it parses, else as a string.
+pub fn parse_param(text: &str) -> Result<(String, String), String> {
     let (key, value) = text
         .split_once('=')
         .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
     if key.is_empty() {
         return Err(format!("`{text}` has an empty KEY"));
     }
-    let value = serde_json::from_str(value)
-        .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
-    Ok((key.to_string(), value))
+    Ok((key.to_string(), value.to_string()))
+}
+
+/// The run parameters of `--param` arguments for `workflow`, checked against its `params:`;
+/// every problem printed (each naming the parameter) and exit code 2 when one is wrong.
+pub fn resolve_params(
+    workflow: &bulkhead::workflow::Workflow,
+    given: Vec<(String, String)>,
+) -> Result<serde_json::Value, ExitCode> {
+    use bulkhead::workflow::params::{resolve, Given};
+    let given = given
+        .into_iter()
+        .map(|(k, v)| (k, Given::Text(v)))
+        .collect();
+    match resolve(&workflow.params, given) {
+        Ok(p) => Ok(serde_json::Value::Object(p)),
+        Err(problems) => {
+            for p in problems {
+                eprintln!("error: workflow `{}`: {p}", workflow.name);
+            }
+            eprintln!("nothing ran");
+            Err(ExitCode::from(EXIT_INVALID))
+        }
+    }
 }
 
 /// Runs the job; returns the process exit code.
@@ -132,13 +154,16 @@ async fn one(host: &Host, job: Job, args: &ExecArgs, interactive: bool, stop: St
                     return ExitCode::from(EXIT_INVALID);
                 }
             };
+            let params = match resolve_params(&loaded.workflow, params) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
             let run_id = bulkhead::new_run_id();
             eprintln!(
                 "run {run_id}: workflow `{}` ({} tasks)",
                 loaded.workflow.name,
                 loaded.workflow.tasks.len()
             );
-            let params = serde_json::Value::Object(params.into_iter().collect());
             let n = loaded.workflow.tasks.len();
             let progress = interactive.then(|| Progress::new(n));
             let observer: &dyn Observer = progress.as_ref().map_or(&LogObserver, |p| p);

@@ -185,19 +185,24 @@ pub fn trigger(
     state: &State,
     workflows: &Path,
     workflow: String,
-    params: Vec<(String, serde_json::Value)>,
+    params: Vec<(String, String)>,
     at: Option<String>,
     after: Option<Duration>,
 ) -> ExitCode {
-    let names = workflow_names(workflows);
-    if !names.contains(&workflow) {
-        let hint = bulkhead::suggest::did_you_mean(&workflow, names.iter().map(String::as_str));
+    let found = workflows_in(workflows);
+    let Some(wf) = found.iter().find(|w| w.name == workflow) else {
+        let names = found.iter().map(|w| w.name.as_str());
+        let hint = bulkhead::suggest::did_you_mean(&workflow, names);
         eprintln!(
             "error: no workflow named `{workflow}` in {}{hint}\n  help: pass `--workflows DIR` or set BULKHEAD_WORKFLOWS",
             workflows.display()
         );
         return ExitCode::from(EXIT_INVALID);
-    }
+    };
+    let params = match super::run::resolve_params(wf, params) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     let now = bulkhead::store::now_ms();
     let due_at = match (at, after) {
         (Some(at), _) => match bulkhead::trigger::due_time(&at, now) {
@@ -221,7 +226,7 @@ pub fn trigger(
     let trigger = NewTrigger {
         kind: TriggerKind::Once,
         workflow: workflow.clone(),
-        params: serde_json::Value::Object(params.into_iter().collect()),
+        params,
         due_at,
         created_at: now,
         run_id: run_id.clone(),
@@ -249,7 +254,8 @@ pub fn trigger(
 }
 
 /// Names of the workflows defined in a folder (files that do not parse are skipped).
-fn workflow_names(dir: &Path) -> Vec<String> {
+/// The valid workflows of the folder `dir`.
+fn workflows_in(dir: &Path) -> Vec<bulkhead::workflow::Workflow> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -257,6 +263,6 @@ fn workflow_names(dir: &Path) -> Vec<String> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-        .filter_map(|p| bulkhead::workflow::load(&p).ok().map(|w| w.name))
+        .filter_map(|p| bulkhead::workflow::load(&p).ok())
         .collect()
 }

@@ -12,6 +12,7 @@
 
 mod duplicates;
 mod error;
+pub mod params;
 mod raw;
 mod retry;
 pub mod stored;
@@ -48,6 +49,9 @@ pub struct Workflow {
     pub max_active_runs: Option<u32>,
     /// `schedule:`, `timezone:` and `catchup:` (used by `bulkhead serve`).
     pub schedule: Option<crate::trigger::Schedule>,
+    /// `params:`: the declared run parameters (empty: a run takes any parameters).
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub params: params::Params,
     /// The tasks in file order; `Task::needs` holds indices into this list.
     pub tasks: Vec<Task>,
 }

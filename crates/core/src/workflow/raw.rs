@@ -42,6 +42,12 @@ pub struct RawWorkflow {
     pub timezone: Option<String>,
     /// Fires missed while no host ran: `none`, `latest` (default) or `all`.
     pub catchup: Option<crate::trigger::Catchup>,
+    /// Run parameters, by name: their type, default, description and whether every run must
+    /// give them; checked when a run is triggered. Without `params:`, a run takes any
+    /// parameters as given.
+    #[serde(default)]
+    #[schemars(extend("propertyNames" = {"pattern": ID_PATTERN}))]
+    pub params: IndexMap<String, super::params::RawParam>,
     /// Limits and retry policy for every task that does not set its own.
     #[serde(default)]
     pub defaults: RawDefaults,

@@ -39,6 +39,8 @@ struct Shared<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     max_active_runs: Option<u32>,
     schedule: &'a Option<Schedule>,
+    #[serde(skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    params: &'a super::params::Params,
     plugins: Vec<&'a PluginRef>,
     retries: Vec<&'a Arc<RetryPolicy>>,
     limits: Vec<&'a Arc<Limits>>,
@@ -94,6 +96,8 @@ struct SharedIn {
     #[serde(default)]
     max_active_runs: Option<u32>,
     schedule: Option<Schedule>,
+    #[serde(default)]
+    params: super::params::Params,
     plugins: Vec<PluginRef>,
     retries: Vec<Arc<RetryPolicy>>,
     limits: Vec<Arc<Limits>>,
@@ -198,6 +202,7 @@ pub fn to_spec(workflow: &Workflow) -> String {
             hash: &workflow.hash,
             concurrency: workflow.concurrency,
             max_active_runs: workflow.max_active_runs,
+            params: &workflow.params,
             schedule: &workflow.schedule,
             plugins: plugins.items,
             retries: retries.items,
@@ -271,6 +276,7 @@ fn expand(w: SharedIn) -> Result<Workflow, String> {
         concurrency: w.concurrency,
         max_active_runs: w.max_active_runs,
         schedule: w.schedule,
+        params: w.params,
         tasks,
     })
 }

@@ -205,6 +205,19 @@ impl Validator<'_> {
             Some(super::raw::OneOrMany::Many(v)) => v,
         };
         let schedule = self.schedule(&expressions, raw.timezone.as_deref(), raw.catchup);
+        let mut params = super::params::Params::new();
+        for (name, p) in &raw.params {
+            match super::params::check(name, p) {
+                Ok(spec) => {
+                    params.insert(name.clone(), spec);
+                }
+                Err(problems) => {
+                    for (field, message, hint) in problems {
+                        self.report(Problem::new(None, Some(&field), message).hint(hint));
+                    }
+                }
+            }
+        }
         let ids: HashMap<&str, usize> = raw
             .tasks
             .keys()
@@ -225,6 +238,7 @@ impl Validator<'_> {
             concurrency: raw.concurrency,
             max_active_runs: raw.max_active_runs,
             schedule,
+            params,
             tasks,
         }
     }

@@ -29,6 +29,63 @@ pub struct WorkflowInfo {
     pub next_fire_at: Option<String>,
     /// Why the file's latest version does not load (the active version is the last good one).
     pub error: Option<String>,
+    /// The next (at most five) scheduled times, in the schedule's time zone (RFC 3339 with its
+    /// offset).
+    pub next_fires: Vec<String>,
+    /// The declared run parameters, by name, in the order written (`params:`; empty: the
+    /// workflow takes any parameters).
+    #[schema(value_type = Object)]
+    pub params: indexmap::IndexMap<String, ParamInfo>,
+    /// Its latest runs, newest first (at most [`RECENT_RUNS`]).
+    pub recent: Vec<RunBrief>,
+    /// Of the ended runs among `recent`, the share that succeeded (0 to 1); `null` when none
+    /// has ended.
+    pub success_rate: Option<f64>,
+}
+
+/// Runs listed per workflow in [`WorkflowInfo::recent`].
+pub const RECENT_RUNS: usize = 20;
+
+/// A run parameter as a workflow declares it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParamInfo {
+    /// `string`, `integer`, `number` or `boolean`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The value when a run gives none.
+    #[schema(value_type = Object)]
+    pub default: Option<serde_json::Value>,
+    /// What it means.
+    pub description: Option<String>,
+    /// Every run must give it.
+    pub required: bool,
+    /// The only values allowed, if set.
+    #[serde(rename = "enum")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub allowed: Option<Vec<serde_json::Value>>,
+}
+
+impl From<&bulkhead_core::workflow::params::ParamSpec> for ParamInfo {
+    fn from(p: &bulkhead_core::workflow::params::ParamSpec) -> Self {
+        ParamInfo {
+            kind: p.kind.as_str().to_string(),
+            default: p.default.clone(),
+            description: p.description.clone(),
+            required: p.required,
+            allowed: p.allowed.clone(),
+        }
+    }
+}
+
+/// One run in a workflow's strip of recent runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunBrief {
+    /// The run's id.
+    pub run_id: String,
+    /// Its status.
+    pub status: String,
+    /// When it started or is due (RFC 3339).
+    pub at: Option<String>,
 }
 
 /// `GET /api/workflows`.

@@ -59,7 +59,7 @@ pub const MAX_LOG_BYTES: usize = 64 << 20;
 #[openapi(
     info(title = "Bulkhead API", description = "Trigger, watch and remediate runs of sandboxed WebAssembly workflows."),
     paths(list_workflows, list_plugins, list_hosts, create_run, list_runs, get_run, task_logs, cancel_run, retry_task, healthz, metrics),
-    components(schemas(ErrorBody, WorkflowInfo, WorkflowList, FileStatus, PluginStatus, HostInfo, HostList, TriggerRequest, Triggered, RunPage, RunSummary, TaskLogs, AttemptLogBody, Accepted, RunReport)),
+    components(schemas(ErrorBody, WorkflowInfo, WorkflowList, ParamInfo, RunBrief, FileStatus, PluginStatus, HostInfo, HostList, TriggerRequest, Triggered, RunPage, RunSummary, TaskLogs, AttemptLogBody, Accepted, RunReport)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -189,8 +189,8 @@ async fn metrics(State(api): State<Api>, headers: HeaderMap) -> impl IntoRespons
     }
 }
 
-#[utoipa::path(get, path = "/api/workflows", responses((status = 200, description = "Loaded workflows and broken workflow files", body = WorkflowList), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody)))]
-async fn list_workflows(State(api): State<Api>) -> Json<WorkflowList> {
+#[utoipa::path(get, path = "/api/workflows", responses((status = 200, description = "Loaded workflows (with their parameters, next fires and latest runs) and broken workflow files", body = WorkflowList), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody), (status = 500, description = "The state store failed", body = ErrorBody)))]
+async fn list_workflows(State(api): State<Api>) -> ApiResult<Json<WorkflowList>> {
     let now = api.server.clock.now_ms();
     let catalog = api
         .server
@@ -205,38 +205,93 @@ async fn list_workflows(State(api): State<Api>) -> Json<WorkflowList> {
             .find(|f| f.workflow.as_deref() == Some(name))
             .and_then(|f| f.error.clone())
     };
-    let workflows = catalog
-        .workflows
-        .iter()
-        .map(|(name, l)| {
-            let wf = &l.workflow;
-            let s = wf.schedule.as_ref();
-            WorkflowInfo {
-                name: name.clone(),
-                description: wf.description.clone(),
-                file: wf.file.display().to_string(),
-                hash: wf.hash.clone(),
-                tasks: wf.tasks.len(),
-                schedule: s.map(|s| s.expressions.clone()).unwrap_or_default(),
-                timezone: s.map(|s| s.timezone.name().to_string()),
-                catchup: s.map(|s| format!("{:?}", s.catchup).to_lowercase()),
-                next_fire_at: s
-                    .and_then(|s| s.next_after(now))
-                    .map(bulkhead_core::store::rfc3339),
-                error: error_of(name),
-            }
-        })
-        .collect();
+    let mut workflows = Vec::with_capacity(catalog.workflows.len());
+    for (name, l) in &catalog.workflows {
+        let wf = &l.workflow;
+        let s = wf.schedule.as_ref();
+        let recent = api
+            .server
+            .store
+            .list(&RunFilter {
+                workflow: Some(name.clone()),
+                status: None,
+                limit: RECENT_RUNS,
+                before: None,
+            })
+            .await?;
+        let ended: Vec<&RunSummary> = recent
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.status,
+                    RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+                )
+            })
+            .collect();
+        let success_rate = (!ended.is_empty()).then(|| {
+            ended
+                .iter()
+                .filter(|r| r.status == RunStatus::Succeeded)
+                .count() as f64
+                / ended.len() as f64
+        });
+        workflows.push(WorkflowInfo {
+            name: name.clone(),
+            description: wf.description.clone(),
+            file: wf.file.display().to_string(),
+            hash: wf.hash.clone(),
+            tasks: wf.tasks.len(),
+            schedule: s.map(|s| s.expressions.clone()).unwrap_or_default(),
+            timezone: s.map(|s| s.timezone.name().to_string()),
+            catchup: s.map(|s| format!("{:?}", s.catchup).to_lowercase()),
+            next_fire_at: s
+                .and_then(|s| s.next_after(now))
+                .map(bulkhead_core::store::rfc3339),
+            error: error_of(name),
+            next_fires: s.map(|s| next_fires(s, now, 5)).unwrap_or_default(),
+            params: wf
+                .params
+                .iter()
+                .map(|(k, p)| (k.clone(), ParamInfo::from(p)))
+                .collect(),
+            recent: recent
+                .into_iter()
+                .map(|r| RunBrief {
+                    at: r.started_at.or(r.due_at),
+                    run_id: r.run_id,
+                    status: r.status.as_str().to_string(),
+                })
+                .collect(),
+            success_rate,
+        });
+    }
     let broken_files = catalog
         .files
         .values()
         .filter(|f| f.error.is_some())
         .cloned()
         .collect();
-    Json(WorkflowList {
+    Ok(Json(WorkflowList {
         workflows,
         broken_files,
-    })
+    }))
+}
+
+/// The next `n` fires of `schedule` after `now` (ms), in its time zone, RFC 3339 with offset.
+fn next_fires(schedule: &bulkhead_core::trigger::Schedule, now: i64, n: usize) -> Vec<String> {
+    use chrono::TimeZone;
+    let mut out = Vec::with_capacity(n);
+    let mut after = now;
+    while out.len() < n {
+        let Some(t) = schedule.next_after(after) else {
+            break;
+        };
+        if let Some(local) = schedule.timezone.timestamp_millis_opt(t).single() {
+            out.push(local.to_rfc3339_opts(chrono::SecondsFormat::Secs, false));
+        }
+        after = t;
+    }
+    out
 }
 
 #[utoipa::path(get, path = "/api/plugins", responses((status = 200, description = "Plugins of the plugin folder", body = [PluginStatus]), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody)))]
@@ -283,7 +338,7 @@ async fn create_run(
             "the server is shutting down",
         ));
     }
-    if api.server.workflow(&req.workflow).is_none() {
+    let Some(loaded) = api.server.workflow(&req.workflow) else {
         let names: Vec<String> = api
             .server
             .catalog
@@ -299,8 +354,18 @@ async fn create_run(
             "field `workflow`: no workflow named `{}` is loaded{hint}",
             req.workflow
         )));
-    }
-    let (params, due_at) = (req.params, req.due_at);
+    };
+    let given = match req.params {
+        serde_json::Value::Object(m) => m
+            .into_iter()
+            .map(|(k, v)| (k, bulkhead_core::workflow::params::Given::Json(v)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let params = bulkhead_core::workflow::params::resolve(&loaded.workflow.params, given).map_err(
+        |problems| ApiError::bad_request(format!("field `params`: {}", problems.join("; "))),
+    )?;
+    let (params, due_at) = (serde_json::Value::Object(params), req.due_at);
     let run_id = api.server.trigger(&req.workflow, params, due_at).await?;
     let due = due_at.unwrap_or_else(|| api.server.clock.now_ms());
     Ok((
