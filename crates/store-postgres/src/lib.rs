@@ -571,7 +571,7 @@ impl Store for PostgresStore {
         // Each side is ordered and cut on its own, so a page reads about `limit` rows of each.
         let rows = client
             .query(
-                "SELECT run_id, workflow, status, started_at, finished_at, due_at FROM (
+                "WITH page AS (SELECT run_id, workflow, status, started_at, finished_at, due_at FROM (
                    (SELECT r.run_id, r.workflow, r.status, bulkhead_ms(r.created_at) AS started_at,
                            bulkhead_ms(r.finished_at) AS finished_at, bulkhead_ms(t.due_at) AS due_at
                       FROM runs r LEFT JOIN triggers t ON t.run_id = r.run_id
@@ -592,7 +592,20 @@ impl Store for PostgresStore {
                          AND ($1::text IS NULL OR t.workflow = $1) AND ($4::text IS NULL OR t.run_id < $4)) p
                      WHERE ($2::text IS NULL OR status = $2)
                      ORDER BY run_id DESC LIMIT $3)) page
-                 ORDER BY run_id DESC LIMIT $3",
+                 ORDER BY run_id DESC LIMIT $3),
+                 prog AS (SELECT k.run_id, count(*) AS n,
+                                 count(*) FILTER (WHERE k.status = 'succeeded') AS ok,
+                                 count(*) FILTER (WHERE k.status = 'failed') AS bad,
+                                 count(*) FILTER (WHERE k.status = 'skipped') AS skip,
+                                 count(*) FILTER (WHERE k.status = 'cancelled') AS gone
+                            FROM tasks k WHERE k.run_id IN (SELECT run_id FROM page) GROUP BY k.run_id),
+                 busy AS (SELECT a.run_id, count(*) AS n FROM attempts a
+                           WHERE a.run_id IN (SELECT run_id FROM page) AND a.status = 'running' GROUP BY a.run_id)
+                 SELECT page.run_id, page.workflow, page.status, page.started_at, page.finished_at, page.due_at,
+                        coalesce(prog.n, 0), coalesce(prog.ok, 0), coalesce(prog.bad, 0),
+                        coalesce(prog.skip, 0), coalesce(prog.gone, 0), coalesce(busy.n, 0)
+                   FROM page LEFT JOIN prog ON prog.run_id = page.run_id LEFT JOIN busy ON busy.run_id = page.run_id
+                  ORDER BY page.run_id DESC",
                 &[&filter.workflow, &status, &limit, &filter.before],
             )
             .await
@@ -609,6 +622,14 @@ impl Store for PostgresStore {
                     started_at: r.try_get::<_, Option<i64>>(3).map_err(get)?.map(rfc3339),
                     finished_at: r.try_get::<_, Option<i64>>(4).map_err(get)?.map(rfc3339),
                     due_at: r.try_get::<_, Option<i64>>(5).map_err(get)?.map(rfc3339),
+                    progress: RunProgress::of_counts(
+                        r.try_get(6).map_err(get)?,
+                        r.try_get(7).map_err(get)?,
+                        r.try_get(8).map_err(get)?,
+                        r.try_get(9).map_err(get)?,
+                        r.try_get(10).map_err(get)?,
+                        r.try_get(11).map_err(get)?,
+                    ),
                     run_id,
                 })
             })

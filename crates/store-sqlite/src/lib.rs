@@ -626,7 +626,7 @@ impl Store for SqliteStore {
                     // Each side is ordered and cut on its own (the runs side walks the primary
                     // key backwards from the cursor), so a page reads about `limit` rows of
                     // each, not the whole history.
-                    "SELECT run_id, workflow, status, started_at, finished_at, due_at FROM (
+                    "WITH page AS (SELECT run_id, workflow, status, started_at, finished_at, due_at FROM (
                        SELECT * FROM (
                          SELECT r.run_id, r.workflow, r.status, r.created_at AS started_at, r.finished_at, t.due_at
                            FROM runs r LEFT JOIN triggers t ON t.run_id = r.run_id
@@ -648,7 +648,19 @@ impl Store for SqliteStore {
                               AND (?1 IS NULL OR t.workflow = ?1) AND (?4 IS NULL OR t.run_id < ?4))
                           WHERE (?2 IS NULL OR status = ?2)
                           ORDER BY run_id DESC LIMIT ?3))
-                     ORDER BY run_id DESC LIMIT ?3",
+                     ORDER BY run_id DESC LIMIT ?3),
+                     -- Progress of the page's runs only: counted by the primary keys.
+                     prog AS (SELECT k.run_id, count(*) AS n,
+                                     sum(k.status = 'succeeded') AS ok, sum(k.status = 'failed') AS bad,
+                                     sum(k.status = 'skipped') AS skip, sum(k.status = 'cancelled') AS gone
+                                FROM tasks k WHERE k.run_id IN (SELECT run_id FROM page) GROUP BY k.run_id),
+                     busy AS (SELECT a.run_id, count(*) AS n FROM attempts a
+                               WHERE a.run_id IN (SELECT run_id FROM page) AND a.status = 'running' GROUP BY a.run_id)
+                     SELECT page.run_id, page.workflow, page.status, page.started_at, page.finished_at, page.due_at,
+                            coalesce(prog.n, 0), coalesce(prog.ok, 0), coalesce(prog.bad, 0),
+                            coalesce(prog.skip, 0), coalesce(prog.gone, 0), coalesce(busy.n, 0)
+                       FROM page LEFT JOIN prog ON prog.run_id = page.run_id LEFT JOIN busy ON busy.run_id = page.run_id
+                      ORDER BY page.run_id DESC",
                 )
                 .map_err(|e| map(path, e))?;
             let rows = stmt
@@ -670,6 +682,14 @@ impl Store for SqliteStore {
                             started_at: r.get::<_, Option<i64>>(3)?.map(rfc3339),
                             finished_at: r.get::<_, Option<i64>>(4)?.map(rfc3339),
                             due_at: r.get::<_, Option<i64>>(5)?.map(rfc3339),
+                            progress: RunProgress::of_counts(
+                                r.get(6)?,
+                                r.get(7)?,
+                                r.get(8)?,
+                                r.get(9)?,
+                                r.get(10)?,
+                                r.get(11)?,
+                            ),
                         })
                     },
                 )

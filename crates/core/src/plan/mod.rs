@@ -52,6 +52,27 @@ impl Plan {
         }
     }
 
+    /// The layer of each task: 0 for a task that needs nothing, else one more than the
+    /// deepest task it needs (the longest path to it). Tasks of one layer never need each
+    /// other, so drawing layers side by side draws every edge forwards. Linear in the tasks
+    /// and edges.
+    pub fn layers(&self) -> Vec<usize> {
+        let n = self.len();
+        let mut layer = vec![0usize; n];
+        let mut waiting: Vec<usize> = self.needs.iter().map(Vec::len).collect();
+        let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+        while let Some(i) = ready.pop() {
+            for &d in &self.dependents[i] {
+                layer[d] = layer[d].max(layer[i] + 1);
+                waiting[d] -= 1;
+                if waiting[d] == 0 {
+                    ready.push(d);
+                }
+            }
+        }
+        layer
+    }
+
     /// Task `i` and every task downstream of it (that needs it, directly or not), in file
     /// order. Linear in the tasks and edges reached.
     pub fn downstream(&self, i: usize) -> Vec<usize> {

@@ -176,3 +176,37 @@ proptest! {
         prop_assert_eq!(plan.downstream(i), expected);
     }
 }
+
+proptest! {
+    /// Layers are the longest path to each task, whatever order the file lists the tasks in:
+    /// checked against the recursive definition on a DAG whose tasks are shuffled.
+    #[test]
+    fn a_layer_is_one_more_than_the_deepest_need(needs in dag(), seed in any::<u64>()) {
+        let n = needs.len();
+        // A permutation of the task indices from the seed (Fisher-Yates with a tiny LCG).
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut x = seed | 1;
+        for i in (1..n).rev() {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            order.swap(i, (x >> 33) as usize % (i + 1));
+        }
+        let mut shuffled = vec![Vec::new(); n];
+        for (i, ns) in needs.iter().enumerate() {
+            shuffled[order[i]] = ns.iter().map(|&d| order[d]).collect();
+        }
+        let plan = Plan::new(shuffled.clone(), vec![0; n]);
+        let layers = plan.layers();
+        fn depth(i: usize, needs: &[Vec<usize>], memo: &mut Vec<Option<usize>>) -> usize {
+            if let Some(d) = memo[i] {
+                return d;
+            }
+            let d = needs[i].iter().map(|&j| depth(j, needs, memo) + 1).max().unwrap_or(0);
+            memo[i] = Some(d);
+            d
+        }
+        let mut memo = vec![None; n];
+        for (i, &layer) in layers.iter().enumerate() {
+            prop_assert_eq!(layer, depth(i, &shuffled, &mut memo), "task {}", i);
+        }
+    }
+}

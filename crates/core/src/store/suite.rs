@@ -50,6 +50,16 @@ fn started(task: &str, attempt: u32) -> Transition {
     }
 }
 
+/// The progress of `run_id` as the run list gives it.
+async fn progress(store: &dyn Store, run_id: &str) -> Option<RunProgress> {
+    let listed = store.list(&RunFilter::default()).await.unwrap();
+    listed
+        .iter()
+        .find(|r| r.run_id == run_id)
+        .unwrap_or_else(|| panic!("{run_id} is not listed"))
+        .progress
+}
+
 async fn records_a_run_through_commits(store: &dyn Store) {
     let me = Owner::new();
     store.create_run(new_run("r1", &me, 10)).await.unwrap();
@@ -62,6 +72,15 @@ async fn records_a_run_through_commits(store: &dyn Store) {
         .commit("r1", &Lease::created(&me), vec![started("a", 1)])
         .await
         .unwrap();
+    // The summary counts the tasks by state and the attempts running now.
+    assert_eq!(
+        progress(store, "r1").await,
+        Some(RunProgress {
+            tasks: 2,
+            running: 1,
+            ..RunProgress::default()
+        })
+    );
     store
         .commit(
             "r1",
@@ -83,6 +102,14 @@ async fn records_a_run_through_commits(store: &dyn Store) {
         )
         .await
         .unwrap();
+    assert_eq!(
+        progress(store, "r1").await,
+        Some(RunProgress {
+            tasks: 2,
+            succeeded: 1,
+            ..RunProgress::default()
+        })
+    );
     let run = store.load("r1").await.unwrap();
     assert_eq!(
         run.workflow_spec.as_deref(),

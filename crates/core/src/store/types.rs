@@ -323,6 +323,47 @@ pub struct RunSummary {
     pub finished_at: Option<String>,
     /// When its trigger was due (RFC 3339); null for a run started by `bulkhead run`.
     pub due_at: Option<String>,
+    /// How far its tasks are; null for a run that has not started.
+    pub progress: Option<RunProgress>,
+}
+
+/// Counts of a run's tasks by where they are, read with the run's summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct RunProgress {
+    /// Tasks in all.
+    pub tasks: u64,
+    /// Tasks that succeeded.
+    pub succeeded: u64,
+    /// Tasks that failed for good.
+    pub failed: u64,
+    /// Tasks skipped (something they need failed).
+    pub skipped: u64,
+    /// Tasks cancelled with the run.
+    pub cancelled: u64,
+    /// Attempts running now.
+    pub running: u64,
+}
+
+impl RunProgress {
+    /// From the counts a store read (`None` when the run has no tasks recorded).
+    pub fn of_counts(
+        tasks: i64,
+        succeeded: i64,
+        failed: i64,
+        skipped: i64,
+        cancelled: i64,
+        running: i64,
+    ) -> Option<RunProgress> {
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        (tasks > 0).then(|| RunProgress {
+            tasks: n(tasks),
+            succeeded: n(succeeded),
+            failed: n(failed),
+            skipped: n(skipped),
+            cancelled: n(cancelled),
+            running: n(running),
+        })
+    }
 }
 
 /// A task as stored.

@@ -7,12 +7,15 @@ use bulkhead_core::report::RunReport;
 use bulkhead_core::store::{RunFilter, RunStatus, RunSummary, StoreError};
 mod dto;
 mod error;
+mod events;
+mod graph;
 mod guard;
 mod listen;
 mod ui;
 
 pub use dto::*;
 pub use error::{ApiError, ApiResult, ErrorBody};
+pub use graph::{graph_of, Graph, GraphEdge, GraphTask};
 
 pub use listen::{serve as serve_http, ListenLimits};
 
@@ -58,8 +61,8 @@ pub const MAX_LOG_BYTES: usize = 64 << 20;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Bulkhead API", description = "Trigger, watch and remediate runs of sandboxed WebAssembly workflows."),
-    paths(list_workflows, list_plugins, list_hosts, create_run, list_runs, get_run, task_logs, cancel_run, retry_task, healthz, metrics),
-    components(schemas(ErrorBody, WorkflowInfo, WorkflowList, ParamInfo, RunBrief, FileStatus, PluginStatus, HostInfo, HostList, TriggerRequest, Triggered, RunPage, RunSummary, TaskLogs, AttemptLogBody, Accepted, RunReport)),
+    paths(list_workflows, graph::workflow_graph, list_plugins, list_hosts, create_run, list_runs, get_run, graph::run_graph, task_logs, cancel_run, retry_task, events::events, events::run_events, healthz, metrics),
+    components(schemas(ErrorBody, WorkflowInfo, WorkflowList, ParamInfo, RunBrief, Graph, GraphTask, GraphEdge, crate::serve::LiveEvent, FileStatus, PluginStatus, HostInfo, HostList, TriggerRequest, Triggered, RunPage, RunSummary, TaskLogs, AttemptLogBody, Accepted, RunReport)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -141,6 +144,10 @@ pub fn router(server: Arc<Server>, access: Access, listen: std::net::SocketAddr)
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], openapi_json()) }),
         )
         .route("/api/workflows", get(list_workflows))
+        .route("/api/workflows/{name}/graph", get(graph::workflow_graph))
+        .route("/api/events", get(events::events))
+        .route("/api/runs/{run_id}/events", get(events::run_events))
+        .route("/api/runs/{run_id}/graph", get(graph::run_graph))
         .route("/api/plugins", get(list_plugins))
         .route("/api/hosts", get(list_hosts))
         .route("/api/runs", get(list_runs).post(create_run))
@@ -613,9 +620,20 @@ async fn cancel_run(
         .store
         .request_cancel(&run_id, bulkhead_core::store::now_ms())
         .await?;
+    let now = api.server.clock.now_ms();
     let status = match outcome {
-        CancelOutcome::Asked => "cancelling",
-        CancelOutcome::Cancelled => "cancelled",
+        CancelOutcome::Asked => {
+            api.server
+                .live
+                .send(crate::serve::LiveEvent::new("run_cancelling", &run_id, now));
+            "cancelling"
+        }
+        CancelOutcome::Cancelled => {
+            let mut e = crate::serve::LiveEvent::new("run_finished", &run_id, now);
+            e.status = Some("cancelled".into());
+            api.server.live.send(e);
+            "cancelled"
+        }
         CancelOutcome::AlreadyEnded(status) => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,

@@ -3,8 +3,10 @@
 //! start, and serves the HTTP API (`api`). One process, no other infrastructure.
 
 mod catalog;
+pub mod live;
 
 pub use catalog::{Catalog, FileStatus, PluginStatus};
+pub use live::{Live, LiveEvent, LiveObserver};
 
 use crate::metrics::{Metrics, MetricsObserver};
 use bulkhead_core::exec::{LogObserver, Stop};
@@ -47,6 +49,8 @@ pub struct Server {
     pub workflows_dir: PathBuf,
     /// Stops runs (graceful, with the grace period) on shutdown.
     pub stop: Stop,
+    /// Live events of the runs on this host, for `/api/events`.
+    pub live: Live,
     wake: Notify,
     /// A reload is running (on the blocking pool); at most one at a time.
     reloading: std::sync::atomic::AtomicBool,
@@ -109,6 +113,7 @@ impl Server {
                 grace,
                 ..Stop::default()
             },
+            live: Live::default(),
             wake: Notify::new(),
             reloading: std::sync::atomic::AtomicBool::new(false),
             reload_again: std::sync::atomic::AtomicBool::new(false),
@@ -187,6 +192,9 @@ impl Server {
             .await?;
         self.metrics.triggers.inc();
         self.wake.notify_one();
+        let mut event = LiveEvent::new("run_triggered", &run_id, now);
+        event.workflow = Some(workflow.to_string());
+        self.live.send(event);
         Ok(run_id)
     }
 
@@ -360,7 +368,9 @@ impl Server {
     ) {
         let server = self.clone();
         self.spawn(async move {
-            let observer = MetricsObserver::new(server.metrics.clone(), &LogObserver);
+            let metrics = MetricsObserver::new(server.metrics.clone(), &LogObserver);
+            let name = loaded.workflow.name.clone();
+            let observer = server.observer(&run_id, Some(&name), &metrics);
             let result = server
                 .host
                 .run(
@@ -371,8 +381,25 @@ impl Server {
                     server.stop.for_run(),
                 )
                 .await;
-            server.finished(&run_id, result);
+            drop(observer);
+            server.finished(&run_id, Some(&name), result);
         });
+    }
+
+    /// Live events of the run `run_id` on top of `inner`.
+    fn observer<'a>(
+        &self,
+        run_id: &str,
+        workflow: Option<&str>,
+        inner: &'a dyn bulkhead_core::exec::Observer,
+    ) -> LiveObserver<'a> {
+        LiveObserver::new(
+            self.live.clone(),
+            run_id,
+            workflow,
+            self.clock.clone(),
+            inner,
+        )
     }
 
     /// Resumes unfinished runs whose lease is free (their host died or stopped) and that are
@@ -396,12 +423,14 @@ impl Server {
     fn spawn_resume(self: &Arc<Self>, run_id: String) {
         let server = self.clone();
         self.spawn(async move {
-            let observer = MetricsObserver::new(server.metrics.clone(), &LogObserver);
+            let metrics = MetricsObserver::new(server.metrics.clone(), &LogObserver);
+            let observer = server.observer(&run_id, None, &metrics);
             let result = server
                 .host
                 .resume(&run_id, &observer, server.stop.for_run())
                 .await;
-            server.finished(&run_id, result);
+            drop(observer);
+            server.finished(&run_id, None, result);
         });
     }
 
@@ -409,12 +438,14 @@ impl Server {
     pub fn spawn_retry(self: &Arc<Self>, run_id: String, task: String) {
         let server = self.clone();
         self.spawn(async move {
-            let observer = MetricsObserver::new(server.metrics.clone(), &LogObserver);
+            let metrics = MetricsObserver::new(server.metrics.clone(), &LogObserver);
+            let observer = server.observer(&run_id, None, &metrics);
             let result = server
                 .host
                 .retry(&run_id, &task, &observer, server.stop.for_run())
                 .await;
-            server.finished(&run_id, result);
+            drop(observer);
+            server.finished(&run_id, None, result);
         });
     }
 
@@ -429,14 +460,27 @@ impl Server {
         });
     }
 
-    fn finished(&self, run_id: &str, result: Result<bulkhead_core::report::RunReport, HostError>) {
+    fn finished(
+        &self,
+        run_id: &str,
+        workflow: Option<&str>,
+        result: Result<bulkhead_core::report::RunReport, HostError>,
+    ) {
+        let mut event = LiveEvent::new("run_finished", run_id, self.clock.now_ms());
         match result {
             Ok(report) => {
                 self.metrics.run_ended(&report);
                 tracing::info!(run_id, status = report.status.as_str(), "run ended");
+                event.workflow = Some(report.workflow.clone());
+                event.status = Some(report.status.as_str().to_string());
             }
-            Err(e) => tracing::error!(run_id, error = %e, "run could not go on"),
+            Err(e) => {
+                tracing::error!(run_id, error = %e, "run could not go on");
+                event.workflow = workflow.map(str::to_string);
+                event.message = Some(e.to_string());
+            }
         }
+        self.live.send(event);
     }
 
     /// Watches both folders; file events trigger a (debounced) reload.
