@@ -181,6 +181,10 @@ pub struct RunsQuery {
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page (a run id).
     pub cursor: Option<String>,
+    /// Only runs created (or, not started yet, triggered) before this time (RFC 3339). Run ids
+    /// are UUIDv7, whose first 48 bits are their creation time: this is a cursor at that time.
+    #[param(format = DateTime)]
+    pub until: Option<String>,
 }
 
 /// `GET /api/runs`.

@@ -414,6 +414,27 @@ async fn list_runs(
             )));
         }
     }
+    let until = match &q.until {
+        None => None,
+        Some(t) => {
+            let at = chrono::DateTime::parse_from_rfc3339(t).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "query parameter `until`: `{t}` is not an RFC 3339 time such as 2026-12-01T08:00:00Z"
+                ))
+            })?;
+            let ms = at.timestamp_millis().clamp(0, (1 << 48) - 1) as u64;
+            // The smallest UUIDv7 of that millisecond: every run created before it sorts lower.
+            Some(format!(
+                "{:08x}-{:04x}-7000-8000-000000000000",
+                ms >> 16,
+                ms & 0xffff
+            ))
+        }
+    };
+    let before = match (q.cursor, until) {
+        (Some(c), Some(u)) => Some(c.min(u)),
+        (c, u) => c.or(u),
+    };
     let mut runs = api
         .server
         .store
@@ -421,7 +442,7 @@ async fn list_runs(
             workflow: q.workflow,
             status,
             limit: limit + 1,
-            before: q.cursor,
+            before,
         })
         .await?;
     let next_cursor = if runs.len() > limit {

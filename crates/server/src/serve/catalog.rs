@@ -35,6 +35,11 @@ pub struct PluginStatus {
     pub size: u64,
     /// Why it does not load, if it does not.
     pub error: Option<String>,
+    /// `v1` (a WASI preview 1 command) or `v2` (a component); null when it does not load.
+    pub abi: Option<String>,
+    /// What it imports: `module::name` (v1) or interface names (v2); empty when it does not
+    /// load.
+    pub imports: Vec<String>,
 }
 
 /// The active definitions.
@@ -208,6 +213,8 @@ impl Catalog {
                             hash: String::new(),
                             size,
                             error: Some(message),
+                            abi: None,
+                            imports: Vec::new(),
                         },
                     );
                     continue;
@@ -229,15 +236,19 @@ impl Catalog {
                 continue;
             }
             changed = true;
-            let error = match host.sandbox().load(&f.name, &bytes) {
+            let (error, abi, imports) = match host.sandbox().load(&f.name, &bytes) {
                 Ok(p) => {
                     metrics.plugin_loaded(&p);
                     tracing::info!(plugin = %f.name, hash = %hash, cached = p.from_cache, "plugin loaded");
-                    None
+                    let abi = match p.abi() {
+                        bulkhead_sandbox::Abi::V1 => "v1",
+                        bulkhead_sandbox::Abi::V2 => "v2",
+                    };
+                    (None, Some(abi.to_string()), p.imports.clone())
                 }
                 Err(e) => {
                     tracing::error!(plugin = %f.name, error = %e.message, "plugin does not load; workflows keep their last good version");
-                    Some(e.message)
+                    (Some(e.message), None, Vec::new())
                 }
             };
             let size = bytes.len() as u64;
@@ -248,6 +259,8 @@ impl Catalog {
                     hash,
                     size,
                     error,
+                    abi,
+                    imports,
                 },
             );
         }
