@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy, the crate layering, the example and test
 # plugins (Rust, C, Python), unit, property and end-to-end tests (which run the real binary on real compiled plugins), then the real
-# third-party clients against a live server (tests/conformance/run.sh). Same as CI.
+# third-party clients against a live server (tests/conformance/run.sh) and the web UI in a real
+# browser (tests/ui/run.sh). Same as CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,3 +21,5 @@ cargo test --workspace
 BULKHEAD_CLUSTER_SEED=4 cargo test --workspace --test e2e -- --exact \
     postgres::three_hosts_share_the_work_and_survive_a_kill_and_a_stop
 bash tests/conformance/run.sh
+# The web UI in a real browser (Chromium via Playwright, axe-core), against a live server.
+bash tests/ui/run.sh

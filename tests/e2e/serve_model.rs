@@ -141,10 +141,108 @@ fn cancel_by_cli(site: &Site, run: &str) -> bool {
     }
 }
 
+/// Reads the server's live event stream (`/api/events`, Server-Sent Events) on a thread of its
+/// own, as a browser would; every event's data, in order, lands in the returned list.
+fn listen(s: &Served) -> std::sync::Arc<std::sync::Mutex<Vec<Value>>> {
+    use std::io::BufRead;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let resp = agent
+        .get(&format!("{}/api/events", s.base))
+        .header("Accept", "text/event-stream")
+        .call()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    let out = seen.clone();
+    std::thread::spawn(move || {
+        let reader = std::io::BufReader::new(resp.into_body().into_reader());
+        let mut name = String::new();
+        // Ends when the server goes away.
+        for line in reader.lines().map_while(Result::ok) {
+            if let Some(n) = line.strip_prefix("event:") {
+                name = n.trim().to_string();
+            } else if let Some(data) = line.strip_prefix("data:") {
+                let v: Value = serde_json::from_str(data.trim()).unwrap_or(Value::Null);
+                assert!(
+                    name == "lagged" || v["kind"] == name.as_str(),
+                    "event name `{name}` and kind disagree: {v}"
+                );
+                out.lock().unwrap().push(v);
+            }
+        }
+    });
+    seen
+}
+
+/// The live events agree with the store: each run's last `run_finished` says its final status,
+/// each `attempt_finished` is an attempt the store recorded as ended, and no event names a run
+/// the test did not start.
+fn check_events(seed: u64, s: &Served, model: &BTreeMap<String, Expect>, events: &[Value]) {
+    assert!(
+        events.iter().all(|e| e["kind"] != "lagged"),
+        "seed {seed}: the listener fell behind"
+    );
+    for e in events {
+        let run = e["run_id"].as_str().unwrap_or("");
+        assert!(
+            model.contains_key(run),
+            "seed {seed}: an event of a run nobody started: {e}"
+        );
+    }
+    for (run, expect) in model {
+        let mine: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["run_id"] == run.as_str())
+            .collect();
+        let (_, report) = s.get(&format!("/api/runs/{run}"));
+        let last_end = mine.iter().rev().find(|e| e["kind"] == "run_finished");
+        assert_eq!(
+            last_end.map(|e| e["status"].clone()),
+            Some(report["status"].clone()),
+            "seed {seed}: run {run} ({expect:?}): its last run_finished event and the store disagree; events: {mine:?}"
+        );
+        assert!(
+            mine.iter()
+                .any(|e| e["kind"] == "run_triggered" && e["workflow"] == expect.workflow),
+            "seed {seed}: run {run}: no run_triggered of `{}`",
+            expect.workflow
+        );
+        for (task, t) in report["tasks"].as_object().unwrap() {
+            let ended = t["history"].as_array().map_or(0, |h| {
+                h.iter()
+                    .filter(|a| a["finished_at"].is_string() && a["status"] != "interrupted")
+                    .count()
+            });
+            let finished = mine
+                .iter()
+                .filter(|e| e["kind"] == "attempt_finished" && e["task"] == task.as_str())
+                .count();
+            assert_eq!(
+                finished, ended,
+                "seed {seed}: run {run} task {task}: {finished} attempt_finished events, {ended} attempts ended in the store"
+            );
+        }
+    }
+}
+
 fn one_seed(seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let site = site();
     let s = site.serve(&["--token", TOKEN]);
+    let events = listen(&s);
     let mut model: BTreeMap<String, Expect> = BTreeMap::new();
     let mut i = 0u64;
     let mut add = |s: &Served, model: &mut BTreeMap<String, Expect>, wf: &'static str| {
@@ -277,6 +375,24 @@ fn one_seed(seed: u64) {
         cancelled,
         "seed {seed}: exactly the cancelled runs are cancelled"
     );
+    // Every run has ended: its events have all been sent (a run's end is its last). Wait for
+    // the listener to have read the last of them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ends = |events: &[Value]| {
+        model
+            .keys()
+            .filter(|r| {
+                events
+                    .iter()
+                    .any(|e| e["run_id"] == r.as_str() && e["kind"] == "run_finished")
+            })
+            .count()
+    };
+    while ends(&events.lock().unwrap()) < model.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let events = events.lock().unwrap().clone();
+    check_events(seed, &s, &model, &events);
 }
 
 #[test]
