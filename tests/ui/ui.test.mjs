@@ -83,7 +83,9 @@ test('the token is asked once, then the workflows, schedules and broken files sh
   // The schedule with its time zone and next fires.
   const slow = page.locator('tr', { has: page.locator('.name', { hasText: /^slow$/ }) });
   assert.match(await slow.textContent(), /0 3 \* \* \*.*Europe\/Berlin/);
+  // In the schedule's own zone, whatever the browser's.
   assert.match(await slow.locator('.fires time').first().getAttribute('datetime'), /T03:00:00\+0[12]:00$/);
+  assert.match(await slow.locator('.fires summary').textContent(), /next: \d{4}-\d{2}-\d{2} 03:00 \(\+0[12]:00\)/);
   // The broken file is listed with its error, inside the page.
   const broken = page.locator('.broken li');
   await broken.first().waitFor();

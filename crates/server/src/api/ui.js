@@ -38,6 +38,12 @@ function when(iso) {
   const d = new Date(iso);
   return isNaN(d) ? iso : d.toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'medium' });
 }
+// An RFC 3339 time with its offset, shown as the wall-clock time of that offset (the
+// schedule's own time zone), not converted to the browser's.
+function zoned(iso) {
+  const m = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(?::\d{2})?(?:\.\d+)?(Z|[+-]\d{2}:\d{2})$/.exec(iso || '');
+  return m ? m[1] + ' ' + m[2] + ' (' + (m[3] === 'Z' ? 'UTC' : m[3]) + ')' : (iso || '');
+}
 function duration(us) {
   if (us === undefined || us === null) return '';
   if (us < 1000) return us + ' µs';
@@ -238,8 +244,8 @@ function renderWorkflows(list) {
       const rate = w.success_rate === null || w.success_rate === undefined ? '–' : Math.round(w.success_rate * 100) + ' %';
       const schedule = w.schedule.length
         ? el('div', {}, el('code', { text: w.schedule.join(', ') }), ' ', el('span', { class: 'muted', text: w.timezone || 'UTC' }),
-          w.next_fires.length ? el('details', { class: 'fires' }, el('summary', { text: 'next: ' + when(w.next_fires[0]) }),
-            el('ul', {}, ...w.next_fires.map((f) => el('li', {}, el('time', { datetime: f, text: f }))))) : null)
+          w.next_fires.length ? el('details', { class: 'fires' }, el('summary', { text: 'next: ' + zoned(w.next_fires[0]) }),
+            el('ul', { 'aria-label': 'next fires, ' + (w.timezone || 'UTC') + ' time' }, ...w.next_fires.map((f) => el('li', {}, el('time', { datetime: f, text: zoned(f) }))))) : null)
         : el('span', { class: 'muted', text: 'on demand' });
       return el('tr', {},
         el('th', { scope: 'row' }, el('span', { class: 'name', text: w.name }),
@@ -258,7 +264,7 @@ function renderWorkflows(list) {
       el('tbody', {}, ...rows))), 'Workflows table'));
   }
   if (list.broken_files.length) {
-    out.push(el('h2', { text: 'Workflow files with errors' }));
+    out.push(el('h2', { class: 'section', text: 'Workflow files with errors' }));
     out.push(el('ul', { class: 'broken' }, ...list.broken_files.map((f) => el('li', {},
       el('code', { class: 'file', text: f.file }), scrollable(el('pre', { class: 'err', text: f.error || '' }), 'errors of ' + f.file)))));
   }
