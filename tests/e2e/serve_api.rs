@@ -611,3 +611,55 @@ fn run_and_trigger_read_param_text_by_its_declared_type_and_refuse_bad_values() 
         "nothing pending: {runs}"
     );
 }
+
+#[test]
+fn a_running_attempts_log_is_read_while_it_is_written() {
+    let site = Site::new();
+    site.plugin("ticker");
+    site.workflow(
+        "ticking.yaml",
+        "name: ticking\ntasks:\n  tick: {plugin: ticker, params: {n: 40, ms: 100}}\n",
+    );
+    let s = site.serve(&[]);
+    let run = s.trigger(None, "ticking");
+    let path = format!("/api/runs/{run}/tasks/tick/logs");
+    // While it runs: the log so far, marked running, growing between reads.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = Vec::new();
+    loop {
+        let (code, body) = s.get(&path);
+        // 404 until the trigger has become a run.
+        assert!(code == 200 || code == 404, "{code}: {body}");
+        if let Some(a) = body["attempts"].as_array().and_then(|a| a.first()) {
+            if a["running"] == true {
+                let log = a["log"].as_str().unwrap().to_string();
+                if seen.last() != Some(&log) && log.contains("tick 1\n") {
+                    seen.push(log);
+                }
+            }
+        }
+        if seen.len() >= 2 || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    assert!(
+        seen.len() >= 2,
+        "never saw the log grow while the attempt ran: {seen:?}"
+    );
+    assert!(
+        seen[1].len() > seen[0].len() && seen[1].starts_with(&seen[0]),
+        "{seen:?}"
+    );
+    assert!(
+        !seen[0].contains("tick 40"),
+        "read before the end: {}",
+        seen[0]
+    );
+    // Once it ended: the whole log from the store, no longer running.
+    s.wait_for(&run, "succeeded", std::time::Duration::from_secs(60));
+    let (_, body) = s.get(&path);
+    let a = &body["attempts"][0];
+    assert_eq!(a["running"], false, "{body}");
+    assert!(a["log"].as_str().unwrap().contains("tick 40"), "{body}");
+}

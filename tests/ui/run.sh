@@ -18,7 +18,7 @@ server=
 cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 mkdir -p "$work/workflows" "$work/plugins"
-for p in echo flaky sleep noop; do cp "target/test-plugins/$p.wasm" "$work/plugins/"; done
+for p in echo flaky sleep noop ticker; do cp "target/test-plugins/$p.wasm" "$work/plugins/"; done
 
 cat >"$work/workflows/typed.yaml" <<'YAML'
 name: typed
@@ -45,6 +45,12 @@ tasks:
   flaky: {plugin: flaky, needs: [start], params: {succeed_on: 5}}
   after: {plugin: echo, needs: [flaky]}
   other: {plugin: echo, needs: [start]}
+YAML
+cat >"$work/workflows/ticking.yaml" <<'YAML'
+name: ticking
+description: One task whose log grows for four seconds.
+tasks:
+  tick: {plugin: ticker, params: {n: 40, ms: 100}}
 YAML
 cat >"$work/workflows/slow.yaml" <<'YAML'
 name: slow

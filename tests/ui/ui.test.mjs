@@ -79,7 +79,7 @@ test('the token is asked once, then the workflows, schedules and broken files sh
   await giveToken(page);
   await page.locator('table.grid').waitFor();
   const names = await page.locator('table.grid tbody th .name').allTextContents();
-  for (const w of ['big', 'history', 'retrying', 'slow', 'typed']) assert.ok(names.includes(w), `${w} in ${names}`);
+  for (const w of ['big', 'history', 'retrying', 'slow', 'ticking', 'typed']) assert.ok(names.includes(w), `${w} in ${names}`);
   // The schedule with its time zone and next fires.
   const slow = page.locator('tr', { has: page.locator('.name', { hasText: /^slow$/ }) });
   assert.match(await slow.textContent(), /0 3 \* \* \*.*Europe\/Berlin/);
@@ -164,6 +164,24 @@ test('a failed task with retries: its attempts and log, then retry it from the U
   await page.context().close();
 });
 
+test('the log of a running task streams into its panel and stays when it ends', async () => {
+  const page = await tab({ token: true });
+  const { run_id } = await apiPost('/api/runs', { workflow: 'ticking' });
+  await page.goto(`${BASE}/#/runs/${run_id}/task/tick`);
+  // Seen while the task runs: part of the log, marked running.
+  await until(page, () => document.querySelector('[id="node-tick"]')?.classList.contains('st-running')
+    && /tick 3\n/.test(document.querySelector('#task-log')?.textContent || ''), null, 20000);
+  const partial = await page.textContent('#task-log');
+  assert.match(partial, /attempt 1 \(running\)/);
+  assert.doesNotMatch(partial, /tick 40/);
+  await shot(page, '07-log-streaming');
+  // Then the whole of it, in the same place, once the attempt ended.
+  await until(page, () => document.querySelector('.runhead .badge')?.textContent === 'succeeded'
+    && /tick 40/.test(document.querySelector('#task-log')?.textContent || ''), null, 30000);
+  assert.doesNotMatch(await page.textContent('#task-log'), /running/);
+  await page.context().close();
+});
+
 test('cancel a slow run from the UI; only that run changes', async () => {
   const page = await tab({ token: true });
   const other = await apiPost('/api/runs', { workflow: 'slow' });
@@ -174,7 +192,7 @@ test('cancel a slow run from the UI; only that run changes', async () => {
   await page.click('#run-cancel');
   await until(page, () => document.querySelector('.runhead .badge')?.textContent === 'cancelled', null, 30000);
   assert.equal((await apiGet('/api/runs/' + other.run_id)).status, 'running', 'the other slow run goes on');
-  await shot(page, '07-cancelled');
+  await shot(page, '07-cancelled-run');
   await apiPost(`/api/runs/${other.run_id}/cancel`);
   await page.context().close();
 });

@@ -198,6 +198,8 @@ pub struct Host {
     /// Runs this host is executing now (from before its lease is taken to after it is given
     /// up), so that a retry never overlaps the end of the execution it follows.
     active: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The logs of running attempts, when asked for ([`Host::keep_live_logs`]).
+    live_logs: Option<Arc<runner::LiveLogs>>,
 }
 
 /// Marks a run active on its host until dropped.
@@ -258,6 +260,7 @@ impl Host {
             owner: Owner::new(),
             slots: Arc::new(tokio::sync::Semaphore::new(config.max_parallel.max(1))),
             active: std::sync::Mutex::new(std::collections::HashSet::new()),
+            live_logs: None,
             guarded: config.guarded.into_iter().map(Guarded::resolved).collect(),
         })
     }
@@ -353,6 +356,20 @@ impl Host {
             host: self,
             run_id: run_id.to_string(),
         })
+    }
+
+    /// Keeps the log of every running attempt readable while it runs ([`Host::live_log`]), for
+    /// a server that shows logs as they are written. Off by default: it costs a lock and a map
+    /// entry per attempt.
+    pub fn keep_live_logs(&mut self) {
+        self.live_logs
+            .get_or_insert_with(|| Arc::new(runner::LiveLogs::default()));
+    }
+
+    /// The log so far of the running attempt of `task` of the run `run_id` on this host, if one
+    /// runs here and [`Host::keep_live_logs`] was asked for.
+    pub fn live_log(&self, run_id: &str, task: &str) -> Option<Vec<u8>> {
+        self.live_logs.as_ref()?.read(run_id, task)
     }
 
     /// The sandbox.
@@ -606,6 +623,10 @@ impl Host {
             &loaded.workflow,
             loaded.plugins.clone(),
             self.slots.clone(),
+            self.live_logs.as_ref().map(|logs| runner::Tapped {
+                logs: logs.clone(),
+                run_id: run_id.clone(),
+            }),
         );
         let request = RunRequest {
             workflow: loaded.workflow.clone(),

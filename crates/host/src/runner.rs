@@ -2,8 +2,63 @@
 
 use bulkhead_core::exec::{AttemptFuture, Runner};
 use bulkhead_core::workflow::Workflow;
-use bulkhead_sandbox::{Grants, Limits, Plugin, Sandbox};
-use std::sync::Arc;
+use bulkhead_sandbox::{Grants, Limits, LogTap, Plugin, Sandbox};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The logs of the attempts running now, by run and task, readable while they run (for
+/// `bulkhead serve`'s API). Only a host that asks for it keeps one: it costs a lock and a map
+/// entry per attempt.
+#[derive(Debug, Default)]
+pub struct LiveLogs(Mutex<HashMap<(String, String), (u32, LogTap)>>);
+
+impl LiveLogs {
+    /// The log so far of the attempt of `task` of `run_id` running now, if one is.
+    pub fn read(&self, run_id: &str, task: &str) -> Option<Vec<u8>> {
+        let (_, tap) = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(run_id.to_string(), task.to_string()))
+            .cloned()?;
+        tap.read()
+    }
+
+    fn insert(&self, key: (String, String), attempt: u32, tap: LogTap) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (attempt, tap));
+    }
+
+    fn remove(&self, key: &(String, String), attempt: u32) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.get(key).is_some_and(|(a, _)| *a == attempt) {
+            map.remove(key);
+        }
+    }
+}
+
+/// Where a runner's attempts show their logs while they run.
+pub struct Tapped {
+    /// The host's live logs.
+    pub logs: Arc<LiveLogs>,
+    /// The run.
+    pub run_id: String,
+}
+
+/// Removes an attempt's entry from [`LiveLogs`] when the attempt ends (or is dropped).
+struct Untap {
+    logs: Arc<LiveLogs>,
+    key: (String, String),
+    attempt: u32,
+}
+
+impl Drop for Untap {
+    fn drop(&mut self) {
+        self.logs.remove(&self.key, self.attempt);
+    }
+}
 
 struct Prepared {
     plugin: Arc<Plugin>,
@@ -16,6 +71,8 @@ pub struct SandboxRunner {
     sandbox: Arc<Sandbox>,
     tasks: Vec<Arc<Prepared>>,
     slots: Arc<tokio::sync::Semaphore>,
+    tapped: Option<Arc<Tapped>>,
+    ids: Vec<String>,
 }
 
 impl SandboxRunner {
@@ -26,6 +83,7 @@ impl SandboxRunner {
         workflow: &Workflow,
         plugins: Vec<Arc<Plugin>>,
         slots: Arc<tokio::sync::Semaphore>,
+        tapped: Option<Tapped>,
     ) -> Self {
         let tasks = workflow
             .tasks
@@ -39,10 +97,16 @@ impl SandboxRunner {
                 })
             })
             .collect();
+        let ids = match tapped {
+            Some(_) => workflow.tasks.iter().map(|t| t.id.clone()).collect(),
+            None => Vec::new(),
+        };
         SandboxRunner {
             sandbox,
             tasks,
             slots,
+            tapped: tapped.map(Arc::new),
+            ids,
         }
     }
 }
@@ -52,11 +116,35 @@ impl Runner for SandboxRunner {
         let sandbox = self.sandbox.clone();
         let t = self.tasks[task].clone();
         let slots = self.slots.clone();
+        let tap = self.tapped.as_ref().map(|tapped| {
+            let tap = LogTap::new();
+            let key = (tapped.run_id.clone(), self.ids[task].clone());
+            // A token, not the attempt number: it only tells this attempt's removal from the
+            // insertion of a later attempt of the same task.
+            let attempt = ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tapped.logs.insert(key.clone(), attempt, tap.clone());
+            let untap = Untap {
+                logs: tapped.logs.clone(),
+                key,
+                attempt,
+            };
+            (tap, untap)
+        });
         Box::pin(async move {
             // The semaphore is never closed; if it were, running without a permit is still
             // bounded by the pool (the attempt would fail to instantiate, not crash the host).
             let _permit = slots.acquire_owned().await.ok();
-            sandbox.run(&t.plugin, input, &t.limits, &t.grants).await
+            match tap {
+                None => sandbox.run(&t.plugin, input, &t.limits, &t.grants).await,
+                Some((tap, _untap)) => {
+                    sandbox
+                        .run_tapped(&t.plugin, input, &t.limits, &t.grants, Some(&tap))
+                        .await
+                }
+            }
         })
     }
 }
+
+/// Tokens of [`LiveLogs`] entries.
+static ATTEMPTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

@@ -178,9 +178,13 @@ pub(super) async fn run(
     input: Vec<Bytes>,
     limits: &Limits,
     grants: &Grants,
+    tap: Option<&crate::pipes::LogTap>,
 ) -> AttemptOutcome {
     let stdout = CappedPipe::new(limits.max_output, Overflow::Trap);
     let stderr = CappedPipe::new(limits.max_logs, Overflow::Truncate);
+    if let Some(tap) = tap {
+        tap.attach(&stderr);
+    }
     let wasi = match wasi_context(plugin, input, grants, &stdout, &stderr) {
         Ok(w) => w,
         Err(f) => return AttemptOutcome::failed(f),

@@ -165,6 +165,7 @@ pub(super) async fn run(
     input: Vec<Bytes>,
     limits: &Limits,
     grants: &Grants,
+    tap: Option<&crate::pipes::LogTap>,
 ) -> AttemptOutcome {
     let task = match task(&input) {
         Ok(t) => t,
@@ -173,6 +174,9 @@ pub(super) async fn run(
     drop(input);
     // stdout is not the output here (`run` returns it): it is logged, like stderr.
     let log = CappedPipe::new(limits.max_logs, Overflow::Truncate);
+    if let Some(tap) = tap {
+        tap.attach(&log);
+    }
     let ctx = match attempt::wasi_builder(grants, &log, &log) {
         Ok(mut b) => b.build(),
         Err(f) => return AttemptOutcome::failed(f),

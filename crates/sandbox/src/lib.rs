@@ -27,6 +27,7 @@ pub use bulkhead_core::contract::{
     AttemptOutcome, Failure, FailureKind, Grants, Limits, Mount, MAX_FUEL, MAX_MEMORY,
 };
 pub use classify::parse_output;
+pub use pipes::LogTap;
 
 /// What a capped log pipe of `limit` bytes keeps of `bytes` written `split` bytes at a time,
 /// and whether it dropped any (the pipe a plugin's stderr goes to; for fuzzing).
@@ -399,9 +400,23 @@ impl Sandbox {
         limits: &Limits,
         grants: &Grants,
     ) -> AttemptOutcome {
+        self.run_tapped(plugin, input, limits, grants, None).await
+    }
+
+    /// [`Sandbox::run`], with the attempt's log readable through `tap` while it runs.
+    pub async fn run_tapped(
+        &self,
+        plugin: &Plugin,
+        input: Vec<bytes::Bytes>,
+        limits: &Limits,
+        grants: &Grants,
+        tap: Option<&LogTap>,
+    ) -> AttemptOutcome {
         match &plugin.code {
-            Code::Module(_) => attempt::run(&self.engine, plugin, input, limits, grants).await,
-            Code::Component(pre) => component::run(&self.engine, pre, input, limits, grants).await,
+            Code::Module(_) => attempt::run(&self.engine, plugin, input, limits, grants, tap).await,
+            Code::Component(pre) => {
+                component::run(&self.engine, pre, input, limits, grants, tap).await
+            }
         }
     }
 

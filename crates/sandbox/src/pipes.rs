@@ -124,6 +124,11 @@ impl CappedPipe {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A copy of what has been captured so far (the pipe keeps it).
+    pub fn peek(&self) -> Vec<u8> {
+        self.lock().bytes.clone()
+    }
+
     /// Takes the captured bytes and whether any were refused.
     pub fn take(&self) -> (Vec<u8>, bool) {
         let mut c = self.lock();
@@ -261,5 +266,29 @@ mod tests {
         assert!(p.write(Bytes::from_static(b"gh")).is_ok());
         assert_eq!(p.check_write().ok(), Some(PERMIT));
         assert_eq!(p.take(), (b"abcd".to_vec(), true));
+    }
+}
+
+/// A window onto the log of an attempt while it runs: the attempt hands it its log pipe when it
+/// starts, and a reader (`bulkhead serve`'s API) copies what has been written so far. Once the
+/// attempt ends the pipe is emptied (its log goes into the outcome), so a reader looks here only
+/// while the attempt runs.
+#[derive(Debug, Clone, Default)]
+pub struct LogTap(Arc<Mutex<Option<CappedPipe>>>);
+
+impl LogTap {
+    /// An empty tap, for one attempt.
+    pub fn new() -> Self {
+        LogTap::default()
+    }
+
+    pub(crate) fn attach(&self, pipe: &CappedPipe) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(pipe.clone());
+    }
+
+    /// The log written so far; `None` before the attempt has started.
+    pub fn read(&self) -> Option<Vec<u8>> {
+        let pipe = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        pipe.map(|p| p.peek())
     }
 }

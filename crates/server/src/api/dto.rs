@@ -228,6 +228,8 @@ pub struct AttemptLogBody {
     pub log: String,
     /// Whether the beginning of the log was left out (see `max_bytes`).
     pub truncated: bool,
+    /// The attempt is running on this host: `log` is what it has written so far.
+    pub running: bool,
 }
 
 /// `GET /api/runs/{run_id}/tasks/{task}/logs`.

@@ -579,7 +579,7 @@ impl std::io::Write for ChunkSender {
     }
 }
 
-#[utoipa::path(get, path = "/api/runs/{run_id}/tasks/{task}/logs", params(("run_id" = String, Path, description = "The run's id"), ("task" = String, Path, description = "The task's id"), LogsQuery), responses((status = 200, description = "The task's status, output and every attempt's log", body = TaskLogs), (status = 400, description = "A bad `max_bytes`", body = ErrorBody), (status = 404, description = "No such run (or task)", body = ErrorBody), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/runs/{run_id}/tasks/{task}/logs", params(("run_id" = String, Path, description = "The run's id"), ("task" = String, Path, description = "The task's id"), LogsQuery), responses((status = 200, description = "The task's status, output and every attempt's log (a running attempt's log so far, when it runs on this host)", body = TaskLogs), (status = 400, description = "A bad `max_bytes`", body = ErrorBody), (status = 404, description = "No such run (or task)", body = ErrorBody), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody)))]
 async fn task_logs(
     State(api): State<Api>,
     Path((run_id, task)): Path<(String, String)>,
@@ -599,22 +599,36 @@ async fn task_logs(
         )));
     };
     let logs = api.server.store.logs(&run_id, Some(&task), None).await?;
+    // The attempt running now, if any: its log is in the sandbox, not yet in the store.
+    let running = run
+        .attempts
+        .iter()
+        .filter(|a| a.task == task && a.status == bulkhead_core::store::AttemptStatus::Running)
+        .map(|a| a.attempt)
+        .max();
+    let live = running.and_then(|_| api.server.host.live_log(&run_id, &task));
     Ok(Json(TaskLogs {
-        run_id,
-        task,
         status: t.state.as_str().to_string(),
         output: t.output.clone().unwrap_or_default(),
         attempts: logs
             .into_iter()
             .map(|l| {
-                let (log, truncated) = tail(l.log, max);
+                let now = Some(l.attempt) == running && live.is_some();
+                let text = match (&live, now) {
+                    (Some(bytes), true) => String::from_utf8_lossy(bytes).into_owned(),
+                    _ => l.log,
+                };
+                let (log, truncated) = tail(text, max);
                 AttemptLogBody {
                     attempt: l.attempt,
                     log,
                     truncated,
+                    running: now,
                 }
             })
             .collect(),
+        run_id,
+        task,
     }))
 }
 

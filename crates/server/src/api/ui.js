@@ -506,7 +506,7 @@ function runView(main, runId, selected) {
     if (kind === 'attempt_finished' && e.task === state.selected) state.logs.delete(e.task);
     reload();
   });
-  return { dispose() { state.alive = false; } };
+  return { dispose() { state.alive = false; clearInterval(state.logTimer); } };
 }
 function renderHead(head, run) {
   const active = ['pending', 'running', 'interrupted'].includes(run.status);
@@ -643,15 +643,25 @@ function renderTask(box, state, runId) {
     t.history && t.history.length ? scrollable(el('div', { class: 'scroll', id: 'attempts-box' }, attempts), 'attempts of ' + id) : el('p', { class: 'muted', text: 'No attempt yet.' }),
     el('h3', { text: 'Output' }), output,
     el('h3', { text: 'Log' }),
-    s === 'running' ? el('p', { class: 'muted small', text: 'Attempt ' + t.attempts + ' is running; its log is shown when it ends.' }) : '',
+    s === 'running' ? el('p', { class: 'muted small', text: 'Attempt ' + t.attempts + ' is running: its log so far, read again every second.' }) : '',
     logBox);
+  // While the task runs, its log is read again every second (only the log, only this task).
+  clearInterval(state.logTimer);
+  state.logTimer = null;
+  if (s === 'running') {
+    state.logTimer = setInterval(() => {
+      if (!state.alive || state.selected !== id) { clearInterval(state.logTimer); return; }
+      state.logs.delete(id);
+      loadLog(state, runId, id, logBox);
+    }, 1000);
+  }
   loadLog(state, runId, id, logBox);
 }
 async function loadLog(state, runId, id, box) {
   if (state.logs.has(id)) { if (box.textContent !== state.logs.get(id)) box.textContent = state.logs.get(id); return; }
   try {
     const l = await api('/api/runs/' + enc(runId) + '/tasks/' + enc(id) + '/logs');
-    const text = l.attempts.map((a) => '── attempt ' + a.attempt + (a.truncated ? ' (the start is cut)' : '') + ' ──\n' + (a.log || '(empty)')).join('\n') || '(no log yet)';
+    const text = l.attempts.map((a) => '── attempt ' + a.attempt + (a.running ? ' (running)' : '') + (a.truncated ? ' (the start is cut)' : '') + ' ──\n' + (a.log || '(empty)')).join('\n') || '(no log yet)';
     state.logs.set(id, text);
     if (box.dataset.task === id && box.textContent !== text) {
       const atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;

@@ -98,6 +98,9 @@ impl Server {
         clock: Arc<dyn Clock>,
         grace: Duration,
     ) -> Result<Arc<Server>, HostError> {
+        let mut host = host;
+        // The API shows a running attempt's log as it is written.
+        host.keep_live_logs();
         let store = host
             .store()
             .cloned()
