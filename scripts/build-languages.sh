@@ -41,90 +41,70 @@ publish() { # built wasm
     done
 }
 
-for src in plugins/c/*/; do
-    name=$(basename "$src")
-    out=target/languages/$name.wasm
-    if stale "$out" "$src"; then
-        clang-14 --target=wasm32-wasi --sysroot=/usr -O2 -Wall -Werror -o "$out" "$src/$name.c"
-    fi
-    publish "$out"
-done
+# examples KIND [EXTRA_SOURCES...]: builds every plugins/KIND/NAME/ with `build_KIND NAME SRC OUT`
+# into target/languages/NAME.wasm when a source (or an extra one) is newer, and publishes it.
+examples() {
+    local kind=$1 src name out
+    shift
+    for src in plugins/"$kind"/*/; do
+        name=$(basename "$src")
+        out=target/languages/$name.wasm
+        if stale "$out" "$src" "$@"; then
+            "build_${kind//-/_}" "$name" "$src" "$out"
+        fi
+        publish "$out"
+    done
+}
 
+build_c() {
+    clang-14 --target=wasm32-wasi --sysroot=/usr -O2 -Wall -Werror -o "$3" "$2/$1.c"
+}
 # C components: wit-bindgen's C bindings of the `plugin` world, compiled with the task into a
 # WASI preview 1 reactor module, adapted into a component (tools/c-component, built here).
+build_c_component() {
+    clang-14 --target=wasm32-wasi --sysroot=/usr -mexec-model=reactor -O2 -Wall -Werror \
+        -I "$bindings" -o "target/languages/$1.core.wasm" \
+        "$2/$1.c" "$bindings/plugin.c" "$bindings/plugin_component_type.o"
+    "$c_component" new "target/languages/$1.core.wasm" "$3"
+}
+build_cpp() {
+    clang++-14 --target=wasm32-wasi --sysroot=/usr -O2 -Wall -Werror -fno-exceptions -o "$3" "$2/$1.cpp"
+}
+build_go() {
+    (cd "$2" && GOOS=wasip1 GOARCH=wasm go build -trimpath -ldflags=-s -o "$OLDPWD/$3" .)
+}
+build_zig() {
+    # Zig keeps its cache beside the build, not in the source folder.
+    python3 -m ziglang build-exe -target wasm32-wasi -O ReleaseSmall \
+        --cache-dir target/languages/zig-cache --global-cache-dir target/languages/zig-cache \
+        -femit-bin="$3" "$2/$1.zig"
+}
+build_assemblyscript() {
+    "$asc" "$2/$1.ts" --config tools/js/node_modules/@assemblyscript/wasi-shim/asconfig.json -O -o "$3"
+}
+build_python() {
+    # componentize-py writes its bindings next to nothing of ours: run it from a scratch dir.
+    (cd target/languages && componentize-py -d ../../wit -w plugin componentize \
+        -p "../../$2" app -o "$1.wasm" >/dev/null)
+}
+build_js() {
+    "$componentize_js" --wit wit --world-name plugin --out "$3" "$2/app.js" >/dev/null
+}
+
 CARGO_TARGET_DIR="$PWD/target/tools" cargo build --quiet --release --manifest-path tools/c-component/Cargo.toml
 c_component=target/tools/release/c-component
 bindings=target/languages/c-bindings
 if stale "$bindings/plugin.h" wit "$c_component"; then
     "$c_component" bindings wit plugin "$bindings"
 fi
-for src in plugins/c-component/*/; do
-    name=$(basename "$src")
-    out=target/languages/$name.wasm
-    if stale "$out" "$src" "$bindings"; then
-        clang-14 --target=wasm32-wasi --sysroot=/usr -mexec-model=reactor -O2 -Wall -Werror \
-            -I "$bindings" -o "target/languages/$name.core.wasm" \
-            "$src/$name.c" "$bindings/plugin.c" "$bindings/plugin_component_type.o"
-        "$c_component" new "target/languages/$name.core.wasm" "$out"
-    fi
-    publish "$out"
-done
 
-for src in plugins/cpp/*/; do
-    name=$(basename "$src")
-    out=target/languages/$name.wasm
-    if stale "$out" "$src"; then
-        clang++-14 --target=wasm32-wasi --sysroot=/usr -O2 -Wall -Werror -fno-exceptions \
-            -o "$out" "$src/$name.cpp"
-    fi
-    publish "$out"
-done
-for src in plugins/go/*/; do
-    name=$(basename "$src")
-    out=target/languages/$name.wasm
-    if stale "$out" "$src"; then
-        (cd "$src" && GOOS=wasip1 GOARCH=wasm go build -trimpath -ldflags=-s -o "$OLDPWD/$out" .)
-    fi
-    publish "$out"
-done
-for src in plugins/zig/*/; do
-    name=$(basename "$src")
-    out=target/languages/$name.wasm
-    if stale "$out" "$src"; then
-        # Zig keeps its cache beside the build, not in the source folder.
-        python3 -m ziglang build-exe -target wasm32-wasi -O ReleaseSmall \
-            --cache-dir target/languages/zig-cache --global-cache-dir target/languages/zig-cache \
-            -femit-bin="$out" "$src/$name.zig"
-    fi
-    publish "$out"
-done
-for src in plugins/assemblyscript/*/; do
-    name=$(basename "$src")
-    out=target/languages/$name.wasm
-    if stale "$out" "$src"; then
-        "$asc" "$src/$name.ts" --config tools/js/node_modules/@assemblyscript/wasi-shim/asconfig.json \
-            -O -o "$out"
-    fi
-    publish "$out"
-done
-
-for src in plugins/python/*/; do
-    name=$(basename "$src")
-    out=target/languages/$name.wasm
-    if stale "$out" "$src" wit; then
-        # componentize-py writes its bindings next to nothing of ours: run it from a scratch dir.
-        (cd target/languages && componentize-py -d ../../wit -w plugin componentize \
-            -p "../../$src" app -o "$name.wasm" >/dev/null)
-    fi
-    publish "$out"
-done
-for src in plugins/js/*/; do
-    name=$(basename "$src")
-    out=target/languages/$name.wasm
-    if stale "$out" "$src" wit; then
-        "$componentize_js" --wit wit --world-name plugin --out "$out" "$src/app.js" >/dev/null
-    fi
-    publish "$out"
-done
+examples c
+examples c-component "$bindings"
+examples cpp
+examples go
+examples zig
+examples assemblyscript
+examples python wit
+examples js wit
 count() { ls "plugins/$1" | wc -l; }
 echo "languages: $(count c) C, $(count c-component) C component, $(count cpp) C++, $(count go) Go, $(count zig) Zig, $(count assemblyscript) AssemblyScript, $(count python) Python, $(count js) JavaScript examples built"
