@@ -143,7 +143,7 @@ fn cancel_by_cli(site: &Site, run: &str) -> bool {
 
 /// Reads the server's live event stream (`/api/events`, Server-Sent Events) on a thread of its
 /// own, as a browser would; every event's data, in order, lands in the returned list.
-fn listen(s: &Served) -> std::sync::Arc<std::sync::Mutex<Vec<Value>>> {
+fn listen(s: &Served, query: &str) -> std::sync::Arc<std::sync::Mutex<Vec<Value>>> {
     use std::io::BufRead;
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -151,7 +151,7 @@ fn listen(s: &Served) -> std::sync::Arc<std::sync::Mutex<Vec<Value>>> {
         .build()
         .into();
     let resp = agent
-        .get(&format!("{}/api/events", s.base))
+        .get(&format!("{}/api/events{query}", s.base))
         .header("Accept", "text/event-stream")
         .call()
         .unwrap();
@@ -242,7 +242,8 @@ fn one_seed(seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let site = site();
     let s = site.serve(&["--token", TOKEN]);
-    let events = listen(&s);
+    let events = listen(&s, "");
+    let flaky_events = listen(&s, "?workflow=flaky");
     let mut model: BTreeMap<String, Expect> = BTreeMap::new();
     let mut i = 0u64;
     let mut add = |s: &Served, model: &mut BTreeMap<String, Expect>, wf: &'static str| {
@@ -393,6 +394,24 @@ fn one_seed(seed: u64) {
     }
     let events = events.lock().unwrap().clone();
     check_events(seed, &s, &model, &events);
+    // Filtered by workflow: exactly the events of the flaky runs, the retries' included.
+    let of_flaky = |e: &&Value| {
+        model
+            .get(e["run_id"].as_str().unwrap_or(""))
+            .is_some_and(|x| x.workflow == "flaky")
+    };
+    let want = events.iter().filter(of_flaky).count();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while flaky_events.lock().unwrap().len() < want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let flaky_events = flaky_events.lock().unwrap().clone();
+    assert_eq!(
+        flaky_events.len(),
+        events.iter().filter(of_flaky).count(),
+        "seed {seed}: ?workflow=flaky saw other events, or missed some: {flaky_events:?}"
+    );
+    assert!(flaky_events.iter().all(|e| e["workflow"] == "flaky"));
 }
 
 #[test]

@@ -18,7 +18,8 @@ use tokio::sync::broadcast::error::RecvError;
 pub struct EventsQuery {
     /// Only events of this run.
     pub run: Option<String>,
-    /// Only events of this workflow's runs.
+    /// Only events of this workflow's runs (the events of a run this host resumed after a
+    /// restart name no workflow, and are left out).
     pub workflow: Option<String>,
 }
 
@@ -51,7 +52,7 @@ fn stream(
         run.as_ref().is_none_or(|r| *r == e.run_id)
             && workflow
                 .as_ref()
-                .is_none_or(|w| e.workflow.as_deref().is_none_or(|x| x == w))
+                .is_none_or(|w| e.workflow.as_deref() == Some(w.as_str()))
     };
     let events = futures_util::stream::unfold((rx, drain), move |(mut rx, drain)| {
         let wanted = wanted.clone();

@@ -702,7 +702,8 @@ async fn retry_task(
     }
     let run = api.server.store.load(&run_id).await?;
     api.server.host.retry_target(&run, &task)?;
-    api.server.spawn_retry(run_id.clone(), task);
+    api.server
+        .spawn_retry(run_id.clone(), run.workflow.clone(), task);
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {

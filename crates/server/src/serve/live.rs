@@ -20,7 +20,7 @@ pub struct LiveEvent {
     pub kind: &'static str,
     /// The run.
     pub run_id: String,
-    /// Its workflow, where known.
+    /// Its workflow; absent from the events of a run this host resumed after a restart.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workflow: Option<String>,
     /// The task, for task events.

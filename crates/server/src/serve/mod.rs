@@ -438,17 +438,17 @@ impl Server {
     }
 
     /// Runs `retry` of a task in the background.
-    pub fn spawn_retry(self: &Arc<Self>, run_id: String, task: String) {
+    pub fn spawn_retry(self: &Arc<Self>, run_id: String, workflow: String, task: String) {
         let server = self.clone();
         self.spawn(async move {
             let metrics = MetricsObserver::new(server.metrics.clone(), &LogObserver);
-            let observer = server.observer(&run_id, None, &metrics);
+            let observer = server.observer(&run_id, Some(&workflow), &metrics);
             let result = server
                 .host
                 .retry(&run_id, &task, &observer, server.stop.for_run())
                 .await;
             drop(observer);
-            server.finished(&run_id, None, result);
+            server.finished(&run_id, Some(&workflow), result);
         });
     }
 
