@@ -10,12 +10,12 @@ use std::sync::{Arc, Mutex};
 /// `bulkhead serve`'s API). Only a host that asks for it keeps one: it costs a lock and a map
 /// entry per attempt.
 #[derive(Debug, Default)]
-pub struct LiveLogs(Mutex<HashMap<(String, String), (u32, LogTap)>>);
+pub struct LiveLogs(Mutex<HashMap<(String, String), LogTap>>);
 
 impl LiveLogs {
     /// The log so far of the attempt of `task` of `run_id` running now, if one is.
     pub fn read(&self, run_id: &str, task: &str) -> Option<Vec<u8>> {
-        let (_, tap) = self
+        let tap = self
             .0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -24,16 +24,17 @@ impl LiveLogs {
         tap.read()
     }
 
-    fn insert(&self, key: (String, String), attempt: u32, tap: LogTap) {
+    fn insert(&self, key: (String, String), tap: LogTap) {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (attempt, tap));
+            .insert(key, tap);
     }
 
-    fn remove(&self, key: &(String, String), attempt: u32) {
+    /// Removes `tap`, unless a later attempt of the same task has taken its place.
+    fn remove(&self, key: &(String, String), tap: &LogTap) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if map.get(key).is_some_and(|(a, _)| *a == attempt) {
+        if map.get(key).is_some_and(|t| t.is(tap)) {
             map.remove(key);
         }
     }
@@ -51,12 +52,12 @@ pub struct Tapped {
 struct Untap {
     logs: Arc<LiveLogs>,
     key: (String, String),
-    attempt: u32,
+    tap: LogTap,
 }
 
 impl Drop for Untap {
     fn drop(&mut self) {
-        self.logs.remove(&self.key, self.attempt);
+        self.logs.remove(&self.key, &self.tap);
     }
 }
 
@@ -119,14 +120,11 @@ impl Runner for SandboxRunner {
         let tap = self.tapped.as_ref().map(|tapped| {
             let tap = LogTap::new();
             let key = (tapped.run_id.clone(), self.ids[task].clone());
-            // A token, not the attempt number: it only tells this attempt's removal from the
-            // insertion of a later attempt of the same task.
-            let attempt = ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tapped.logs.insert(key.clone(), attempt, tap.clone());
+            tapped.logs.insert(key.clone(), tap.clone());
             let untap = Untap {
                 logs: tapped.logs.clone(),
                 key,
-                attempt,
+                tap: tap.clone(),
             };
             (tap, untap)
         });
@@ -145,6 +143,3 @@ impl Runner for SandboxRunner {
         })
     }
 }
-
-/// Tokens of [`LiveLogs`] entries.
-static ATTEMPTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

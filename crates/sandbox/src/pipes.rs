@@ -286,6 +286,11 @@ impl LogTap {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(pipe.clone());
     }
 
+    /// Whether `other` is this tap (a clone of it).
+    pub fn is(&self, other: &LogTap) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The log written so far; `None` before the attempt has started.
     pub fn read(&self) -> Option<Vec<u8>> {
         let pipe = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();

@@ -114,19 +114,14 @@ pub(super) async fn run_graph(
             Ok(Json(graph_of(&wf)))
         }
         Err(StoreError::UnknownRun(_)) => {
-            let trigger = api.server.store.trigger_of_run(&run_id).await?;
-            match trigger {
-                Some(t) if t.stands_for_a_run(api.server.clock.now_ms()) => {
-                    let loaded = api.server.workflow(&t.workflow).ok_or_else(|| {
-                        ApiError::not_found(format!(
-                            "run `{run_id}` is of workflow `{}`, which is not loaded",
-                            t.workflow
-                        ))
-                    })?;
-                    Ok(Json(graph_of(&loaded.workflow)))
-                }
-                _ => Err(ApiError::not_found(format!("no run `{run_id}`"))),
-            }
+            let t = super::not_started(&api, &run_id).await?;
+            let loaded = api.server.workflow(&t.workflow).ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "run `{run_id}` is of workflow `{}`, which is not loaded",
+                    t.workflow
+                ))
+            })?;
+            Ok(Json(graph_of(&loaded.workflow)))
         }
         Err(e) => Err(e.into()),
     }

@@ -216,6 +216,7 @@ async fn list_workflows(State(api): State<Api>) -> ApiResult<Json<WorkflowList>>
     for (name, l) in &catalog.workflows {
         let wf = &l.workflow;
         let s = wf.schedule.as_ref();
+        let fires = s.map(|s| next_fires(s, now, 5)).unwrap_or_default();
         let recent = api
             .server
             .store
@@ -251,11 +252,9 @@ async fn list_workflows(State(api): State<Api>) -> ApiResult<Json<WorkflowList>>
             schedule: s.map(|s| s.expressions.clone()).unwrap_or_default(),
             timezone: s.map(|s| s.timezone.name().to_string()),
             catchup: s.map(|s| format!("{:?}", s.catchup).to_lowercase()),
-            next_fire_at: s
-                .and_then(|s| s.next_after(now))
-                .map(bulkhead_core::store::rfc3339),
+            next_fire_at: fires.first().map(|&t| bulkhead_core::store::rfc3339(t)),
             error: error_of(name),
-            next_fires: s.map(|s| next_fires(s, now, 5)).unwrap_or_default(),
+            next_fires: s.map(|s| zoned(s, &fires)).unwrap_or_default(),
             params: wf
                 .params
                 .iter()
@@ -284,21 +283,21 @@ async fn list_workflows(State(api): State<Api>) -> ApiResult<Json<WorkflowList>>
     }))
 }
 
-/// The next `n` fires of `schedule` after `now` (ms), in its time zone, RFC 3339 with offset.
-fn next_fires(schedule: &bulkhead_core::trigger::Schedule, now: i64, n: usize) -> Vec<String> {
+/// The next `n` fires of `schedule` after `now` (ms since the epoch).
+fn next_fires(schedule: &bulkhead_core::trigger::Schedule, now: i64, n: usize) -> Vec<i64> {
+    std::iter::successors(schedule.next_after(now), |&t| schedule.next_after(t))
+        .take(n)
+        .collect()
+}
+
+/// `times` (ms since the epoch) in the schedule's time zone, RFC 3339 with its offset.
+fn zoned(schedule: &bulkhead_core::trigger::Schedule, times: &[i64]) -> Vec<String> {
     use chrono::TimeZone;
-    let mut out = Vec::with_capacity(n);
-    let mut after = now;
-    while out.len() < n {
-        let Some(t) = schedule.next_after(after) else {
-            break;
-        };
-        if let Some(local) = schedule.timezone.timestamp_millis_opt(t).single() {
-            out.push(local.to_rfc3339_opts(chrono::SecondsFormat::Secs, false));
-        }
-        after = t;
-    }
-    out
+    times
+        .iter()
+        .filter_map(|&t| schedule.timezone.timestamp_millis_opt(t).single())
+        .map(|local| local.to_rfc3339_opts(chrono::SecondsFormat::Secs, false))
+        .collect()
 }
 
 #[utoipa::path(get, path = "/api/plugins", responses((status = 200, description = "Plugins of the plugin folder", body = [PluginStatus]), (status = 403, description = "No-token mode: the request's Host or Origin is not this server", body = ErrorBody)))]
@@ -485,13 +484,20 @@ async fn get_run(
                 report
             }))
         }
-        Err(StoreError::UnknownRun(_)) => match trigger().await? {
-            Some(t) if t.stands_for_a_run(api.server.clock.now_ms()) => {
-                Ok(Json(RunReport::not_started(&t)).into_response())
-            }
-            _ => Err(ApiError::not_found(format!("no run `{run_id}`"))),
-        },
+        Err(StoreError::UnknownRun(_)) => {
+            let t = not_started(&api, &run_id).await?;
+            Ok(Json(RunReport::not_started(&t)).into_response())
+        }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The trigger of `run_id` when it stands for a run that has not started (pending, or cancelled
+/// or failed before it started); 404 otherwise. For a run the store does not have.
+async fn not_started(api: &Api, run_id: &str) -> ApiResult<bulkhead_core::store::Trigger> {
+    match api.server.store.trigger_of_run(run_id).await? {
+        Some(t) if t.stands_for_a_run(api.server.clock.now_ms()) => Ok(t),
+        _ => Err(ApiError::not_found(format!("no run `{run_id}`"))),
     }
 }
 
