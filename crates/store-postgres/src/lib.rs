@@ -677,19 +677,33 @@ impl Store for PostgresStore {
         run_id: &str,
         from: usize,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<TaskResult>, StoreError> {
         let client = self.client().await?;
         self.run_exists(&client, run_id).await?;
         let from = i32::try_from(from).unwrap_or(i32::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let max_bytes = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+        // The byte bound is applied by the server (a running sum in file order), so rows past
+        // it never cross the wire.
         let rows = client
             .query(
-                "SELECT t.task, t.output::text, (SELECT a.log FROM attempts a
-                                                  WHERE a.run_id = t.run_id AND a.task = t.task
-                                                  ORDER BY a.attempt DESC LIMIT 1)
-                 FROM tasks t WHERE t.run_id = $1 AND t.position >= $2
-                 ORDER BY t.position LIMIT $3",
-                &[&run_id, &from, &limit],
+                "SELECT task, output, log FROM (
+                   SELECT task, output, log,
+                          sum(coalesce(octet_length(output), 0) + coalesce(octet_length(log), 0))
+                            OVER (ORDER BY position ROWS UNBOUNDED PRECEDING)
+                          - coalesce(octet_length(output), 0) - coalesce(octet_length(log), 0) AS before,
+                          row_number() OVER (ORDER BY position) AS n,
+                          position
+                   FROM (SELECT t.task, t.output::text AS output, t.position,
+                                (SELECT a.log FROM attempts a
+                                 WHERE a.run_id = t.run_id AND a.task = t.task
+                                 ORDER BY a.attempt DESC LIMIT 1) AS log
+                         FROM tasks t WHERE t.run_id = $1 AND t.position >= $2
+                         ORDER BY t.position LIMIT $3) page
+                 ) counted
+                 WHERE n = 1 OR before < $4 ORDER BY position",
+                &[&run_id, &from, &limit, &max_bytes],
             )
             .await
             .map_err(|e| self.err(e))?;

@@ -737,6 +737,7 @@ impl Store for SqliteStore {
         run_id: &str,
         from: usize,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<TaskResult>, StoreError> {
         let run_id = run_id.to_string();
         self.read(move |conn, path| {
@@ -757,9 +758,14 @@ impl Store for SqliteStore {
                     |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?)),
                 )
                 .map_err(m)?;
-            let mut out = Vec::new();
+            let (mut out, mut bytes) = (Vec::new(), 0usize);
             for row in rows {
+                if !out.is_empty() && bytes >= max_bytes {
+                    // Rows are read one at a time: the ones after are never loaded.
+                    break;
+                }
                 let (task, output, log) = row.map_err(m)?;
+                bytes += output.as_ref().map_or(0, String::len) + log.as_ref().map_or(0, String::len);
                 let output = match output {
                     None => None,
                     Some(text) => Some(OutputJson::parse(text.into_bytes()).map_err(|e| StoreError::Corrupt {

@@ -229,25 +229,27 @@ fn finish(host: &Host, report: &RunReport, json: bool) -> ExitCode {
 }
 
 /// Writes the report on stdout. A recorded run keeps its finished tasks' outputs and logs in
-/// the store, not in memory; they are read back a few tasks at a time as the report is written.
+/// the store, not in memory; they are read back a page at a time as the report is written.
 fn write_json(host: &Host, report: &RunReport) -> std::io::Result<()> {
     use std::io::Write;
     let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
     match host.store() {
         None => serde_json::to_writer_pretty(&mut out, report)?,
         Some(store) => {
-            // Few at a time: each may hold up to max_logs + max_output (2 MiB by default).
-            const PAGE: usize = 16;
+            // Pages of up to a thousand tasks, bounded by bytes: one task may hold max_logs +
+            // max_output (2 MiB by default), most hold a few bytes.
+            const PAGE: usize = 1024;
+            const PAGE_BYTES: usize = 8 << 20;
             let runtime = tokio::runtime::Handle::current();
             let (mut page, mut next) = (std::collections::VecDeque::new(), 0usize);
             tokio::task::block_in_place(|| {
                 let fill = |id: &str, task: &TaskReport| -> Result<TaskReport, String> {
                     if page.is_empty() {
                         page = runtime
-                            .block_on(store.task_results(&report.run_id, next, PAGE))
+                            .block_on(store.task_results(&report.run_id, next, PAGE, PAGE_BYTES))
                             .map_err(|e| e.to_string())?
                             .into();
-                        next += PAGE;
+                        next += page.len();
                     }
                     let stored = page.pop_front().filter(|r| r.task == id).ok_or_else(|| {
                         format!(

@@ -44,6 +44,21 @@ async fn poll_inline(inline: &mut Option<Inline>) -> (usize, u32, AttemptOutcome
     }
 }
 
+/// A batch being committed, and the attempts it starts (launched once it is durable).
+struct InFlight<'j> {
+    commit: journal::CommitFuture<'j>,
+    starts: Vec<(usize, u32)>,
+    began: Instant,
+}
+
+/// Polls the commit in flight; pending while there is none (its branch is disabled then).
+async fn poll_commit(c: &mut Option<InFlight<'_>>) -> Result<store::Commit, StoreError> {
+    match c {
+        Some(f) => f.commit.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// An attempt whose runner panics (a bug of the host, never of the plugin: the sandbox turns
 /// everything a plugin does into an outcome) ends as a `host` failure of that attempt, so the
 /// retry policy decides and the run goes on, instead of the attempt vanishing.
@@ -528,46 +543,37 @@ pub async fn execute(
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     renew.tick().await;
 
+    // Commits are pipelined: while one batch is being committed (a SQLite file's fsync, a
+    // PostgreSQL round trip), attempts already started run on, and what ends meanwhile gathers
+    // in the next batch, sent as soon as the one before is durable. Write-ahead holds: an
+    // attempt is launched only once the batch holding its start is committed, and batches are
+    // committed one at a time in order, so a need's end is always durable before a dependent's
+    // start.
+    let mut committing: Option<InFlight<'_>> = None;
     let failure: Option<StoreError> = loop {
-        // Pick what starts now; record the starts (with whatever ended before) in one commit.
-        let starts = match draining {
-            true => Vec::new(),
-            false => x.pick_starts(limit.saturating_sub(running.len())),
-        };
-        if !x.batch.is_empty() {
-            let began = Instant::now();
-            let committed = journal.commit(std::mem::take(&mut x.batch)).await;
-            if journal.is_durable() {
-                observer.event(Event::Committed {
-                    duration: began.elapsed(),
+        if committing.is_none() {
+            // Pick what starts now; record the starts (with whatever ended before) in one
+            // commit. Picked starts count as in flight from here: a stop before they launch
+            // records them as interrupted.
+            let room = limit.saturating_sub(running.len() + usize::from(inline.is_some()));
+            let starts = match draining {
+                true => Vec::new(),
+                false => x.pick_starts(room),
+            };
+            in_flight.extend(starts.iter().copied());
+            if !x.batch.is_empty() {
+                committing = Some(InFlight {
+                    commit: journal.commit(std::mem::take(&mut x.batch)),
+                    starts,
+                    began: Instant::now(),
                 });
             }
-            match committed {
-                Ok(c) if c.cancel_requested => stop.cancel.cancel(),
-                Ok(_) => {}
-                Err(e) => break Some(e),
-            }
         }
-        let alone = starts.len() == 1;
-        for (t, attempt) in starts {
-            let input = ctx.document(t, attempt, |n| {
-                x.records[n].output.as_ref().map(|o| o.bytes())
-            });
-            observer.event(Event::AttemptStarted {
-                task: &wf.tasks[t].id,
-                plugin: &x.plugin_names[t],
-                attempt,
-                ready: x.state.ready_len(),
-            });
-            let fut = contain_panics(runner.run(t, input));
-            in_flight.insert((t, attempt));
-            if running.is_empty() && inline.is_none() && alone && warm {
-                inline = Some(Box::pin(async move { (t, attempt, fut.await) }));
-            } else {
-                running.spawn(async move { (t, attempt, fut.await) });
-            }
-        }
-        if running.is_empty() && inline.is_none() && (x.waiting_retries == 0 || draining) {
+        if committing.is_none()
+            && running.is_empty()
+            && inline.is_none()
+            && (x.waiting_retries == 0 || draining)
+        {
             break None;
         }
         tokio::select! {
@@ -582,7 +588,44 @@ pub async fn execute(
             }
             _ = stop.hurry.cancelled(), if draining => break None,
             _ = tokio::time::sleep_until(grace_end), if draining => break None,
-            _ = renew.tick(), if journal.is_durable() => {
+            committed = poll_commit(&mut committing), if committing.is_some() => {
+                let Some(done) = committing.take() else { continue };
+                if journal.is_durable() {
+                    observer.event(Event::Committed {
+                        duration: done.began.elapsed(),
+                    });
+                }
+                match committed {
+                    Ok(c) if c.cancel_requested => stop.cancel.cancel(),
+                    Ok(_) => {}
+                    Err(e) => break Some(e),
+                }
+                // Draining: what was recorded as started but has not run is interrupted by
+                // `close`, like the attempts still running.
+                if draining || stop.cancel.is_cancelled() {
+                    continue;
+                }
+                let alone = done.starts.len() == 1;
+                for (t, attempt) in done.starts {
+                    let input = ctx.document(t, attempt, |n| {
+                        x.records[n].output.as_ref().map(|o| o.bytes())
+                    });
+                    observer.event(Event::AttemptStarted {
+                        task: &wf.tasks[t].id,
+                        plugin: &x.plugin_names[t],
+                        attempt,
+                        ready: x.state.ready_len(),
+                    });
+                    let fut = contain_panics(runner.run(t, input));
+                    if running.is_empty() && inline.is_none() && alone && warm {
+                        inline = Some(Box::pin(async move { (t, attempt, fut.await) }));
+                    } else {
+                        running.spawn(async move { (t, attempt, fut.await) });
+                    }
+                }
+            }
+            // A commit in flight renews the lease itself.
+            _ = renew.tick(), if journal.is_durable() && committing.is_none() => {
                 match journal.commit(Vec::new()).await {
                     Ok(c) if c.cancel_requested => stop.cancel.cancel(),
                     Ok(_) => {}
@@ -603,6 +646,15 @@ pub async fn execute(
                 settle(&mut x, &mut in_flight, &mut running, joined);
             }
         }
+    };
+    // A batch still being committed is seen to its end before anything else is written: the
+    // run's last commit must follow it.
+    let failure = match committing.take() {
+        Some(last) => match (failure, last.commit.await) {
+            (Some(e), _) | (None, Err(e)) => Some(e),
+            (None, Ok(_)) => None,
+        },
+        None => failure,
     };
 
     // Interrupt what still runs: aborting drops each attempt's future, its store and its memory.

@@ -637,3 +637,109 @@ async fn an_attempt_run_on_the_executor_task_still_sees_stops_and_runs_beside_ot
         started.elapsed()
     );
 }
+
+/// A journal whose commits take time (a file's fsync, a database round trip): each batch is
+/// recorded as committed only when its commit resolves, and it notes whether attempts ran while
+/// it was in flight.
+struct Slow {
+    scripted: Arc<Scripted>,
+    commits: AtomicUsize,
+    /// Commits during which some attempt ended.
+    overlapped: AtomicUsize,
+    /// Commits in flight at once, at most.
+    concurrent: AtomicUsize,
+    peak_concurrent: AtomicUsize,
+}
+
+impl Journal for Slow {
+    fn commit(&self, batch: Vec<Transition>) -> journal::CommitFuture<'_> {
+        Box::pin(async move {
+            let now = self.concurrent.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak_concurrent.fetch_max(now, Ordering::SeqCst);
+            // Attempts ended so far: begun, less those still running.
+            let ended = || {
+                self.scripted.calls.lock().unwrap().values().sum::<usize>()
+                    - self.scripted.running.load(Ordering::SeqCst)
+            };
+            let before = ended();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            if ended() > before {
+                self.overlapped.fetch_add(1, Ordering::SeqCst);
+            }
+            Recording {
+                batches: Mutex::default(),
+                scripted: self.scripted.clone(),
+            }
+            .commit(batch)
+            .await?;
+            self.commits.fetch_add(1, Ordering::SeqCst);
+            self.concurrent.fetch_sub(1, Ordering::SeqCst);
+            Ok(store::Commit::default())
+        })
+    }
+
+    fn is_durable(&self) -> bool {
+        false
+    }
+}
+
+// Time is the subject: the paused clock makes every commit take exactly 2 ms.
+#[tokio::test(start_paused = true)]
+async fn attempts_run_while_the_next_batch_is_committed_and_still_wait_for_their_own() {
+    // Ten chains of three, at most four attempts at once, attempts of 1 to 5 ms: many rounds of
+    // commits, each begun when the first attempt of a round ends.
+    let mut yaml = String::from("name: chains\ntasks:\n");
+    for c in 0..10 {
+        yaml.push_str(&format!("  c{c}a: {{plugin: p}}\n  c{c}b: {{plugin: p, needs: [c{c}a]}}\n  c{c}c: {{plugin: p, needs: [c{c}b]}}\n"));
+    }
+    let wf = workflow(&yaml);
+    let mut scripted = Scripted::new(
+        (0..30)
+            .map(|i| Script::Sleep(Duration::from_millis(1 + (i * 7) % 5)))
+            .collect(),
+    );
+    Arc::get_mut(&mut scripted).unwrap().write_ahead = Some(
+        wf.tasks
+            .iter()
+            .map(|t| (t.id.clone(), t.needs.clone()))
+            .collect(),
+    );
+    let journal = Slow {
+        scripted: scripted.clone(),
+        commits: AtomicUsize::new(0),
+        overlapped: AtomicUsize::new(0),
+        concurrent: AtomicUsize::new(0),
+        peak_concurrent: AtomicUsize::new(0),
+    };
+    let r = execute(
+        request(wf, 4),
+        Arc::new(Handle(scripted.clone())),
+        &journal,
+        &LogObserver,
+        Stop::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded);
+    assert!(r.tasks.values().all(|t| t.attempts == 1));
+    assert_eq!(scripted.checked.load(Ordering::SeqCst), 30);
+    assert_eq!(
+        *scripted.violations.lock().unwrap(),
+        Vec::<String>::new(),
+        "an attempt ran before its start or a need's success was durable"
+    );
+    assert_eq!(
+        journal.peak_concurrent.load(Ordering::SeqCst),
+        1,
+        "one commit at a time, in order"
+    );
+    assert!(scripted.peak.load(Ordering::SeqCst) <= 4);
+    let (commits, overlapped) = (
+        journal.commits.load(Ordering::SeqCst),
+        journal.overlapped.load(Ordering::SeqCst),
+    );
+    assert!(
+        overlapped * 2 >= commits,
+        "attempts ended during only {overlapped} of {commits} commits"
+    );
+}

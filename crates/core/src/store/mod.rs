@@ -62,12 +62,15 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<AttemptLog>, StoreError>;
 
     /// The outputs and last attempts' logs of a run's tasks (what a run report shows of
-    /// them), in file order: at most `limit` tasks from the one at `from` (0 is the first).
+    /// them), in file order: at most `limit` tasks from the one at `from` (0 is the first),
+    /// and no more than `max_bytes` of outputs and logs, counting the task that crosses it:
+    /// at least one task when any is left, so paging always moves on.
     async fn task_results(
         &self,
         run_id: &str,
         from: usize,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<TaskResult>, StoreError>;
 
     /// Ids of runs that did not finish: `interrupted`, or `running`/`pending` with no live lease.

@@ -170,7 +170,7 @@ async fn records_a_run_through_commits(store: &dyn Store) {
         store.logs("nope", None, None).await,
         Err(StoreError::UnknownRun(_))
     ));
-    let results = store.task_results("r1", 0, 10).await.unwrap();
+    let results = store.task_results("r1", 0, 10, usize::MAX).await.unwrap();
     assert_eq!(
         results,
         vec![
@@ -187,11 +187,45 @@ async fn records_a_run_through_commits(store: &dyn Store) {
         ],
         "each task's output and its last attempt's log, in file order (b never ran)"
     );
-    assert_eq!(store.task_results("r1", 1, 10).await.unwrap(), results[1..]);
-    assert_eq!(store.task_results("r1", 0, 1).await.unwrap(), results[..1]);
-    assert!(store.task_results("r1", 2, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.task_results("r1", 1, 10, usize::MAX).await.unwrap(),
+        results[1..]
+    );
+    assert_eq!(
+        store.task_results("r1", 0, 1, usize::MAX).await.unwrap(),
+        results[..1]
+    );
+    assert!(store
+        .task_results("r1", 2, 10, usize::MAX)
+        .await
+        .unwrap()
+        .is_empty());
+    // A byte bound ends the page after the task that crosses it, never before the first.
+    assert_eq!(
+        store.task_results("r1", 0, 10, 1).await.unwrap(),
+        results[..1]
+    );
+    assert_eq!(
+        store.task_results("r1", 0, 10, 0).await.unwrap(),
+        results[..1]
+    );
+    let a_bytes = results[0].output.as_ref().map_or(0, |o| o.bytes().len()) + results[0].log.len();
+    assert_eq!(
+        store.task_results("r1", 0, 10, a_bytes).await.unwrap(),
+        results[..1],
+        "a's bytes reach the bound"
+    );
+    assert_eq!(
+        store.task_results("r1", 0, 10, a_bytes + 1).await.unwrap(),
+        results,
+        "b is read while the sum is under the bound"
+    );
+    assert_eq!(
+        store.task_results("r1", 1, 10, 0).await.unwrap(),
+        results[1..]
+    );
     assert!(matches!(
-        store.task_results("nope", 0, 1).await,
+        store.task_results("nope", 0, 1, usize::MAX).await,
         Err(StoreError::UnknownRun(_))
     ));
 }
