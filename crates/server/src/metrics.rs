@@ -496,7 +496,7 @@ impl Observer for MetricsObserver<'_> {
                 m.fuel.inc_by(fuel_used);
             }
             Event::Committed { duration } => m.commit_duration.observe(duration.as_secs_f64()),
-            Event::Skipped { .. } => {}
+            Event::Skipped { .. } | Event::Committing => {}
         }
         self.inner.event(event);
     }

@@ -91,7 +91,7 @@ impl Observer for Progress {
                     "skipped: `{task}` ({because})"
                 )));
             }
-            Event::Committed { .. } => return,
+            Event::Committing | Event::Committed { .. } => return,
         }
         self.refresh();
     }

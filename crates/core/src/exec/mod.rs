@@ -562,6 +562,9 @@ pub async fn execute(
             };
             in_flight.extend(starts.iter().copied());
             if !x.batch.is_empty() {
+                if journal.is_durable() {
+                    observer.event(Event::Committing);
+                }
                 committing = Some(InFlight {
                     commit: journal.commit(std::mem::take(&mut x.batch)),
                     starts,

@@ -41,7 +41,11 @@ pub enum Event<'a> {
         /// Why.
         because: &'a str,
     },
-    /// A batch of transitions was committed to the state store.
+    /// A batch of transitions was sent to the state store: it holds the transitions of every
+    /// event before this one that a `Committed` has not covered yet. Commits are pipelined, so
+    /// attempts may end (and be reported) while it commits; those go in the next batch.
+    Committing,
+    /// The batch of the last `Committing` was committed to the state store.
     Committed {
         /// How long the commit took (on disk, fsync included).
         duration: Duration,
@@ -101,7 +105,7 @@ impl Observer for LogObserver {
                 tracing::error!(task, attempt, plugin, error.kind = %f.kind, "task failed: {}", f.message)
             }
             Event::Skipped { task, because } => tracing::warn!(task, "task skipped: {because}"),
-            Event::Committed { .. } => {}
+            Event::Committing | Event::Committed { .. } => {}
         }
     }
 }

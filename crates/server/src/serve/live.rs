@@ -104,35 +104,57 @@ impl Live {
 /// Turns one run's executor events into live events, then hands them to `inner`. An attempt's
 /// start is sent at once (the executor commits it before it starts the attempt); its end and
 /// a task's skip are held until the commit that records them, so a client that reads the run
-/// when it gets the event sees the change.
+/// when it gets the event sees the change. Commits are pipelined, so events are held in two
+/// stages: those of the batch being committed (`sending`, from `Committing` to `Committed`)
+/// and those after it, which wait for the next batch.
 pub struct LiveObserver<'a> {
     live: Live,
     run_id: String,
     workflow: Option<String>,
     clock: Arc<dyn bulkhead_core::trigger::Clock>,
     inner: &'a dyn Observer,
-    uncommitted: std::sync::Mutex<Vec<LiveEvent>>,
+    held: std::sync::Mutex<Held>,
+}
+
+/// Events whose transitions are not committed yet.
+#[derive(Default)]
+struct Held {
+    /// In the batch being committed.
+    sending: Vec<LiveEvent>,
+    /// Not sent to the store yet: in the next batch.
+    later: Vec<LiveEvent>,
 }
 
 impl LiveObserver<'_> {
-    fn hold(&self, e: LiveEvent) {
-        self.uncommitted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(e);
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn flush(&self) {
-        let held = std::mem::take(&mut *self.uncommitted.lock().unwrap_or_else(|e| e.into_inner()));
-        for e in held {
+    fn hold(&self, e: LiveEvent) {
+        self.held().later.push(e);
+    }
+
+    /// A batch was sent: what was held so far is in it.
+    fn sending(&self) {
+        let mut held = self.held();
+        let later = std::mem::take(&mut held.later);
+        held.sending.extend(later);
+    }
+
+    /// The batch being committed is durable: its events go out.
+    fn committed(&self) {
+        let sent = std::mem::take(&mut self.held().sending);
+        for e in sent {
             self.live.send(e);
         }
     }
 }
 
 impl Drop for LiveObserver<'_> {
+    /// The run is over: its last commit (outside the executor's loop) recorded the rest.
     fn drop(&mut self) {
-        self.flush();
+        self.sending();
+        self.committed();
     }
 }
 
@@ -151,7 +173,7 @@ impl<'a> LiveObserver<'a> {
             workflow: workflow.map(str::to_string),
             clock,
             inner,
-            uncommitted: std::sync::Mutex::new(Vec::new()),
+            held: std::sync::Mutex::default(),
         }
     }
 
@@ -204,9 +226,106 @@ impl Observer for LiveObserver<'_> {
                     e.message = Some(because.to_string());
                     self.hold(e);
                 }
-                Event::Committed { .. } => self.flush(),
+                Event::Committing => self.sending(),
+                Event::Committed { .. } => self.committed(),
             }
         }
         self.inner.event(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bulkhead_core::exec::LogObserver;
+    use std::time::Duration;
+
+    fn finished(task: &str) -> Event<'_> {
+        Event::AttemptFinished {
+            task,
+            plugin: "p",
+            attempt: 1,
+            failure: None,
+            retry_in: None,
+            duration: Duration::from_micros(5),
+            fuel_used: 1,
+        }
+    }
+
+    fn received(rx: &mut broadcast::Receiver<Arc<LiveEvent>>) -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            seen.push(format!("{} {}", e.kind, e.task.as_deref().unwrap_or("")));
+        }
+        seen
+    }
+
+    #[test]
+    fn an_end_is_sent_after_the_commit_of_its_own_batch_not_of_the_batch_before() {
+        let live = Live::default();
+        let mut rx = live.subscribe();
+        let observer = LiveObserver::new(
+            live,
+            "r1",
+            Some("w"),
+            Arc::new(bulkhead_core::trigger::SystemClock),
+            &LogObserver,
+        );
+        // `a` ends, its batch is sent; `b` ends while that batch commits.
+        Observer::event(&observer, finished("a"));
+        Observer::event(&observer, Event::Committing);
+        Observer::event(&observer, finished("b"));
+        Observer::event(
+            &observer,
+            Event::Skipped {
+                task: "c",
+                because: "`b` failed",
+            },
+        );
+        assert_eq!(
+            received(&mut rx),
+            Vec::<String>::new(),
+            "nothing is durable yet"
+        );
+        Observer::event(
+            &observer,
+            Event::Committed {
+                duration: Duration::from_millis(1),
+            },
+        );
+        assert_eq!(
+            received(&mut rx),
+            vec!["attempt_finished a"],
+            "b and c are in the next batch, not in the one just committed"
+        );
+        Observer::event(&observer, Event::Committing);
+        Observer::event(
+            &observer,
+            Event::AttemptStarted {
+                task: "d",
+                plugin: "p",
+                attempt: 1,
+                ready: 0,
+            },
+        );
+        assert_eq!(
+            received(&mut rx),
+            vec!["attempt_started d"],
+            "a start is committed before the attempt runs: sent at once"
+        );
+        Observer::event(
+            &observer,
+            Event::Committed {
+                duration: Duration::from_millis(1),
+            },
+        );
+        assert_eq!(
+            received(&mut rx),
+            vec!["attempt_finished b", "task_skipped c"]
+        );
+        // What is still held when the run is over was recorded by its last commit.
+        Observer::event(&observer, finished("e"));
+        drop(observer);
+        assert_eq!(received(&mut rx), vec!["attempt_finished e"]);
     }
 }
