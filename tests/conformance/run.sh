@@ -44,15 +44,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$work/workflows"
+mkdir -p "$work/workflows" "$work/plugins"
 cp workflows/hello.yaml "$work/workflows/"
+# A plugin folder of its own with what hello.yaml names: `serve` compiles its whole folder before
+# it listens, and plugins/ also holds the 12-18 MB Python and JavaScript components (a cold
+# compile of those took most of the start-up deadline on a 2-core CI machine).
+cp plugins/hello.wasm plugins/measure.wasm "$work/plugins/"
 token=conformance-token
 env -u BULKHEAD_TOKEN BULKHEAD_STORE="$work/state.db" BULKHEAD_CACHE_DIR=target/conformance-cache \
-    "$BIN" serve --workflows "$work/workflows" --plugins plugins --listen 127.0.0.1:0 --token "$token" \
+    "$BIN" serve --workflows "$work/workflows" --plugins "$work/plugins" --listen 127.0.0.1:0 --token "$token" \
     2>"$work/serve.log" &
 server=$!
 base=""
-for _ in $(seq 1 300); do
+for _ in $(seq 1 1200); do
     base=$(sed -n 's/^listening on //p' "$work/serve.log" | head -n1)
     [ -n "$base" ] && break
     kill -0 "$server" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
