@@ -468,7 +468,7 @@ function runView(main, runId, selected) {
   timeBox.append(timeline);
   const taskBox = el('section', { class: 'panel task', id: 'task-panel', 'aria-labelledby': 'task-title' });
   main.append(head, graphBox, timeBox, taskBox);
-  const state = { run: null, graph: null, nodes: new Map(), selected, alive: true, logs: new Map() };
+  const state = { run: null, graph: null, nodes: new Map(), selected, alive: true, logs: new Map(), logKeys: new Map() };
 
   const loadRun = async () => {
     try {
@@ -645,6 +645,10 @@ function renderTask(box, state, runId) {
     el('h3', { text: 'Log' }),
     s === 'running' ? el('p', { class: 'muted small', text: 'Attempt ' + t.attempts + ' is running: its log so far, read again every second.' }) : '',
     logBox);
+  // A log read before the run's state moved on (an attempt ended, another began) is read again:
+  // the cache follows the attempts the run shows, not only the events this tab happened to get.
+  const logKey = t.attempts + ':' + s;
+  if (state.logKeys.get(id) !== logKey) { state.logs.delete(id); state.logKeys.set(id, logKey); }
   // While the task runs, its log is read again every second (only the log, only this task).
   clearInterval(state.logTimer);
   state.logTimer = null;
