@@ -132,12 +132,12 @@ struct Recording {
     scripted: Arc<Scripted>,
 }
 
-impl Journal for Recording {
-    fn commit(&self, batch: Vec<Transition>) -> journal::CommitFuture<'_> {
-        for t in &batch {
+impl Scripted {
+    /// Notes the starts and successful ends of a committed batch, for the write-ahead check.
+    fn record_committed(&self, batch: &[Transition]) {
+        for t in batch {
             match t {
                 Transition::AttemptStarted { task, attempt, .. } => self
-                    .scripted
                     .committed
                     .lock()
                     .unwrap()
@@ -146,15 +146,30 @@ impl Journal for Recording {
                     task,
                     task_state: Some(TaskStatus::Succeeded),
                     ..
-                } => self
-                    .scripted
-                    .committed_done
-                    .lock()
-                    .unwrap()
-                    .push(task.clone()),
+                } => self.committed_done.lock().unwrap().push(task.clone()),
                 _ => {}
             }
         }
+    }
+
+    /// Scripts whose attempts check, as they start, that `wf`'s write-ahead rule held for them.
+    fn checking_write_ahead(scripts: Vec<Script>, wf: &Workflow) -> Arc<Self> {
+        let mut scripted = Scripted::new(scripts);
+        if let Some(s) = Arc::get_mut(&mut scripted) {
+            s.write_ahead = Some(
+                wf.tasks
+                    .iter()
+                    .map(|t| (t.id.clone(), t.needs.clone()))
+                    .collect(),
+            );
+        }
+        scripted
+    }
+}
+
+impl Journal for Recording {
+    fn commit(&self, batch: Vec<Transition>) -> journal::CommitFuture<'_> {
+        self.scripted.record_committed(&batch);
         self.batches.lock().unwrap().push(batch);
         Box::pin(std::future::ready(Ok(store::Commit::default())))
     }
@@ -311,20 +326,16 @@ async fn cancel_interrupts_running_attempts() {
 #[tokio::test]
 async fn every_transition_is_committed_before_it_is_acted_on() {
     let wf = workflow(DIAMOND);
-    let mut scripted = Scripted::new(vec![
-        Script::FailFirst(1, FailureKind::Trap),
-        Script::Ok,
-        Script::Ok,
-        Script::Ok,
-        Script::Ok,
-    ]);
-    Arc::get_mut(&mut scripted).unwrap().write_ahead = Some(
-        wf.tasks
-            .iter()
-            .map(|t| (t.id.clone(), t.needs.clone()))
-            .collect(),
+    let s = Scripted::checking_write_ahead(
+        vec![
+            Script::FailFirst(1, FailureKind::Trap),
+            Script::Ok,
+            Script::Ok,
+            Script::Ok,
+            Script::Ok,
+        ],
+        &wf,
     );
-    let s = scripted;
     let journal = Recording {
         batches: Mutex::default(),
         scripted: s.clone(),
@@ -666,12 +677,7 @@ impl Journal for Slow {
             if ended() > before {
                 self.overlapped.fetch_add(1, Ordering::SeqCst);
             }
-            Recording {
-                batches: Mutex::default(),
-                scripted: self.scripted.clone(),
-            }
-            .commit(batch)
-            .await?;
+            self.scripted.record_committed(&batch);
             self.commits.fetch_add(1, Ordering::SeqCst);
             self.concurrent.fetch_sub(1, Ordering::SeqCst);
             Ok(store::Commit::default())
@@ -693,16 +699,11 @@ async fn attempts_run_while_the_next_batch_is_committed_and_still_wait_for_their
         yaml.push_str(&format!("  c{c}a: {{plugin: p}}\n  c{c}b: {{plugin: p, needs: [c{c}a]}}\n  c{c}c: {{plugin: p, needs: [c{c}b]}}\n"));
     }
     let wf = workflow(&yaml);
-    let mut scripted = Scripted::new(
+    let scripted = Scripted::checking_write_ahead(
         (0..30)
             .map(|i| Script::Sleep(Duration::from_millis(1 + (i * 7) % 5)))
             .collect(),
-    );
-    Arc::get_mut(&mut scripted).unwrap().write_ahead = Some(
-        wf.tasks
-            .iter()
-            .map(|t| (t.id.clone(), t.needs.clone()))
-            .collect(),
+        &wf,
     );
     let journal = Slow {
         scripted: scripted.clone(),

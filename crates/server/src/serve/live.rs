@@ -252,6 +252,12 @@ mod tests {
         }
     }
 
+    fn committed() -> Event<'static> {
+        Event::Committed {
+            duration: Duration::from_millis(1),
+        }
+    }
+
     fn received(rx: &mut broadcast::Receiver<Arc<LiveEvent>>) -> Vec<String> {
         let mut seen = Vec::new();
         while let Ok(e) = rx.try_recv() {
@@ -287,12 +293,7 @@ mod tests {
             Vec::<String>::new(),
             "nothing is durable yet"
         );
-        Observer::event(
-            &observer,
-            Event::Committed {
-                duration: Duration::from_millis(1),
-            },
-        );
+        Observer::event(&observer, committed());
         assert_eq!(
             received(&mut rx),
             vec!["attempt_finished a"],
@@ -313,12 +314,7 @@ mod tests {
             vec!["attempt_started d"],
             "a start is committed before the attempt runs: sent at once"
         );
-        Observer::event(
-            &observer,
-            Event::Committed {
-                duration: Duration::from_millis(1),
-            },
-        );
+        Observer::event(&observer, committed());
         assert_eq!(
             received(&mut rx),
             vec!["attempt_finished b", "task_skipped c"]
