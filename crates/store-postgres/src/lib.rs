@@ -837,8 +837,12 @@ impl Store for PostgresStore {
             return Err(StoreError::UnknownRun(run_id.to_string()));
         }
         tx.execute(
-            "UPDATE tasks SET status = 'pending', output = NULL, error_kind = NULL, error_message = NULL,
-                    exit_code = NULL, uncounted = attempts
+            "WITH started AS (SELECT task, max(attempt) AS n FROM attempts
+                               WHERE run_id = $1 AND task = ANY($2::text[]) GROUP BY task)
+             UPDATE tasks SET status = 'pending', output = NULL, error_kind = NULL, error_message = NULL,
+                    exit_code = NULL,
+                    attempts = greatest(attempts, coalesce((SELECT n FROM started s WHERE s.task = tasks.task), 0)),
+                    uncounted = greatest(attempts, coalesce((SELECT n FROM started s WHERE s.task = tasks.task), 0))
              WHERE run_id = $1 AND task = ANY($2::text[])",
             &[&run_id, &tasks],
         )

@@ -121,6 +121,7 @@ pub(super) async fn load(
             task,
         });
     }
+    run.count_started();
     Ok(Some(run))
 }
 

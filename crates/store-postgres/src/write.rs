@@ -11,7 +11,6 @@ type Param = Box<dyn ToSql + Sync + Send>;
 const STARTED: &str =
     "INSERT INTO attempts (run_id, task, attempt, status, lease_owner, started_at)
      VALUES ($1, $2, $3, 'running', $4, bulkhead_ts($5))";
-const STARTED_TASK: &str = "UPDATE tasks SET attempts = $3 WHERE run_id = $1 AND task = $2";
 const ENDED: &str = "UPDATE attempts SET status = $4, finished_at = bulkhead_ts($5), error_kind = $6, error_message = $7,
      exit_code = $8, duration_us = $9, fuel_used = $10, peak_memory = $11, log = $12
      WHERE run_id = $1 AND task = $2 AND attempt = $3";
@@ -20,7 +19,7 @@ const ENDED_TASK: &str = "UPDATE tasks SET duration_us = duration_us + $3, fuel_
      output = coalesce($8::text::json, output),
      error_kind = CASE WHEN $6 = 1 THEN error_kind ELSE $9 END,
      error_message = CASE WHEN $6 = 1 THEN error_message ELSE $10 END,
-     exit_code = CASE WHEN $6 = 1 THEN exit_code ELSE $11 END
+     exit_code = CASE WHEN $6 = 1 THEN exit_code ELSE $11 END, attempts = greatest(attempts, $12)
      WHERE run_id = $1 AND task = $2";
 const DECIDED: &str =
     "UPDATE tasks SET status = $3, error_kind = $4, error_message = $5, exit_code = NULL
@@ -28,7 +27,7 @@ const DECIDED: &str =
 const RUN_ENDED: &str = "UPDATE runs SET status = $2, finished_at = bulkhead_ts($3), lease_owner = NULL, lease_expires_at = NULL
      WHERE run_id = $1";
 
-const STATEMENTS: [&str; 6] = [STARTED, STARTED_TASK, ENDED, ENDED_TASK, DECIDED, RUN_ENDED];
+const STATEMENTS: [&str; 5] = [STARTED, ENDED, ENDED_TASK, DECIDED, RUN_ENDED];
 
 fn p<T: ToSql + Sync + Send + 'static>(v: T) -> Param {
     Box::new(v)
@@ -52,7 +51,6 @@ fn statements(run_id: &str, owner: &str, t: &Transition, out: &mut Vec<(usize, V
                 0,
                 vec![run(), p(task.clone()), p(a), p(owner.to_string()), p(*at)],
             ));
-            out.push((1, vec![run(), p(task.clone()), p(a)]));
         }
         Transition::AttemptEnded {
             task,
@@ -78,7 +76,7 @@ fn statements(run_id: &str, owner: &str, t: &Transition, out: &mut Vec<(usize, V
             );
             let a = attempt_no(*attempt);
             out.push((
-                2,
+                1,
                 vec![
                     run(),
                     p(task.clone()),
@@ -96,7 +94,7 @@ fn statements(run_id: &str, owner: &str, t: &Transition, out: &mut Vec<(usize, V
             ));
             let interrupted = i32::from(status == AttemptStatus::Interrupted);
             out.push((
-                3,
+                2,
                 vec![
                     run(),
                     p(task.clone()),
@@ -109,6 +107,7 @@ fn statements(run_id: &str, owner: &str, t: &Transition, out: &mut Vec<(usize, V
                     p(kind),
                     p(message),
                     p(code),
+                    p(a),
                 ],
             ));
         }
@@ -117,7 +116,7 @@ fn statements(run_id: &str, owner: &str, t: &Transition, out: &mut Vec<(usize, V
             state,
             message,
         } => out.push((
-            4,
+            3,
             vec![
                 run(),
                 p(task.clone()),
@@ -128,7 +127,7 @@ fn statements(run_id: &str, owner: &str, t: &Transition, out: &mut Vec<(usize, V
         )),
         Transition::RunEnded { status, at } => {
             let finished = status.is_final().then_some(*at);
-            out.push((5, vec![run(), p(status.as_str()), p(finished)]));
+            out.push((4, vec![run(), p(status.as_str()), p(finished)]));
         }
     }
 }

@@ -864,7 +864,10 @@ impl Store for SqliteStore {
             for task in &tasks {
                 tx.execute(
                     "UPDATE tasks SET status = 'pending', output = NULL, error_kind = NULL, error_message = NULL,
-                     exit_code = NULL, uncounted = attempts WHERE run_id = ?1 AND task = ?2",
+                     exit_code = NULL,
+                     attempts = max(attempts, coalesce((SELECT max(attempt) FROM attempts WHERE run_id = ?1 AND task = ?2), 0)),
+                     uncounted = max(attempts, coalesce((SELECT max(attempt) FROM attempts WHERE run_id = ?1 AND task = ?2), 0))
+                     WHERE run_id = ?1 AND task = ?2",
                     params![run_id, task],
                 )
                 .map_err(m)?;

@@ -91,5 +91,6 @@ pub(super) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<S
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
+    run.count_started();
     Ok(Some(run))
 }

@@ -15,8 +15,6 @@ pub(super) fn apply(
                 "INSERT INTO attempts (run_id, task, attempt, status, lease_owner, started_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
             )?
             .execute(params![run_id, task, attempt, owner, at])?;
-            tx.prepare_cached("UPDATE tasks SET attempts = ?3 WHERE run_id = ?1 AND task = ?2")?
-                .execute(params![run_id, task, attempt])?;
         }
         Transition::AttemptEnded {
             task,
@@ -46,7 +44,8 @@ pub(super) fn apply(
                  output = coalesce(?8, output),
                  error_kind = CASE WHEN ?6 = 1 THEN error_kind ELSE ?9 END,
                  error_message = CASE WHEN ?6 = 1 THEN error_message ELSE ?10 END,
-                 exit_code = CASE WHEN ?6 = 1 THEN exit_code ELSE ?11 END
+                 exit_code = CASE WHEN ?6 = 1 THEN exit_code ELSE ?11 END,
+                 attempts = max(attempts, ?12)
                  WHERE run_id = ?1 AND task = ?2",
             )?
             .execute(params![
@@ -60,7 +59,8 @@ pub(super) fn apply(
                 output,
                 kind,
                 message,
-                code
+                code,
+                attempt
             ])?;
         }
         Transition::TaskDecided {

@@ -713,6 +713,7 @@ where
     a_dead_local_holder_is_taken_over_at_once(&*make().await).await;
     lists_filters_and_collects_garbage(&*make().await).await;
     cancel_and_manual_retry(&*make().await).await;
+    a_started_attempt_counts_before_it_ends(&*make().await).await;
     assert!(matches!(
         make().await.load("missing").await,
         Err(StoreError::UnknownRun(_))
@@ -720,6 +721,73 @@ where
     a_run_id_is_used_once(&*make().await).await;
     hosts_are_listed_while_they_beat(&*make().await).await;
     max_active_runs_bounds_what_is_claimed(&*make().await).await;
+}
+
+/// A task's `attempts` counts an attempt from its start: while it runs, after a cancel left it
+/// interrupted, and through a manual retry, which makes every attempt so far uncounted.
+async fn a_started_attempt_counts_before_it_ends(store: &dyn Store) {
+    let me = Owner::new();
+    let counts = |run: &StoredRun| {
+        run.tasks
+            .iter()
+            .map(|t| (t.task.clone(), t.state, t.attempts, t.uncounted))
+            .collect::<Vec<_>>()
+    };
+    store.create_run(new_run("s1", &me, 10)).await.unwrap();
+    let lease = Lease::created(&me);
+    let fail = AttemptEnd::Failed {
+        kind: "transient".into(),
+        message: "again".into(),
+        exit_code: None,
+    };
+    store
+        .commit("s1", &lease, vec![started("a", 1), started("b", 1)])
+        .await
+        .unwrap();
+    store
+        .commit(
+            "s1",
+            &lease,
+            vec![ended("a", 1, fail, None), started("a", 2)],
+        )
+        .await
+        .unwrap();
+    let run = store.load("s1").await.unwrap();
+    assert_eq!(
+        counts(&run),
+        [
+            ("a".to_string(), TaskStatus::Pending, 2, 0),
+            ("b".to_string(), TaskStatus::Pending, 1, 0)
+        ],
+        "attempts running count as started"
+    );
+    // The host goes away; a cancel interrupts what it left running.
+    store.release("s1", &lease).await.unwrap();
+    assert_eq!(
+        store.request_cancel("s1", now_ms()).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    let run = store.load("s1").await.unwrap();
+    assert_eq!(
+        counts(&run),
+        [
+            ("a".to_string(), TaskStatus::Cancelled, 2, 0),
+            ("b".to_string(), TaskStatus::Cancelled, 1, 0)
+        ]
+    );
+    store
+        .reset_tasks("s1", &["a".into(), "b".into()])
+        .await
+        .unwrap();
+    let run = store.load("s1").await.unwrap();
+    assert_eq!(
+        counts(&run),
+        [
+            ("a".to_string(), TaskStatus::Pending, 2, 2),
+            ("b".to_string(), TaskStatus::Pending, 1, 1)
+        ],
+        "a manual retry leaves every attempt so far uncounted"
+    );
 }
 
 /// A capped workflow's triggers are claimed only while it has fewer active runs (unfinished,

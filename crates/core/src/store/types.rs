@@ -448,6 +448,27 @@ pub struct StoredRun {
     pub attempts: Vec<StoredAttempt>,
 }
 
+impl StoredRun {
+    /// Sets each task's `attempts` to at least the number of its latest attempt row. A store
+    /// writes a task's count when an attempt *ends* (one statement per attempt fewer than
+    /// writing it at the start as well), so an attempt still running, or one a dead host left
+    /// running, is counted here, from the attempt rows `load` reads anyway. Linear when the
+    /// attempts are in the tasks' order, as `load` returns them.
+    pub fn count_started(&mut self) {
+        let mut i = 0;
+        for a in &self.attempts {
+            let found = (i..self.tasks.len())
+                .chain(0..i)
+                .find(|&j| self.tasks[j].task == a.task);
+            if let Some(j) = found {
+                i = j;
+                let t = &mut self.tasks[j];
+                t.attempts = t.attempts.max(a.attempt);
+            }
+        }
+    }
+}
+
 /// One attempt's log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptLog {
