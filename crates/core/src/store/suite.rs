@@ -727,10 +727,12 @@ where
 /// interrupted, and through a manual retry, which makes every attempt so far uncounted.
 async fn a_started_attempt_counts_before_it_ends(store: &dyn Store) {
     let me = Owner::new();
-    let counts = |run: &StoredRun| {
+    // Each task's name, state, attempts and uncounted attempts, as `load` gives them.
+    let counts = || async {
+        let run = store.load("s1").await.unwrap();
         run.tasks
-            .iter()
-            .map(|t| (t.task.clone(), t.state, t.attempts, t.uncounted))
+            .into_iter()
+            .map(|t| (t.task, t.state, t.attempts, t.uncounted))
             .collect::<Vec<_>>()
     };
     store.create_run(new_run("s1", &me, 10)).await.unwrap();
@@ -752,9 +754,8 @@ async fn a_started_attempt_counts_before_it_ends(store: &dyn Store) {
         )
         .await
         .unwrap();
-    let run = store.load("s1").await.unwrap();
     assert_eq!(
-        counts(&run),
+        counts().await,
         [
             ("a".to_string(), TaskStatus::Pending, 2, 0),
             ("b".to_string(), TaskStatus::Pending, 1, 0)
@@ -767,9 +768,8 @@ async fn a_started_attempt_counts_before_it_ends(store: &dyn Store) {
         store.request_cancel("s1", now_ms()).await.unwrap(),
         CancelOutcome::Cancelled
     );
-    let run = store.load("s1").await.unwrap();
     assert_eq!(
-        counts(&run),
+        counts().await,
         [
             ("a".to_string(), TaskStatus::Cancelled, 2, 0),
             ("b".to_string(), TaskStatus::Cancelled, 1, 0)
@@ -779,9 +779,8 @@ async fn a_started_attempt_counts_before_it_ends(store: &dyn Store) {
         .reset_tasks("s1", &["a".into(), "b".into()])
         .await
         .unwrap();
-    let run = store.load("s1").await.unwrap();
     assert_eq!(
-        counts(&run),
+        counts().await,
         [
             ("a".to_string(), TaskStatus::Pending, 2, 2),
             ("b".to_string(), TaskStatus::Pending, 1, 1)
