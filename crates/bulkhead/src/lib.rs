@@ -4,7 +4,7 @@
 //! The crates, bottom to top (docs/architecture.md draws the graph):
 //! `bulkhead-abi` (the plugin wire contract), `bulkhead-core` (workflow spec, planner, executor,
 //! retries, reports, cron and the `Store` contract; no runtime), `bulkhead-sandbox` (wasmtime),
-//! `bulkhead-store-memory`, `bulkhead-store-sqlite`, `bulkhead-host` (joins them), `bulkhead-server` (serve, API, metrics,
+//! `bulkhead-store-sqlite`, `bulkhead-host` (joins them), `bulkhead-server` (serve, API, metrics,
 //! UI) and this one (the command line).
 
 pub use bulkhead_core::{
@@ -16,7 +16,6 @@ pub use bulkhead_host::{
 };
 pub use bulkhead_sandbox as sandbox;
 pub use bulkhead_server::{api, metrics, serve};
-pub use bulkhead_store_memory::MemoryStore;
 pub use bulkhead_store_postgres::{self as store_postgres, PostgresStore};
 pub use bulkhead_store_sqlite::SqliteStore;
 

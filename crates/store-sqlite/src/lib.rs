@@ -131,10 +131,8 @@ impl SqliteStore {
         })
     }
 
-    /// A database in memory only: the same schema, queries and semantics as a file, nothing
-    /// kept unless [`SqliteStore::copy_to`] writes it out (the benchmark fills a history this
-    /// way). Named `:memory:` in messages. `--store :memory:` is `bulkhead-store-memory`, which
-    /// has no database at all.
+    /// A database in memory only (`--store :memory:`): the same schema, queries and semantics as
+    /// a file, nothing kept when the process ends. Named `:memory:` in messages.
     pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
         let path = PathBuf::from(":memory:");
         let m = |e| map(&path, e);

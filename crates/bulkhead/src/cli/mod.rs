@@ -80,11 +80,17 @@ impl State {
             };
         }
         if self.store.as_os_str() == ":memory:" {
-            return Ok(Opened {
-                store: Arc::new(bulkhead::MemoryStore::new()),
-                vault: None,
-                copies: None,
-            });
+            return match SqliteStore::open_in_memory() {
+                Ok(s) => Ok(Opened {
+                    store: Arc::new(s),
+                    vault: None,
+                    copies: None,
+                }),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Err(ExitCode::FAILURE)
+                }
+            };
         }
         if self.store == Path::new(DEFAULT_STORE) {
             if let Some(dir) = self.store.parent() {
