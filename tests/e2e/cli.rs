@@ -342,6 +342,9 @@ fn bench_prints_the_scale_curve_serve_load_postgres_hosts_history_fan_out_and_la
             let peak = row[store]["peak_rss_mib"].as_f64().unwrap();
             assert!(rate > 0.0 && peak > 1.0, "{store} at {tasks}: {row}");
         }
+        // The first run of a new file, which validates its YAML, on its own.
+        let first = row["memory_first"]["tasks_per_s"].as_f64().unwrap();
+        assert!(first > 0.0, "{row}");
     }
     assert!(stderr.contains("memory tasks/s"), "{stderr}");
     // Serve: both workflows, every run checked in the store (the bench fails otherwise).
@@ -450,4 +453,54 @@ fn a_component_that_imports_what_the_host_does_not_give_is_refused_naming_the_im
         stderr.contains("task `a`") && stderr.contains("evil:host/steal@1.0.0"),
         "{stderr}"
     );
+}
+
+/// A large workflow file is validated on its first run and read from the cache after; an edit
+/// is seen at once (the cache is keyed by the file's bytes), including one that breaks it.
+#[test]
+fn a_large_workflow_is_validated_once_and_an_edit_is_seen() {
+    let mut yaml = String::from("name: long\ntasks:\n  t0: {plugin: noop}\n");
+    for i in 1..2000 {
+        yaml.push_str(&format!("  t{i}: {{plugin: noop, needs: [t{}]}}\n", i - 1));
+    }
+    assert!(yaml.len() > 64 * 1024, "large enough to be cached");
+    let case = Case::new(&yaml);
+    let cache = tempfile::tempdir().unwrap();
+    let run = || {
+        let out = case
+            .bulkhead()
+            .env("BULKHEAD_CACHE_DIR", cache.path())
+            .env("BULKHEAD_STORE", ":memory:")
+            .env("RUST_LOG", "bulkhead_host=debug")
+            .args(["run", "--json"])
+            .arg(case.file())
+            .output()
+            .unwrap();
+        crate::support::Ran::from(out)
+    };
+    let from_cache = "validated workflow read from the cache";
+    let first = run();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(!first.stderr.contains(from_cache), "{}", first.stderr);
+    let entries = std::fs::read_dir(cache.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".workflow"))
+        .count();
+    assert_eq!(entries, 1);
+    let second = run();
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(second.stderr.contains(from_cache), "{}", second.stderr);
+    assert_eq!(second.report["status"], "succeeded");
+    assert_eq!(second.report["tasks"].as_object().unwrap().len(), 2000);
+    assert_eq!(second.report["tasks"]["t1999"]["status"], "succeeded");
+    // One more task, needing one that does not exist: refused, not served from the cache.
+    std::fs::write(
+        case.file(),
+        format!("{yaml}  extra: {{plugin: noop, needs: [nowhere]}}\n"),
+    )
+    .unwrap();
+    let edited = run();
+    assert_eq!(edited.code, 2, "{}", edited.stderr);
+    assert!(edited.stderr.contains("nowhere"), "{}", edited.stderr);
 }

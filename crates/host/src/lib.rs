@@ -17,6 +17,7 @@
 pub mod registry;
 pub mod runner;
 pub mod vault;
+pub mod workflow_cache;
 
 pub use vault::{FolderVault, PluginVault};
 
@@ -238,6 +239,19 @@ pub struct Loaded {
     pub files: Vec<PathBuf>,
     /// The workflow's text, as it was validated.
     pub text: String,
+    /// The stored form of `workflow` when loading built or read it (the workflow cache), kept
+    /// with the workflow it describes: it is used only while `workflow` is still that one.
+    spec: Option<(Arc<Workflow>, String)>,
+}
+
+impl Loaded {
+    /// The stored form of the workflow, as a run records it.
+    fn spec(&self) -> String {
+        match &self.spec {
+            Some((wf, spec)) if Arc::ptr_eq(wf, &self.workflow) => spec.clone(),
+            _ => workflow::stored::to_spec(&self.workflow),
+        }
+    }
 }
 
 impl Host {
@@ -387,20 +401,31 @@ impl Host {
         self.store.as_ref()
     }
 
-    /// Reads, validates and loads the plugins of a workflow file. Nothing runs.
+    /// Reads, validates and loads the plugins of a workflow file. Nothing runs. A large file
+    /// this build validated before is read from the disk cache instead ([`workflow_cache`]).
     pub fn load(&self, path: &Path) -> Result<Loaded, WorkflowError> {
         let text = std::fs::read_to_string(path).map_err(|source| WorkflowError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        self.prepare(workflow::parse(&text, path)?, text)
+        let parsed = workflow_cache::parse(&self.sandbox, path, &text)?;
+        self.prepare_with(parsed.workflow, text, parsed.spec)
     }
 
     /// Loads the plugins of an already validated workflow (`text` is its source).
     pub fn prepare(&self, workflow: Workflow, text: String) -> Result<Loaded, WorkflowError> {
+        self.prepare_with(workflow, text, None)
+    }
+
+    fn prepare_with(
+        &self,
+        workflow: Workflow,
+        text: String,
+        spec: Option<String>,
+    ) -> Result<Loaded, WorkflowError> {
         self.check_mounts(&workflow)?;
         let loaded = self.registry.load_for(&self.sandbox, &workflow)?;
-        Ok(assemble(workflow, text, loaded))
+        Ok(assemble(workflow, text, spec, loaded))
     }
 
     /// Runs a loaded workflow once, recording it in the store if there is one.
@@ -432,7 +457,7 @@ impl Host {
                 workflow_hash: loaded.workflow.hash.clone(),
                 workflow_file: absolute(&loaded.workflow.file),
                 workflow_yaml: loaded.text.clone(),
-                workflow_spec: workflow::stored::to_spec(&loaded.workflow),
+                workflow_spec: loaded.spec(),
                 params: params.clone(),
                 plugins,
                 tasks: loaded.workflow.tasks.iter().map(|t| t.id.clone()).collect(),
@@ -717,14 +742,21 @@ impl Host {
                 )));
             }
         }
-        Ok(assemble(wf, stored.workflow_yaml.clone(), loaded))
+        Ok(assemble(wf, stored.workflow_yaml.clone(), None, loaded))
     }
 }
 
-fn assemble(workflow: Workflow, text: String, loaded: Vec<(Arc<Plugin>, PathBuf)>) -> Loaded {
+fn assemble(
+    workflow: Workflow,
+    text: String,
+    spec: Option<String>,
+    loaded: Vec<(Arc<Plugin>, PathBuf)>,
+) -> Loaded {
     let (plugins, files) = loaded.into_iter().unzip();
+    let workflow = Arc::new(workflow);
     Loaded {
-        workflow: Arc::new(workflow),
+        spec: spec.map(|s| (workflow.clone(), s)),
+        workflow,
         plugins,
         files,
         text,

@@ -36,12 +36,15 @@ impl ModuleCache {
         }
     }
 
-    fn name(&self, content_hash: &str) -> String {
-        format!("{content_hash}-{}.cwasm", self.engine_key)
+    /// The file name of an entry: its key, the engine's, and what it holds (`cwasm` for
+    /// compiled code, `workflow` for a validated workflow).
+    fn name(&self, key: &str, kind: &str) -> String {
+        format!("{key}-{}.{kind}", self.engine_key)
     }
 
+    #[cfg(test)]
     fn path(&self, content_hash: &str) -> PathBuf {
-        self.dir.join(self.name(content_hash))
+        self.dir.join(self.name(content_hash, "cwasm"))
     }
 
     /// The file holding the key: beside the cache folder, so that nothing that can write the
@@ -99,7 +102,9 @@ impl ModuleCache {
 
     /// The cached module for this content hash, if there is one whose tag is right.
     pub fn get(&self, engine: &Engine, content_hash: &str) -> Option<Module> {
-        self.get_with(content_hash, |payload| deserialize(engine, payload))
+        self.get_with(&self.name(content_hash, "cwasm"), |payload| {
+            deserialize(engine, payload)
+        })
     }
 
     /// The cached component (ABI v2) for this content hash, if there is one whose tag is right.
@@ -108,31 +113,42 @@ impl ModuleCache {
         engine: &Engine,
         content_hash: &str,
     ) -> Option<wasmtime::component::Component> {
-        self.get_with(content_hash, |payload| {
+        self.get_with(&self.name(content_hash, "cwasm"), |payload| {
             deserialize_component(engine, payload)
         })
     }
 
+    /// A validated workflow's stored form kept under `key` by [`ModuleCache::put_workflow`], if
+    /// its tag is right. It carries the same tag as compiled code: it decides what a task may
+    /// reach (limits, grants), so nothing that can write the cache may forge one.
+    pub fn get_workflow(&self, key: &str) -> Option<Vec<u8>> {
+        self.get_with(&self.name(key, "workflow"), |payload| Ok(payload.to_vec()))
+    }
+
+    /// Keeps a validated workflow's stored form under `key`, like [`ModuleCache::put`].
+    pub fn put_workflow(&self, key: &str, spec: &[u8]) {
+        self.put_with(&self.name(key, "workflow"), || Ok(spec.to_vec()));
+    }
+
     fn get_with<T>(
         &self,
-        content_hash: &str,
+        name: &str,
         deserialize: impl FnOnce(&[u8]) -> wasmtime::Result<T>,
     ) -> Option<T> {
-        let path = self.path(content_hash);
+        let path = self.dir.join(name);
         if !path.is_file() || !self.usable() {
             return None;
         }
         let key = self.key(false)?;
         let bytes = std::fs::read(&path).ok()?;
-        let name = self.name(content_hash);
-        let Some(payload) = verified(&key, &name, &bytes) else {
-            tracing::warn!(file = %path.display(), "ignoring a compiled plugin in the cache whose tag is wrong (altered, or written with another key)");
+        let Some(payload) = verified(&key, name, &bytes) else {
+            tracing::warn!(file = %path.display(), "ignoring a file in the cache whose tag is wrong (altered, or written with another key)");
             return None;
         };
         match deserialize(payload) {
             Ok(m) => Some(m),
             Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "ignoring unusable compiled plugin in the cache");
+                tracing::warn!(file = %path.display(), error = %e, "ignoring an unusable file in the cache");
                 None
             }
         }
@@ -140,16 +156,16 @@ impl ModuleCache {
 
     /// Stores a compiled module (atomically: a reader never sees half a file).
     pub fn put(&self, content_hash: &str, module: &Module) {
-        self.put_with(content_hash, || module.serialize());
+        self.put_with(&self.name(content_hash, "cwasm"), || module.serialize());
     }
 
     /// Stores a compiled component, like [`ModuleCache::put`].
     pub fn put_component(&self, content_hash: &str, component: &wasmtime::component::Component) {
-        self.put_with(content_hash, || component.serialize());
+        self.put_with(&self.name(content_hash, "cwasm"), || component.serialize());
     }
 
-    fn put_with(&self, content_hash: &str, serialize: impl FnOnce() -> wasmtime::Result<Vec<u8>>) {
-        let path = self.path(content_hash);
+    fn put_with(&self, name: &str, serialize: impl FnOnce() -> wasmtime::Result<Vec<u8>>) {
+        let path = self.dir.join(name);
         let result = (|| -> std::io::Result<()> {
             if !self.dir.exists() {
                 std::fs::DirBuilder::new()
@@ -164,7 +180,7 @@ impl ModuleCache {
                 return Ok(());
             };
             let payload = serialize().map_err(|e| std::io::Error::other(e.to_string()))?;
-            let Some(tag) = tag(&key, &self.name(content_hash), &payload) else {
+            let Some(tag) = tag(&key, name, &payload) else {
                 return Ok(());
             };
             let mut bytes = Vec::with_capacity(MAGIC.len() + 32 + payload.len());
@@ -183,8 +199,8 @@ impl ModuleCache {
     }
 }
 
-/// Deletes the oldest compiled plugins of `dir` until it holds at most `max_bytes`, and any
-/// leftover temporary file. Returns the bytes freed.
+/// Deletes the oldest entries (compiled plugins, validated workflows) of `dir` until it holds
+/// at most `max_bytes`, and any leftover temporary file. Returns the bytes freed.
 pub(super) fn prune(dir: &Path, max_bytes: u64) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -199,7 +215,7 @@ pub(super) fn prune(dir: &Path, max_bytes: u64) -> u64 {
             if std::fs::remove_file(&path).is_ok() {
                 freed += meta.len();
             }
-        } else if name.ends_with(".cwasm") && meta.is_file() {
+        } else if (name.ends_with(".cwasm") || name.ends_with(".workflow")) && meta.is_file() {
             let at = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
             files.push((at, meta.len(), path));
         }
@@ -336,6 +352,43 @@ mod tests {
     }
 
     #[test]
+    fn a_cached_workflow_is_read_back_only_with_its_tag_and_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine();
+        let cache = ModuleCache::new(dir.path().join("cache"), &e);
+        assert_eq!(cache.get_workflow("wf"), None, "nothing kept yet");
+        cache.put_workflow("wf", br#"{"format":2}"#);
+        assert_eq!(
+            cache.get_workflow("wf").as_deref(),
+            Some(&br#"{"format":2}"#[..])
+        );
+        // A compiled plugin of the same key is another entry: neither reads as the other.
+        cache.put("wf", &module(&e));
+        assert!(cache.get(&e, "wf").is_some());
+        assert_eq!(
+            cache.get_workflow("wf").as_deref(),
+            Some(&br#"{"format":2}"#[..])
+        );
+        // A stored workflow edited by hand (say, to raise a task's limits) is refused.
+        let file = dir.path().join("cache").join(cache.name("wf", "workflow"));
+        let mut bytes = std::fs::read(&file).unwrap();
+        let last = bytes.len() - 2;
+        bytes[last] = b'3';
+        std::fs::write(&file, &bytes).unwrap();
+        assert_eq!(cache.get_workflow("wf"), None, "altered workflow");
+        // Another workflow's entry copied over it is refused too: the tag covers the name.
+        cache.put_workflow("other", b"{}");
+        std::fs::copy(
+            dir.path()
+                .join("cache")
+                .join(cache.name("other", "workflow")),
+            &file,
+        )
+        .unwrap();
+        assert_eq!(cache.get_workflow("wf"), None, "swapped workflow");
+    }
+
+    #[test]
     fn a_cache_folder_others_can_write_is_not_used() {
         let dir = tempfile::tempdir().unwrap();
         let e = engine();
@@ -357,6 +410,8 @@ mod tests {
         for name in ["a", "b", "c"] {
             cache.put(name, &module(&e));
         }
+        // A cached workflow counts against the bound like compiled code.
+        cache.put_workflow("d", &[b' '; 100]);
         std::fs::write(dir.path().join("cache/.left.tmp"), b"x").unwrap();
         let one = std::fs::metadata(cache.path("a")).unwrap().len();
         assert!(prune(&dir.path().join("cache"), one) > 0);
@@ -364,6 +419,8 @@ mod tests {
             .unwrap()
             .flatten()
             .collect();
+        // Without the workflow counted, `c` would have stayed beside it.
         assert_eq!(left.len(), 1, "{left:?}");
+        assert!(left[0].file_name().to_string_lossy().ends_with(".workflow"));
     }
 }

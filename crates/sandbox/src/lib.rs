@@ -17,8 +17,8 @@ mod mounts;
 mod pipes;
 
 pub use engine::{EPOCH_TICK, MAX_WASM_STACK};
-/// Deletes the oldest compiled plugins of the cache in `dir` until it holds at most
-/// `max_bytes`, and leftover temporary files; returns the bytes freed.
+/// Deletes the oldest entries (compiled plugins, validated workflows) of the cache in `dir`
+/// until it holds at most `max_bytes`, and leftover temporary files; returns the bytes freed.
 pub fn prune_cache(dir: &std::path::Path, max_bytes: u64) -> u64 {
     cache::prune(dir, max_bytes)
 }
@@ -352,6 +352,21 @@ impl Sandbox {
             imports,
             code: Code::Component(pre),
         })
+    }
+
+    /// The bytes kept by [`Sandbox::cache_workflow`] under `key`, if the cache holds them with a
+    /// right tag (`None` without a cache).
+    pub fn cached_workflow(&self, key: &str) -> Option<Vec<u8>> {
+        self.cache.as_ref()?.get_workflow(key)
+    }
+
+    /// Keeps a validated workflow's stored form under `key` in the disk cache, tagged like
+    /// compiled code (nothing happens without a cache; a cache that cannot be written only
+    /// costs time).
+    pub fn cache_workflow(&self, key: &str, spec: &[u8]) {
+        if let Some(cache) = &self.cache {
+            cache.put_workflow(key, spec);
+        }
     }
 
     /// Compiled code from the cache when it holds it (`true`), else from `compile`, then kept
