@@ -7,16 +7,18 @@ use crate::workflow::Workflow;
 use bulkhead_abi::{idempotency_key, Input, ABI_VERSION};
 use bytes::Bytes;
 use serde_json::Value;
+use std::sync::Arc;
 
-/// Per-run parts of the input, built once.
-pub(super) struct Context<'a> {
-    wf: &'a Workflow,
-    run_id: &'a str,
-    run_params: &'a Value,
+/// Per-run parts of the input, built once and shared by every attempt of the run (the document
+/// is built on the thread that runs the attempt, which also frees it).
+pub(super) struct Context {
+    wf: Arc<Workflow>,
+    run_id: String,
+    run_params: Value,
 }
 
-impl<'a> Context<'a> {
-    pub(super) fn new(wf: &'a Workflow, run_id: &'a str, run_params: &'a Value) -> Self {
+impl Context {
+    pub(super) fn new(wf: Arc<Workflow>, run_id: String, run_params: Value) -> Self {
         Context {
             wf,
             run_id,
@@ -24,23 +26,20 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// The stdin of attempt `attempt` of task `t`, in parts; `output(n)` gives task `n`'s output
-    /// as JSON text (`None`: `null`).
-    pub(super) fn document<F>(&self, t: usize, attempt: u32, output: F) -> Vec<Bytes>
-    where
-        F: Fn(usize) -> Option<Bytes>,
-    {
+    /// The stdin of attempt `attempt` of task `t`, in parts; `outputs[i]` is the output (JSON
+    /// text) of the task's `i`-th need (`None` or missing: `null`).
+    pub(super) fn document(&self, t: usize, attempt: u32, outputs: &[Option<Bytes>]) -> Vec<Bytes> {
         let task = &self.wf.tasks[t];
-        let key = idempotency_key(self.run_id, &task.id);
+        let key = idempotency_key(&self.run_id, &task.id);
         let head: Input<&str, &Value, &Value, [(); 0]> = Input {
             abi: ABI_VERSION,
             workflow: &self.wf.name,
-            run_id: self.run_id,
+            run_id: &self.run_id,
             task: &task.id,
             attempt,
             idempotency_key: &key,
             params: &task.params,
-            run_params: self.run_params,
+            run_params: &self.run_params,
             // A placeholder: `inputs` is the last field, so the text ends `"inputs":[]}`.
             inputs: [],
         };
@@ -57,7 +56,13 @@ impl<'a> Context<'a> {
             serde_json::to_writer(&mut text, &self.wf.tasks[n].id).unwrap_or_default();
             text.push(b':');
             parts.push(Bytes::from(std::mem::take(&mut text)));
-            parts.push(output(n).unwrap_or_else(|| Bytes::from_static(b"null")));
+            parts.push(
+                outputs
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| Bytes::from_static(b"null")),
+            );
         }
         text.extend_from_slice(b"}}");
         parts.push(Bytes::from(text));
@@ -75,9 +80,9 @@ mod tests {
         let yaml = "name: w\ntasks:\n  a: {plugin: p}\n  b.q-2: {plugin: p}\n  c: {plugin: p, needs: [a, b.q-2], params: {k: [1, 2]}}\n";
         let wf = crate::workflow::parse(yaml, std::path::Path::new("w.yaml")).unwrap();
         let params = serde_json::json!({"day": "monday"});
-        let ctx = Context::new(&wf, "run-1", &params);
+        let ctx = Context::new(Arc::new(wf), "run-1".into(), params);
         let out_a = Bytes::from_static(br#"{"rows": [1, 2, 3]}"#);
-        let parts = ctx.document(2, 3, |n| (n == 0).then(|| out_a.clone()));
+        let parts = ctx.document(2, 3, &[Some(out_a.clone()), None]);
         let doc: Value = serde_json::from_slice(&parts.concat()).unwrap();
         assert_eq!(
             doc,
@@ -97,7 +102,7 @@ mod tests {
             parts.iter().any(|p| p.as_ptr() == out_a.as_ptr()),
             "the output is shared, not copied"
         );
-        let first: Value = serde_json::from_slice(&ctx.document(0, 1, |_| None).concat()).unwrap();
+        let first: Value = serde_json::from_slice(&ctx.document(0, 1, &[]).concat()).unwrap();
         assert_eq!(first["inputs"], serde_json::json!({}));
     }
 }

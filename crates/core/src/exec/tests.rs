@@ -16,6 +16,9 @@ enum Script {
     Sleep(Duration),
     /// The runner itself panics: an injected fault of the host.
     Panic,
+    /// The runner panics when asked to start the attempt, before it returns the attempt's
+    /// future.
+    PanicAtStart,
 }
 
 struct Scripted {
@@ -63,6 +66,9 @@ struct Handle(Arc<Scripted>);
 impl Runner for Handle {
     fn run(&self, task: usize, input: Vec<bytes::Bytes>) -> AttemptFuture {
         let s = self.0.clone();
+        if matches!(s.scripts[task], Script::PanicAtStart) {
+            panic!("injected fault at start");
+        }
         Box::pin(async move {
             let call = {
                 let mut calls = s.calls.lock().unwrap();
@@ -109,6 +115,7 @@ impl Runner for Handle {
                     Ok(serde_json::Value::Null)
                 }
                 Script::Panic => panic!("injected host fault"),
+                Script::PanicAtStart => unreachable!("it panicked before"),
             };
             s.running.fetch_sub(1, Ordering::SeqCst);
             AttemptOutcome {
@@ -559,6 +566,32 @@ async fn a_host_fault_fails_that_attempt_as_host_and_is_not_retried_by_default()
     let s = Scripted::new(vec![Script::Panic]);
     let r = execute_with(workflow(yaml), &s, 8, Stop::default()).await;
     assert_eq!(r.tasks["a"].attempts, 2);
+}
+
+/// A runner that panics as it is asked to start an attempt (not inside the attempt) fails that
+/// attempt as `host` too: the executor and the rest of the run go on.
+#[tokio::test]
+async fn a_runner_that_panics_when_starting_an_attempt_fails_only_that_attempt() {
+    let s = Scripted::new(vec![
+        Script::Ok,
+        Script::PanicAtStart,
+        Script::Ok,
+        Script::Ok,
+        Script::Ok,
+    ]);
+    let r = execute_with(workflow(DIAMOND), &s, 8, Stop::default()).await;
+    let b = &r.tasks["b"];
+    assert_eq!(b.status, TaskStatus::Failed);
+    let error = b.error.as_ref().unwrap();
+    assert_eq!(error.kind.as_str(), "host");
+    assert!(
+        error.message.contains("injected fault at start"),
+        "{}",
+        error.message
+    );
+    assert_eq!(r.tasks["c"].status, TaskStatus::Succeeded);
+    assert_eq!(r.tasks["d"].status, TaskStatus::Skipped);
+    assert_eq!(r.tasks["lone"].status, TaskStatus::Succeeded);
 }
 
 /// After the first task of a chain, each attempt starts alone and runs on the executor's own
