@@ -69,7 +69,8 @@ pub(super) fn measure(mut cmd: Command, what: &str) -> Result<(f64, f64), String
 /// SQLite file and (unless `python` is false) by the Python runner in a process of its own; the
 /// median of `repeat` runs (fewer above 10,000 tasks), side by side. The first run of a file
 /// validates its YAML and later runs read the validated form from the cache (files of 64 KiB
-/// and more), so the first run in memory is also shown on its own (`memory, 1st`).
+/// and more), so the first run in memory is also shown on its own (`memory, 1st`). Where a size
+/// is run only once (above 100,000 tasks), that first run is also the in-memory figure.
 pub(super) fn scale_curve(
     plugins: &Path,
     cache_dir: &Path,
