@@ -333,6 +333,9 @@ fn bench_prints_the_scale_curve_serve_load_postgres_hosts_history_fan_out_and_la
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let figures: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The tests run a debug build, and the bench says which build it measured.
+    assert_eq!(figures["build"], "debug", "{figures}");
+    assert!(stderr.contains("debug build, "), "{stderr}");
     let curve = figures["scale"].as_array().unwrap();
     assert_eq!(curve.len(), 2, "{figures}");
     for (row, tasks) in curve.iter().zip([100, 2000]) {

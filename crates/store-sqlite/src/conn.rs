@@ -8,7 +8,8 @@
 //! separate connections (WAL lets them run beside the writer), each in a read transaction so a
 //! read sees one committed state.
 //!
-//! A database in memory has one connection and never waits for a disk: statements run in place.
+//! A database in memory has one connection and never waits for a disk: statements run in place,
+//! each write in a savepoint of its own that is also its transaction.
 
 use super::map;
 use bulkhead_core::store::StoreError;
@@ -111,8 +112,7 @@ fn in_savepoint<T>(
     path: &Path,
     work: impl FnOnce(&mut Connection, &Path) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.execute_batch("SAVEPOINT bulkhead_write")
-        .map_err(|e| map(path, e))?;
+    control(conn, "SAVEPOINT bulkhead_write").map_err(|e| map(path, e))?;
     let result =
         std::panic::catch_unwind(AssertUnwindSafe(|| work(conn, path))).unwrap_or_else(|_| {
             Err(StoreError::Other {
@@ -121,16 +121,24 @@ fn in_savepoint<T>(
             })
         });
     let end = match result {
-        Ok(_) => "RELEASE bulkhead_write",
-        Err(_) => "ROLLBACK TO bulkhead_write; RELEASE bulkhead_write",
+        Ok(_) => control(conn, "RELEASE bulkhead_write"),
+        Err(_) => control(conn, "ROLLBACK TO bulkhead_write")
+            .and_then(|()| control(conn, "RELEASE bulkhead_write")),
     };
-    conn.execute_batch(end).map_err(|e| map(path, e))?;
+    end.map_err(|e| map(path, e))?;
     result
+}
+
+/// Runs a statement that controls the transaction (`BEGIN`, `COMMIT`, a savepoint). Prepared
+/// once per connection and kept: every write runs several, and parsing them again each time
+/// was a visible share of a run in memory, where writes are many and small.
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 /// One transaction around `jobs`: `BEGIN IMMEDIATE`, each job, `COMMIT`, then the answers.
 fn commit_group(conn: &mut Connection, path: &Path, jobs: Vec<Box<dyn Job>>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
         let error = map(path, e);
         for job in jobs {
             job.refuse(error.clone());
@@ -157,7 +165,7 @@ fn commit_group(conn: &mut Connection, path: &Path, jobs: Vec<Box<dyn Job>>) {
             return;
         }
     }
-    let commit = conn.execute_batch("COMMIT").map_err(|e| {
+    let commit = control(conn, "COMMIT").map_err(|e| {
         let _ = conn.execute_batch("ROLLBACK");
         map(path, e)
     });
@@ -203,18 +211,20 @@ where
 {
     match &**conns {
         Conns::Memory(conn) => {
+            // Outside a transaction, the savepoint is the transaction: its `RELEASE` commits.
+            // One connection owns the database, so nothing can hold a lock it would wait for.
             let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
-            guard
-                .execute_batch("BEGIN IMMEDIATE")
-                .map_err(|e| map(path, e))?;
             let result = in_savepoint(&mut guard, path, f);
-            match guard.execute_batch("COMMIT") {
-                Ok(()) => result,
-                Err(e) => {
-                    let _ = guard.execute_batch("ROLLBACK");
-                    Err(map(path, e))
-                }
+            if !guard.is_autocommit() {
+                // The release (the commit) failed: end the transaction, nothing of it kept,
+                // so that the next write does not nest inside it.
+                let _ = guard.execute_batch("ROLLBACK");
+                return Err(result.err().unwrap_or_else(|| StoreError::Write {
+                    path: path.to_path_buf(),
+                    reason: "the write could not be committed".into(),
+                }));
             }
+            result
         }
         Conns::File { writer, .. } => {
             let (reply, answer) = tokio::sync::oneshot::channel();

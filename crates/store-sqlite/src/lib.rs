@@ -294,6 +294,17 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
+/// Whether a commit moves the lease's expiry (stored `expires`) to `until`: only once it is
+/// [`LEASE_EXTEND_STEP_MS`] old, so that a run committing hundreds of batches a second does not
+/// rewrite its run row in each of them. After any commit the lease still has at least
+/// `LEASE_TTL_MS - LEASE_EXTEND_STEP_MS` to run. A missing expiry is always renewed.
+fn renews(expires: Option<i64>, until: i64) -> bool {
+    expires.is_none_or(|e| e <= until - LEASE_EXTEND_STEP_MS)
+}
+
+/// How stale a lease's expiry may be before a commit moves it (see [`renews`]).
+const LEASE_EXTEND_STEP_MS: i64 = 1_000;
+
 /// A savepoint inside the write's transaction: `commit()` keeps its changes, dropping it
 /// without rolls them back.
 fn tx<'c>(conn: &'c mut Connection, path: &Path) -> Result<Savepoint<'c>, StoreError> {
@@ -489,11 +500,13 @@ impl Store for SqliteStore {
                 )
                 .map_err(m)?;
             }
+            let mut insert = tx
+                .prepare_cached("INSERT INTO tasks (run_id, task, position, status) VALUES (?1, ?2, ?3, 'pending')")
+                .map_err(m)?;
             for (i, task) in run.tasks.iter().enumerate() {
-                tx.prepare_cached("INSERT INTO tasks (run_id, task, position, status) VALUES (?1, ?2, ?3, 'pending')")
-                    .and_then(|mut s| s.execute(params![run.run_id, task, i as i64]))
-                    .map_err(m)?;
+                insert.execute(params![run.run_id, task, i as i64]).map_err(m)?;
             }
+            drop(insert);
             tx.commit().map_err(m)?;
             Ok(Lease {
                 owner: run.owner,
@@ -510,34 +523,35 @@ impl Store for SqliteStore {
         batch: Vec<Transition>,
     ) -> Result<Commit, StoreError> {
         let (run_id, lease) = (run_id.to_string(), lease.clone());
+        // No savepoint of its own: the write's savepoint (`conn::in_savepoint`) already rolls
+        // every statement back if one fails.
         self.write(move |conn, path| {
             let m = |e| map(path, e);
-            let tx = tx(conn, path)?;
-            let row: Option<(Option<String>, i64, i64)> = tx
-                .prepare_cached("SELECT lease_owner, cancel_requested, lease_generation FROM runs WHERE run_id = ?1")
+            let row: Option<(Option<String>, i64, i64, Option<i64>)> = conn
+                .prepare_cached("SELECT lease_owner, cancel_requested, lease_generation, lease_expires_at FROM runs WHERE run_id = ?1")
                 .and_then(|mut s| {
-                    s.query_row([&run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    s.query_row([&run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                         .optional()
                 })
                 .map_err(m)?;
-            let Some((holder, cancel, generation)) = row else {
+            let Some((holder, cancel, generation, expires)) = row else {
                 return Err(StoreError::UnknownRun(run_id));
             };
             if holder.as_deref() != Some(lease.owner.as_str()) || generation != lease.generation {
                 return Err(StoreError::LostLease(run_id));
             }
             for t in &batch {
-                apply(&tx, &run_id, &lease.owner, t).map_err(m)?;
+                apply(conn, &run_id, &lease.owner, t).map_err(m)?;
             }
-            if !batch
+            let ended = batch
                 .iter()
-                .any(|t| matches!(t, Transition::RunEnded { .. }))
-            {
-                tx.prepare_cached("UPDATE runs SET lease_expires_at = ?2 WHERE run_id = ?1")
-                    .and_then(|mut s| s.execute(params![run_id, now_ms() + LEASE_TTL_MS]))
+                .any(|t| matches!(t, Transition::RunEnded { .. }));
+            let until = now_ms() + LEASE_TTL_MS;
+            if !ended && renews(expires, until) {
+                conn.prepare_cached("UPDATE runs SET lease_expires_at = ?2 WHERE run_id = ?1")
+                    .and_then(|mut s| s.execute(params![run_id, until]))
                     .map_err(m)?;
             }
-            tx.commit().map_err(m)?;
             Ok(Commit {
                 cancel_requested: cancel != 0,
             })

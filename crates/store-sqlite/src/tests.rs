@@ -328,3 +328,79 @@ async fn a_database_in_memory_copies_to_a_file() {
     let again = store.copy_to(&to).unwrap_err().to_string();
     assert!(again.contains("exists"), "{again}");
 }
+
+fn started_a(attempt: u32) -> Transition {
+    Transition::AttemptStarted {
+        task: "a".into(),
+        attempt,
+        at: now_ms(),
+    }
+}
+
+/// A commit whose batch fails part way (here its second transition repeats the first) keeps
+/// nothing of the batch, in a file and in memory, and the store takes the next commit: in
+/// memory, where a write's savepoint is also its transaction, no transaction is left open.
+#[tokio::test]
+async fn a_commit_that_fails_part_way_keeps_nothing_of_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in [
+        SqliteStore::open(&dir.path().join("state.db")).unwrap(),
+        SqliteStore::open_in_memory().unwrap(),
+    ] {
+        let owner = Owner::new();
+        let lease = store.create_run(run_of("r1", &owner)).await.unwrap();
+        let twice = store
+            .commit("r1", &lease, vec![started_a(1), started_a(1)])
+            .await;
+        assert!(twice.is_err(), "{twice:?}");
+        assert!(store.load("r1").await.unwrap().attempts.is_empty());
+        if let Conns::Memory(conn) = &*store.conns {
+            assert!(
+                conn.lock().unwrap().is_autocommit(),
+                "a transaction was left open"
+            );
+        }
+        store
+            .commit("r1", &lease, vec![started_a(1)])
+            .await
+            .unwrap();
+        assert_eq!(store.load("r1").await.unwrap().attempts.len(), 1);
+    }
+}
+
+/// A commit moves a lease's expiry forward once it is a second old, not in every commit: the
+/// run row is not rewritten by each of a run's many commits, and the lease always keeps
+/// nearly its whole time to live.
+#[tokio::test]
+async fn a_commit_renews_a_stale_lease_and_leaves_a_fresh_one() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let owner = Owner::new();
+    let mut run = run_of("r1", &owner);
+    run.lease_expires_at = now_ms() + 5_000;
+    let lease = store.create_run(run).await.unwrap();
+    let before = now_ms();
+    store
+        .commit("r1", &lease, vec![started_a(1)])
+        .await
+        .unwrap();
+    let renewed = store.load("r1").await.unwrap().lease_expires_at.unwrap();
+    assert!(
+        renewed >= before + LEASE_TTL_MS,
+        "{renewed} < {before} + TTL"
+    );
+    store.commit("r1", &lease, vec![]).await.unwrap();
+    let kept = store.load("r1").await.unwrap().lease_expires_at.unwrap();
+    // Unless this machine took a whole step between the two commits.
+    let slow = now_ms() - before >= LEASE_EXTEND_STEP_MS;
+    assert!(kept == renewed || slow, "a fresh lease was written again");
+}
+
+#[test]
+fn a_lease_is_renewed_once_its_expiry_is_a_step_old() {
+    let until = 1_000_000;
+    assert!(renews(None, until));
+    assert!(renews(Some(0), until));
+    assert!(renews(Some(until - LEASE_EXTEND_STEP_MS), until));
+    assert!(!renews(Some(until - LEASE_EXTEND_STEP_MS + 1), until));
+    assert!(!renews(Some(until), until));
+}

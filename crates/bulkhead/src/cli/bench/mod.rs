@@ -254,6 +254,15 @@ fn python_rate(tasks: usize, repeat: usize) -> Result<f64, String> {
         .ok_or_else(|| "python printed no rate".into())
 }
 
+/// Which build runs the benchmark (and the whole processes of its scale curve, which are this
+/// executable): `cargo run` gives a debug build, `cargo run --release` (or an installed
+/// `bulkhead`) a release build, about 1.5x faster.
+const BUILD: &str = if cfg!(debug_assertions) {
+    "debug"
+} else {
+    "release"
+};
+
 /// Runs the benchmark.
 pub fn main(args: BenchArgs, state: &super::State) -> ExitCode {
     let cache_dir = state.cache_dir.clone();
@@ -302,7 +311,8 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
     let dir = args.plugins.dir.clone();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     eprintln!(
-        "bulkhead bench: {cores} cores, no-op plugin {}, {repeat} repetitions, medians",
+        "bulkhead bench: {} build, {cores} cores, no-op plugin {}, {repeat} repetitions, medians",
+        BUILD,
         dir.join("noop.wasm").display()
     );
 
@@ -453,6 +463,7 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         eprintln!("host peak resident memory over the whole benchmark: {rss:.0} MiB");
     }
     Ok(json!({
+        "build": BUILD,
         "cores": cores,
         "overhead_us": {"p50": p50, "p99": p99, "samples": gaps.len()},
         "instantiate_us": {"p50": floor50, "p99": percentile(&floor, 0.99)},
