@@ -17,7 +17,6 @@ use read::load;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Savepoint};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use write::apply;
 
 /// The schema version this build writes. A database with a higher version is refused.
 pub const SCHEMA_VERSION: i64 = 7;
@@ -540,9 +539,11 @@ impl Store for SqliteStore {
             if holder.as_deref() != Some(lease.owner.as_str()) || generation != lease.generation {
                 return Err(StoreError::LostLease(run_id));
             }
+            let mut statements = write::Batch::new(conn);
             for t in &batch {
-                apply(conn, &run_id, &lease.owner, t).map_err(m)?;
+                statements.apply(&run_id, &lease.owner, t).map_err(m)?;
             }
+            drop(statements);
             let ended = batch
                 .iter()
                 .any(|t| matches!(t, Transition::RunEnded { .. }));

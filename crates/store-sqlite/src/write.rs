@@ -1,85 +1,134 @@
 //! Applying transitions to the SQLite schema (the write side of a commit).
 
 use bulkhead_core::store::*;
-use rusqlite::{params, Connection};
+use rusqlite::{params, CachedStatement, Connection};
 
-pub(super) fn apply(
-    tx: &Connection,
-    run_id: &str,
-    owner: &str,
-    t: &Transition,
-) -> rusqlite::Result<()> {
-    match t {
-        Transition::AttemptStarted { task, attempt, at } => {
-            tx.prepare_cached(
-                "INSERT INTO attempts (run_id, task, attempt, status, lease_owner, started_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
-            )?
-            .execute(params![run_id, task, attempt, owner, at])?;
-        }
-        Transition::AttemptEnded {
-            task,
-            attempt,
-            at,
-            end,
-            duration_us,
-            fuel_used,
-            peak_memory,
-            log,
-            task_state,
-        } => {
-            let (status, kind, message, code, output) = end.columns();
-            let (d, f, p) = (*duration_us as i64, *fuel_used as i64, *peak_memory as i64);
-            tx.prepare_cached(
-                "UPDATE attempts SET status = ?4, finished_at = ?5, error_kind = ?6, error_message = ?7, exit_code = ?8,
-                 duration_us = ?9, fuel_used = ?10, peak_memory = ?11, log = ?12
-                 WHERE run_id = ?1 AND task = ?2 AND attempt = ?3",
-            )?
-            .execute(params![run_id, task, attempt, status.as_str(), at, kind, message, code, d, f, p, log])?;
-            let interrupted = i64::from(status == AttemptStatus::Interrupted);
-            let state = task_state.map(TaskStatus::as_str);
-            tx.prepare_cached(
-                "UPDATE tasks SET duration_us = duration_us + ?3, fuel_used = fuel_used + ?4,
-                 peak_memory = CASE WHEN peak_memory < ?5 THEN ?5 ELSE peak_memory END,
-                 uncounted = uncounted + ?6, status = coalesce(?7, status),
-                 output = coalesce(?8, output),
-                 error_kind = CASE WHEN ?6 = 1 THEN error_kind ELSE ?9 END,
-                 error_message = CASE WHEN ?6 = 1 THEN error_message ELSE ?10 END,
-                 exit_code = CASE WHEN ?6 = 1 THEN exit_code ELSE ?11 END,
-                 attempts = max(attempts, ?12)
-                 WHERE run_id = ?1 AND task = ?2",
-            )?
-            .execute(params![
-                run_id,
-                task,
-                d,
-                f,
-                p,
-                interrupted,
-                state,
-                output,
-                kind,
-                message,
-                code,
-                attempt
-            ])?;
-        }
-        Transition::TaskDecided {
-            task,
-            state,
-            message,
-        } => {
-            tx.prepare_cached(
-                "UPDATE tasks SET status = ?3, error_kind = ?4, error_message = ?5, exit_code = NULL WHERE run_id = ?1 AND task = ?2",
-            )?
-            .execute(params![run_id, task, state.as_str(), state.as_str(), message])?;
-        }
-        Transition::RunEnded { status, at } => {
-            let finished = status.is_final().then_some(*at);
-            tx.prepare_cached(
-                "UPDATE runs SET status = ?2, finished_at = ?3, lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ?1",
-            )?
-            .execute(params![run_id, status.as_str(), finished])?;
+const ATTEMPT_STARTED: &str = "INSERT INTO attempts (run_id, task, attempt, status, lease_owner, started_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5)";
+
+const ATTEMPT_ENDED: &str =
+    "UPDATE attempts SET status = ?4, finished_at = ?5, error_kind = ?6, error_message = ?7, exit_code = ?8,
+     duration_us = ?9, fuel_used = ?10, peak_memory = ?11, log = ?12
+     WHERE run_id = ?1 AND task = ?2 AND attempt = ?3";
+
+const TASK_OF_ATTEMPT: &str =
+    "UPDATE tasks SET duration_us = duration_us + ?3, fuel_used = fuel_used + ?4,
+     peak_memory = CASE WHEN peak_memory < ?5 THEN ?5 ELSE peak_memory END,
+     uncounted = uncounted + ?6, status = coalesce(?7, status),
+     output = coalesce(?8, output),
+     error_kind = CASE WHEN ?6 = 1 THEN error_kind ELSE ?9 END,
+     error_message = CASE WHEN ?6 = 1 THEN error_message ELSE ?10 END,
+     exit_code = CASE WHEN ?6 = 1 THEN exit_code ELSE ?11 END,
+     attempts = max(attempts, ?12)
+     WHERE run_id = ?1 AND task = ?2";
+
+const TASK_DECIDED: &str = "UPDATE tasks SET status = ?3, error_kind = ?4, error_message = ?5, exit_code = NULL WHERE run_id = ?1 AND task = ?2";
+
+const RUN_ENDED: &str = "UPDATE runs SET status = ?2, finished_at = ?3, lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ?1";
+
+/// The statements of one batch, each taken from the connection's cache once and then reused
+/// for every transition of its kind (a cache lookup hashes the whole statement text: it was a
+/// quarter of the work of applying a transition).
+pub(super) struct Batch<'c> {
+    conn: &'c Connection,
+    statements: [Option<CachedStatement<'c>>; 5],
+}
+
+impl<'c> Batch<'c> {
+    pub(super) fn new(conn: &'c Connection) -> Self {
+        Batch {
+            conn,
+            statements: Default::default(),
         }
     }
-    Ok(())
+
+    /// The statement `sql`, kept in slot `slot`.
+    fn statement(&mut self, slot: usize, sql: &str) -> rusqlite::Result<&mut CachedStatement<'c>> {
+        let entry = &mut self.statements[slot];
+        let statement = match entry.take() {
+            Some(statement) => statement,
+            None => self.conn.prepare_cached(sql)?,
+        };
+        Ok(entry.insert(statement))
+    }
+
+    /// Applies one transition of the run `run_id`, held by `owner`.
+    pub(super) fn apply(
+        &mut self,
+        run_id: &str,
+        owner: &str,
+        t: &Transition,
+    ) -> rusqlite::Result<()> {
+        match t {
+            Transition::AttemptStarted { task, attempt, at } => {
+                self.statement(0, ATTEMPT_STARTED)?
+                    .execute(params![run_id, task, attempt, owner, at])?;
+            }
+            Transition::AttemptEnded {
+                task,
+                attempt,
+                at,
+                end,
+                duration_us,
+                fuel_used,
+                peak_memory,
+                log,
+                task_state,
+            } => {
+                let (status, kind, message, code, output) = end.columns();
+                let (d, f, p) = (*duration_us as i64, *fuel_used as i64, *peak_memory as i64);
+                self.statement(1, ATTEMPT_ENDED)?.execute(params![
+                    run_id,
+                    task,
+                    attempt,
+                    status.as_str(),
+                    at,
+                    kind,
+                    message,
+                    code,
+                    d,
+                    f,
+                    p,
+                    log
+                ])?;
+                let interrupted = i64::from(status == AttemptStatus::Interrupted);
+                let state = task_state.map(TaskStatus::as_str);
+                self.statement(2, TASK_OF_ATTEMPT)?.execute(params![
+                    run_id,
+                    task,
+                    d,
+                    f,
+                    p,
+                    interrupted,
+                    state,
+                    output,
+                    kind,
+                    message,
+                    code,
+                    attempt
+                ])?;
+            }
+            Transition::TaskDecided {
+                task,
+                state,
+                message,
+            } => {
+                self.statement(3, TASK_DECIDED)?.execute(params![
+                    run_id,
+                    task,
+                    state.as_str(),
+                    state.as_str(),
+                    message
+                ])?;
+            }
+            Transition::RunEnded { status, at } => {
+                let finished = status.is_final().then_some(*at);
+                self.statement(4, RUN_ENDED)?.execute(params![
+                    run_id,
+                    status.as_str(),
+                    finished
+                ])?;
+            }
+        }
+        Ok(())
+    }
 }
