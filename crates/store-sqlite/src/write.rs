@@ -25,12 +25,36 @@ const TASK_DECIDED: &str = "UPDATE tasks SET status = ?3, error_kind = ?4, error
 
 const RUN_ENDED: &str = "UPDATE runs SET status = ?2, finished_at = ?3, lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ?1";
 
+/// The statements a batch runs, each with its place in [`Batch`].
+#[derive(Debug, Clone, Copy)]
+enum Sql {
+    AttemptStarted,
+    AttemptEnded,
+    TaskOfAttempt,
+    TaskDecided,
+    RunEnded,
+}
+
+impl Sql {
+    const COUNT: usize = 5;
+
+    fn text(self) -> &'static str {
+        match self {
+            Sql::AttemptStarted => ATTEMPT_STARTED,
+            Sql::AttemptEnded => ATTEMPT_ENDED,
+            Sql::TaskOfAttempt => TASK_OF_ATTEMPT,
+            Sql::TaskDecided => TASK_DECIDED,
+            Sql::RunEnded => RUN_ENDED,
+        }
+    }
+}
+
 /// The statements of one batch, each taken from the connection's cache once and then reused
 /// for every transition of its kind (a cache lookup hashes the whole statement text: it was a
 /// quarter of the work of applying a transition).
 pub(super) struct Batch<'c> {
     conn: &'c Connection,
-    statements: [Option<CachedStatement<'c>>; 5],
+    statements: [Option<CachedStatement<'c>>; Sql::COUNT],
 }
 
 impl<'c> Batch<'c> {
@@ -41,12 +65,12 @@ impl<'c> Batch<'c> {
         }
     }
 
-    /// The statement `sql`, kept in slot `slot`.
-    fn statement(&mut self, slot: usize, sql: &str) -> rusqlite::Result<&mut CachedStatement<'c>> {
-        let entry = &mut self.statements[slot];
+    /// The statement `sql`, from the cache the first time.
+    fn statement(&mut self, sql: Sql) -> rusqlite::Result<&mut CachedStatement<'c>> {
+        let entry = &mut self.statements[sql as usize];
         let statement = match entry.take() {
             Some(statement) => statement,
-            None => self.conn.prepare_cached(sql)?,
+            None => self.conn.prepare_cached(sql.text())?,
         };
         Ok(entry.insert(statement))
     }
@@ -60,7 +84,7 @@ impl<'c> Batch<'c> {
     ) -> rusqlite::Result<()> {
         match t {
             Transition::AttemptStarted { task, attempt, at } => {
-                self.statement(0, ATTEMPT_STARTED)?
+                self.statement(Sql::AttemptStarted)?
                     .execute(params![run_id, task, attempt, owner, at])?;
             }
             Transition::AttemptEnded {
@@ -76,7 +100,7 @@ impl<'c> Batch<'c> {
             } => {
                 let (status, kind, message, code, output) = end.columns();
                 let (d, f, p) = (*duration_us as i64, *fuel_used as i64, *peak_memory as i64);
-                self.statement(1, ATTEMPT_ENDED)?.execute(params![
+                self.statement(Sql::AttemptEnded)?.execute(params![
                     run_id,
                     task,
                     attempt,
@@ -92,7 +116,7 @@ impl<'c> Batch<'c> {
                 ])?;
                 let interrupted = i64::from(status == AttemptStatus::Interrupted);
                 let state = task_state.map(TaskStatus::as_str);
-                self.statement(2, TASK_OF_ATTEMPT)?.execute(params![
+                self.statement(Sql::TaskOfAttempt)?.execute(params![
                     run_id,
                     task,
                     d,
@@ -112,7 +136,7 @@ impl<'c> Batch<'c> {
                 state,
                 message,
             } => {
-                self.statement(3, TASK_DECIDED)?.execute(params![
+                self.statement(Sql::TaskDecided)?.execute(params![
                     run_id,
                     task,
                     state.as_str(),
@@ -122,7 +146,7 @@ impl<'c> Batch<'c> {
             }
             Transition::RunEnded { status, at } => {
                 let finished = status.is_final().then_some(*at);
-                self.statement(4, RUN_ENDED)?.execute(params![
+                self.statement(Sql::RunEnded)?.execute(params![
                     run_id,
                     status.as_str(),
                     finished
