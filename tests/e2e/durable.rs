@@ -221,3 +221,67 @@ fn resume_refuses_a_finished_run_and_an_unknown_one() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no run `no-such-run`"));
 }
+
+/// What a report says that does not depend on the run: its id (also inside outputs and keys),
+/// clocks and timings removed.
+fn comparable(ran: &Ran) -> serde_json::Value {
+    let id = ran.report["run_id"].as_str().expect("a run id").to_string();
+    let text = serde_json::to_string(&ran.report)
+        .unwrap()
+        .replace(&id, "RUN");
+    let mut report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for key in ["started_at", "finished_at", "duration_ms"] {
+        report.as_object_mut().unwrap().remove(key);
+    }
+    for task in report["tasks"].as_object_mut().unwrap().values_mut() {
+        for key in ["duration_us", "fuel_used", "peak_memory"] {
+            task.as_object_mut().unwrap().remove(key);
+        }
+    }
+    report
+}
+
+/// `bulkhead run --store :memory:` records the run nowhere (no later process could read it),
+/// so its report comes from the executor alone, not read back from a store: it must say what
+/// the report of the same run recorded in a file says, task by task.
+#[test]
+fn a_run_in_memory_reports_what_a_recorded_run_reports() {
+    let case = Case::new(
+        "name: same
+tasks:
+  a: {plugin: echo, params: {n: 1}}
+  retried:
+    plugin: flaky
+    needs: [a]
+    retry: {max_attempts: 3, initial_delay: 1ms, backoff: fixed}
+  says:
+    plugin: exit
+    params: {code: 3, say: a line of log}
+  skipped: {plugin: noop, needs: [says]}
+  optional: {plugin: panic, optional: true}
+",
+    );
+    let recorded = case.run(&[]);
+    let in_memory: Ran = crate::support::bulkhead()
+        .args(["run", "--json"])
+        .arg(case.file())
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(recorded.code, 1, "{}", recorded.stderr);
+    assert_eq!(in_memory.code, 1, "{}", in_memory.stderr);
+    assert!(case.store().exists(), "the recorded run has its file");
+    // The cases the comparison covers are there.
+    assert_eq!(in_memory.task("a")["output"]["received"]["params"]["n"], 1);
+    assert_eq!(in_memory.task("retried")["attempts"], 3);
+    assert!(in_memory.task("says")["log"]
+        .as_str()
+        .unwrap()
+        .contains("a line of log"));
+    assert_eq!(in_memory.ended("skipped").0, "skipped");
+    assert_eq!(
+        in_memory.ended("optional"),
+        ("failed".into(), "trap".into())
+    );
+    assert_eq!(comparable(&in_memory), comparable(&recorded));
+}

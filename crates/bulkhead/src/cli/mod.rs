@@ -79,7 +79,7 @@ impl State {
                 }
             };
         }
-        if self.store.as_os_str() == ":memory:" {
+        if self.in_memory() {
             return match SqliteStore::open_in_memory() {
                 Ok(s) => Ok(Opened {
                     store: Arc::new(s),
@@ -137,7 +137,7 @@ impl State {
             ),
             Guarded::tree(plugins, "the plugin folder"),
         ];
-        if self.store.as_os_str() != ":memory:" && self.postgres_url().is_none() {
+        if !self.in_memory() && self.postgres_url().is_none() {
             g.push(Guarded::path(&self.store, "the state store"));
         }
         if let Some(c) = copies {
@@ -146,18 +146,40 @@ impl State {
         g
     }
 
+    /// Whether the store is `:memory:`: nothing kept past this process.
+    pub fn in_memory(&self) -> bool {
+        self.store.as_os_str() == ":memory:"
+    }
+
     /// A host on `plugins` with the store and cache.
     pub async fn host(&self, plugins: &Path, max_parallel: usize) -> Result<Host, ExitCode> {
-        let Opened {
-            store,
-            vault,
-            copies,
-        } = self.open_store().await?;
+        let opened = self.open_store().await?;
+        self.host_with(plugins, max_parallel, Some(opened))
+    }
+
+    /// A host for a run that is recorded nowhere: with `--store :memory:`, the only reader of
+    /// the database would be this process, which has the run's outputs and logs at hand
+    /// already. The executor keeps them and the report is built from them; no row is written,
+    /// so a run in memory costs no SQL (a third of a 10,000-task process; README, Speed).
+    pub fn unrecorded_host(&self, plugins: &Path, max_parallel: usize) -> Result<Host, ExitCode> {
+        self.host_with(plugins, max_parallel, None)
+    }
+
+    fn host_with(
+        &self,
+        plugins: &Path,
+        max_parallel: usize,
+        opened: Option<Opened>,
+    ) -> Result<Host, ExitCode> {
+        let (store, vault, copies) = match opened {
+            Some(o) => (Some(o.store), o.vault, o.copies),
+            None => (None, None, None),
+        };
         Host::new(HostConfig {
             plugins_dir: plugins.to_path_buf(),
             cache_dir: Some(self.cache_dir.clone()),
             max_parallel,
-            store: Some(store),
+            store,
             guarded: self.guarded(plugins, copies.as_deref()),
             plugin_vault: vault,
             compile: self.compile.clone(),

@@ -87,10 +87,16 @@ pub fn main(job: Job, args: ExecArgs, state: &State, log_format: LogFormat) -> E
 }
 
 async fn execute(job: Job, args: ExecArgs, state: &State, interactive: bool) -> ExitCode {
-    let host = match state
-        .host(&args.plugins.dir, args.max_parallel as usize)
-        .await
-    {
+    // A new run with `--store :memory:` is recorded nowhere (`State::unrecorded_host`); resume
+    // and retry open the database in memory all the same, so that they say the run is unknown.
+    let host = if matches!(job, Job::Run { .. }) && state.in_memory() {
+        state.unrecorded_host(&args.plugins.dir, args.max_parallel as usize)
+    } else {
+        state
+            .host(&args.plugins.dir, args.max_parallel as usize)
+            .await
+    };
+    let host = match host {
         Ok(h) => h,
         Err(code) => return code,
     };
