@@ -234,7 +234,7 @@ fn comparable(ran: &Ran) -> serde_json::Value {
         report.as_object_mut().unwrap().remove(key);
     }
     for task in report["tasks"].as_object_mut().unwrap().values_mut() {
-        for key in ["duration_us", "fuel_used", "peak_memory"] {
+        for key in ["duration_ms", "duration_us", "fuel_used", "peak_memory"] {
             task.as_object_mut().unwrap().remove(key);
         }
     }

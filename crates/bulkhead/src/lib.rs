@@ -17,7 +17,7 @@ pub use bulkhead_host::{
 pub use bulkhead_sandbox as sandbox;
 pub use bulkhead_server::{api, metrics, serve};
 pub use bulkhead_store_postgres::{self as store_postgres, PostgresStore};
-pub use bulkhead_store_sqlite::SqliteStore;
+pub use bulkhead_store_sqlite::{Commits, SqliteStore};
 
 pub mod fuzz;
 pub mod telemetry;

@@ -8,6 +8,12 @@
 //! separate connections (WAL lets them run beside the writer), each in a read transaction so a
 //! read sees one committed state.
 //!
+//! A process that drives one run at a time (`bulkhead run`) can have its writes commit in place
+//! instead ([`Writes::InPlace`]): on the calling thread, one transaction each, the same
+//! `BEGIN IMMEDIATE`, savepoint and `COMMIT` (and fsync) as a group of one. A run's commits come
+//! one after the other anyway, and handing each to the writer thread and its answer back cost
+//! more than the commit (a 10,000-task run 193 -> 147 ms).
+//!
 //! A database in memory has one connection and never waits for a disk: statements run in place,
 //! each write in a savepoint of its own that is also its transaction.
 
@@ -26,12 +32,20 @@ const MAX_GROUP: usize = 512;
 pub(super) enum Conns {
     /// `:memory:`: one connection, statements in place.
     Memory(Mutex<Connection>),
-    /// A file: the writer thread and a few read connections.
+    /// A file: its writes, and a few read connections.
     File {
-        writer: Writer,
+        writes: Writes,
         /// At least one.
         readers: Arc<Vec<Mutex<Connection>>>,
     },
+}
+
+/// How a file's writes reach its write connection.
+pub(super) enum Writes {
+    /// Queued for the writer thread, which commits whatever is queued as one transaction.
+    Thread(Writer),
+    /// Committed on the calling thread, one write per transaction.
+    InPlace(Mutex<Connection>),
 }
 
 /// The writer thread and its queue. Dropping it lets the queue drain, then waits for the
@@ -226,7 +240,24 @@ where
             }
             result
         }
-        Conns::File { writer, .. } => {
+        Conns::File {
+            writes: Writes::InPlace(conn),
+            ..
+        } => {
+            // A group of one, committed here: the answer is sent before `commit_group` returns.
+            let (reply, mut answer) = tokio::sync::oneshot::channel();
+            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            commit_group(&mut guard, path, vec![Box::new(Pending { work: f, reply })]);
+            drop(guard);
+            answer.try_recv().map_err(|_| StoreError::Other {
+                path: path.to_path_buf(),
+                reason: "a write was not answered".into(),
+            })?
+        }
+        Conns::File {
+            writes: Writes::Thread(writer),
+            ..
+        } => {
             let (reply, answer) = tokio::sync::oneshot::channel();
             let gone = || StoreError::Other {
                 path: path.to_path_buf(),

@@ -91,10 +91,31 @@ fn map(path: &Path, e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// How a store on a file commits its writes. Either way a write returns only once it is
+/// committed (and on disk: `synchronous = FULL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Commits {
+    /// A writer thread commits whatever writes are queued as one transaction, one fsync for all
+    /// of them: for a process where many runs write at once (`bulkhead serve`).
+    #[default]
+    Grouped,
+    /// Each write commits on the thread that asks for it, in a transaction of its own: for a
+    /// process that drives one run at a time (`bulkhead run`, `resume`, `retry`), whose commits
+    /// come one after the other. No hand-off to another thread and back per commit; a write
+    /// blocks its caller until it is on disk.
+    InPlace,
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date. The folder
-    /// must exist. A database from a newer Bulkhead is refused and left untouched.
+    /// must exist. A database from a newer Bulkhead is refused and left untouched. Writes are
+    /// committed by a writer thread, together when several wait ([`Commits::Grouped`]).
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, Commits::Grouped)
+    }
+
+    /// [`SqliteStore::open`], with writes committed as `commits` says.
+    pub fn open_with(path: &Path, commits: Commits) -> Result<SqliteStore, StoreError> {
         match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
                 return Err(StoreError::Open {
@@ -120,11 +141,14 @@ impl SqliteStore {
         let readers = (0..2)
             .map(|_| connect(path).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
-        let writer = conn::spawn_writer(conn, path.to_path_buf())?;
+        let writes = match commits {
+            Commits::Grouped => conn::Writes::Thread(conn::spawn_writer(conn, path.to_path_buf())?),
+            Commits::InPlace => conn::Writes::InPlace(Mutex::new(conn)),
+        };
         Ok(SqliteStore {
             path: path.to_path_buf(),
             conns: Arc::new(Conns::File {
-                writer,
+                writes,
                 readers: Arc::new(readers),
             }),
         })

@@ -15,6 +15,21 @@ async fn passes_the_store_conformance_suite() {
     .await;
 }
 
+/// Writes committed in place, as `bulkhead run` opens a file: the same answers as grouped ones.
+#[tokio::test]
+async fn committing_in_place_passes_the_store_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    bulkhead_core::store::suite::suite(|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = dir.path().join(format!("state-{i}.db"));
+        async move {
+            Box::new(SqliteStore::open_with(&path, Commits::InPlace).unwrap()) as Box<dyn Store>
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn in_memory_passes_the_store_conformance_suite() {
     bulkhead_core::store::suite::suite(|| async {
@@ -345,6 +360,7 @@ async fn a_commit_that_fails_part_way_keeps_nothing_of_its_batch() {
     let dir = tempfile::tempdir().unwrap();
     for store in [
         SqliteStore::open(&dir.path().join("state.db")).unwrap(),
+        SqliteStore::open_with(&dir.path().join("in-place.db"), Commits::InPlace).unwrap(),
         SqliteStore::open_in_memory().unwrap(),
     ] {
         let owner = Owner::new();
@@ -354,7 +370,15 @@ async fn a_commit_that_fails_part_way_keeps_nothing_of_its_batch() {
             .await;
         assert!(twice.is_err(), "{twice:?}");
         assert!(store.load("r1").await.unwrap().attempts.is_empty());
-        if let Conns::Memory(conn) = &*store.conns {
+        let in_place = match &*store.conns {
+            Conns::Memory(conn)
+            | Conns::File {
+                writes: conn::Writes::InPlace(conn),
+                ..
+            } => Some(conn),
+            Conns::File { .. } => None,
+        };
+        if let Some(conn) = in_place {
             assert!(
                 conn.lock().unwrap().is_autocommit(),
                 "a transaction was left open"

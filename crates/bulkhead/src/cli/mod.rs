@@ -12,7 +12,7 @@ pub mod vault;
 use bulkhead::sandbox::compile::{CompileBounds, Compiler};
 use bulkhead::sandbox::Abi;
 use bulkhead::store::Store;
-use bulkhead::SqliteStore;
+use bulkhead::{Commits, SqliteStore};
 use bulkhead::{Guarded, Host, HostConfig};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -60,8 +60,13 @@ pub struct State {
 
 impl State {
     /// Opens the store. The default location's folder is created; an explicit path's folder must
-    /// exist.
+    /// exist. A SQLite file commits with a writer thread ([`Commits::Grouped`]).
     pub async fn open_store(&self) -> Result<Opened, ExitCode> {
+        self.open_store_with(Commits::Grouped).await
+    }
+
+    /// [`State::open_store`], a SQLite file committing as `commits` says.
+    pub async fn open_store_with(&self, commits: Commits) -> Result<Opened, ExitCode> {
         if let Some(url) = self.postgres_url() {
             return match bulkhead::PostgresStore::connect(url).await {
                 // Copies live in the database, cached beside this host's compile cache.
@@ -103,7 +108,7 @@ impl State {
                 }
             }
         }
-        match SqliteStore::open(&self.store) {
+        match SqliteStore::open_with(&self.store, commits) {
             Ok(s) => {
                 let copies = copies_of(&self.store);
                 adopt_legacy_copies(&self.store, &copies);
@@ -151,9 +156,15 @@ impl State {
         self.store.as_os_str() == ":memory:"
     }
 
-    /// A host on `plugins` with the store and cache.
-    pub async fn host(&self, plugins: &Path, max_parallel: usize) -> Result<Host, ExitCode> {
-        let opened = self.open_store().await?;
+    /// A host on `plugins` with the store and cache; a SQLite file commits as `commits` says
+    /// (in place for a process that drives one run at a time, grouped for a server).
+    pub async fn host(
+        &self,
+        plugins: &Path,
+        max_parallel: usize,
+        commits: Commits,
+    ) -> Result<Host, ExitCode> {
+        let opened = self.open_store_with(commits).await?;
         self.host_with(plugins, max_parallel, Some(opened))
     }
 

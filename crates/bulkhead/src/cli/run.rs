@@ -92,8 +92,13 @@ async fn execute(job: Job, args: ExecArgs, state: &State, interactive: bool) -> 
     let host = if matches!(job, Job::Run { .. }) && state.in_memory() {
         state.unrecorded_host(&args.plugins.dir, args.max_parallel as usize)
     } else {
+        // One run at a time: each commit in place, not handed to a writer thread and back.
         state
-            .host(&args.plugins.dir, args.max_parallel as usize)
+            .host(
+                &args.plugins.dir,
+                args.max_parallel as usize,
+                bulkhead::Commits::InPlace,
+            )
             .await
     };
     let host = match host {

@@ -93,7 +93,11 @@ pub fn serve(args: ServeArgs, state: &State) -> ExitCode {
     };
     super::block_on(async move {
         let mut host = match state
-            .host(&args.plugins.dir, args.max_parallel as usize)
+            .host(
+                &args.plugins.dir,
+                args.max_parallel as usize,
+                bulkhead::Commits::Grouped,
+            )
             .await
         {
             Ok(h) => h,
