@@ -285,3 +285,24 @@ tasks:
     );
     assert_eq!(comparable(&in_memory), comparable(&recorded));
 }
+
+/// The `--json` report of a recorded run reads its tasks' outputs back from the store a page at
+/// a time (1,024 tasks), the next page while this one is written: every task gets its own
+/// output, across page boundaries.
+#[test]
+fn a_large_recorded_report_has_every_output_in_its_place() {
+    let n = 2_500;
+    let mut yaml = String::from("name: pages\ntasks:\n");
+    for i in 0..n {
+        yaml.push_str(&format!("  t{i}: {{plugin: echo, params: {{n: {i}}}}}\n"));
+    }
+    let case = Case::new(&yaml);
+    let ran = case.run(&[]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let tasks = ran.report["tasks"].as_object().unwrap();
+    assert_eq!(tasks.len(), n);
+    for i in 0..n {
+        let id = format!("t{i}");
+        assert_eq!(tasks[&id]["output"]["received"]["params"]["n"], i, "{id}");
+    }
+}

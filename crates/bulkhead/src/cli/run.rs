@@ -249,18 +249,30 @@ fn write_json(host: &Host, report: &RunReport) -> std::io::Result<()> {
         Some(store) => {
             // Pages of up to a thousand tasks, bounded by bytes: one task may hold max_logs +
             // max_output (2 MiB by default), most hold a few bytes.
+            // The next page is read (on a blocking thread) while this one is written.
             const PAGE: usize = 1024;
             const PAGE_BYTES: usize = 8 << 20;
             let runtime = tokio::runtime::Handle::current();
+            let read_page = |from: usize| {
+                let (store, run_id) = (store.clone(), report.run_id.clone());
+                runtime
+                    .spawn(async move { store.task_results(&run_id, from, PAGE, PAGE_BYTES).await })
+            };
             let (mut page, mut next) = (std::collections::VecDeque::new(), 0usize);
+            let mut reading = Some(read_page(0));
             tokio::task::block_in_place(|| {
                 let fill = |id: &str, task: &TaskReport| -> Result<TaskReport, String> {
                     if page.is_empty() {
+                        let read = reading.take().unwrap_or_else(|| read_page(next));
                         page = runtime
-                            .block_on(store.task_results(&report.run_id, next, PAGE, PAGE_BYTES))
+                            .block_on(read)
+                            .map_err(|e| format!("reading the report's tasks failed: {e}"))?
                             .map_err(|e| e.to_string())?
                             .into();
                         next += page.len();
+                        if next < report.tasks.len() {
+                            reading = Some(read_page(next));
+                        }
                     }
                     let stored = page.pop_front().filter(|r| r.task == id).ok_or_else(|| {
                         format!(
