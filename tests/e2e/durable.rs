@@ -306,3 +306,26 @@ fn a_large_recorded_report_has_every_output_in_its_place() {
         assert_eq!(tasks[&id]["output"]["received"]["params"]["n"], i, "{id}");
     }
 }
+
+/// Nothing of another process's run is in memory: resume and retry with `--store :memory:` say
+/// so and where to look, instead of "no run".
+#[test]
+fn resume_and_retry_in_memory_say_that_memory_keeps_no_run() {
+    for args in [
+        vec!["resume", "some-run"],
+        vec!["resume", "--all"],
+        vec!["retry", "some-run", "t"],
+    ] {
+        let out = crate::support::bulkhead().args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("`--store :memory:` keeps no run"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("help: pass the `--store`"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -87,9 +87,17 @@ pub fn main(job: Job, args: ExecArgs, state: &State, log_format: LogFormat) -> E
 }
 
 async fn execute(job: Job, args: ExecArgs, state: &State, interactive: bool) -> ExitCode {
-    // A new run with `--store :memory:` is recorded nowhere (`State::unrecorded_host`); resume
-    // and retry open the database in memory all the same, so that they say the run is unknown.
-    let host = if matches!(job, Job::Run { .. }) && state.in_memory() {
+    // A new run with `--store :memory:` is recorded nowhere (`State::unrecorded_host`), and no
+    // run of another process can be continued from memory.
+    if state.in_memory() && !matches!(job, Job::Run { .. }) {
+        let verb = match job {
+            Job::Retry { .. } => "retry",
+            _ => "resume",
+        };
+        eprintln!("error: `--store :memory:` keeps no run past the process that ran it: there is no run to {verb}\n  help: pass the `--store` (or BULKHEAD_STORE) the run was recorded in");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let host = if state.in_memory() {
         state.unrecorded_host(&args.plugins.dir, args.max_parallel as usize)
     } else {
         // One run at a time: each commit in place, not handed to a writer thread and back.
