@@ -329,3 +329,54 @@ fn resume_and_retry_in_memory_say_that_memory_keeps_no_run() {
         );
     }
 }
+
+/// `bulkhead run` commits on its own thread, each commit a transaction of its own: processes
+/// that run at once on one SQLite file take turns at its write lock. Six runs of a 300-task
+/// graph at once all end, each with every task recorded as the report said, and `show` reads
+/// back for each exactly what its own process reported.
+#[test]
+fn runs_of_several_processes_on_one_file_are_each_recorded_whole() {
+    let mut yaml = String::from("name: many\ntasks:\n");
+    for l in 0..30 {
+        for i in 0..10 {
+            match l {
+                0 => yaml.push_str(&format!(
+                    "  t{l}_{i}: {{plugin: echo, params: {{i: {i}}}}}\n"
+                )),
+                _ => yaml.push_str(&format!(
+                    "  t{l}_{i}: {{plugin: noop, needs: [t{}_{i}, t{}_{}]}}\n",
+                    l - 1,
+                    l - 1,
+                    (i + 1) % 10
+                )),
+            }
+        }
+    }
+    let case = std::sync::Arc::new(Case::new(&yaml));
+    let processes: Vec<_> = (0..6)
+        .map(|_| {
+            let case = case.clone();
+            std::thread::spawn(move || case.run(&[]))
+        })
+        .collect();
+    let reports: Vec<Ran> = processes.into_iter().map(|p| p.join().unwrap()).collect();
+    for ran in &reports {
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+        let id = ran.report["run_id"].as_str().unwrap();
+        let shown = show(&case, id);
+        assert_eq!(shown["status"], "succeeded", "{id}");
+        let tasks = shown["tasks"].as_object().unwrap();
+        assert_eq!(tasks.len(), 300, "{id}");
+        for (task, t) in tasks {
+            assert_eq!(t["status"], "succeeded", "{id} {task}");
+            assert_eq!(t["attempts"], 1, "{id} {task}");
+            assert_eq!(t["output"], ran.task(task)["output"], "{id} {task}");
+        }
+    }
+    let listed = runs(&case);
+    assert_eq!(listed.len(), 6);
+    assert!(
+        listed.iter().all(|r| r["status"] == "succeeded"),
+        "{listed:?}"
+    );
+}
