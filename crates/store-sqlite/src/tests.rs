@@ -3,31 +3,27 @@
 
 use super::*;
 
-#[tokio::test]
-async fn passes_the_store_conformance_suite() {
+/// The conformance suite on stores of fresh files, each committing as `commits` says.
+async fn suite_on_files(commits: Commits) {
     let dir = tempfile::tempdir().unwrap();
     let n = std::sync::atomic::AtomicUsize::new(0);
     bulkhead_core::store::suite::suite(|| {
         let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let path = dir.path().join(format!("state-{i}.db"));
-        async move { Box::new(SqliteStore::open(&path).unwrap()) as Box<dyn Store> }
+        async move { Box::new(SqliteStore::open_with(&path, commits).unwrap()) as Box<dyn Store> }
     })
     .await;
+}
+
+#[tokio::test]
+async fn passes_the_store_conformance_suite() {
+    suite_on_files(Commits::Grouped).await;
 }
 
 /// Writes committed in place, as `bulkhead run` opens a file: the same answers as grouped ones.
 #[tokio::test]
 async fn committing_in_place_passes_the_store_conformance_suite() {
-    let dir = tempfile::tempdir().unwrap();
-    let n = std::sync::atomic::AtomicUsize::new(0);
-    bulkhead_core::store::suite::suite(|| {
-        let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let path = dir.path().join(format!("state-{i}.db"));
-        async move {
-            Box::new(SqliteStore::open_with(&path, Commits::InPlace).unwrap()) as Box<dyn Store>
-        }
-    })
-    .await;
+    suite_on_files(Commits::InPlace).await;
 }
 
 #[tokio::test]
