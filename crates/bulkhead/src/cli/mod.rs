@@ -307,6 +307,23 @@ pub fn block_on<F: std::future::Future<Output = ExitCode>>(f: F) -> ExitCode {
     }
 }
 
+/// [`block_on`], with the future as a task on the runtime's worker threads rather than on this
+/// thread: what it spawns (a run's attempts) goes to its worker's own queue, and a task it waits
+/// for wakes it without waking another thread (each such wake-up is a futex call and, on a VM,
+/// an interrupt to another core). A 100,000-task run in memory used a quarter less CPU (README,
+/// Speed).
+pub fn block_on_worker<F>(f: F) -> ExitCode
+where
+    F: std::future::Future<Output = ExitCode> + Send + 'static,
+{
+    block_on(async {
+        tokio::spawn(f).await.unwrap_or_else(|e| {
+            eprintln!("error: the command's task failed: {e}");
+            ExitCode::FAILURE
+        })
+    })
+}
+
 /// `bulkhead validate FILE...`
 pub fn validate(files: &[PathBuf], plugins: &PluginsArg, state: &State) -> ExitCode {
     let host = match state.loader(&plugins.dir) {

@@ -84,19 +84,7 @@ pub fn main(job: Job, args: ExecArgs, state: &State, log_format: LogFormat) -> E
     let interactive = std::io::stderr().is_terminal() && log_format == LogFormat::Text;
     telemetry::init(log_format, if interactive { "warn" } else { "info" });
     let state = state.clone();
-    // The executor runs as a task on the runtime's worker threads, not on this thread: an attempt
-    // it spawns then goes to its worker's own queue, and an ended attempt wakes it without waking
-    // another thread (each such wake-up was a futex call and, on a VM, an interrupt to another
-    // core). A 100,000-task run in memory used a quarter less CPU (README, Speed).
-    super::block_on(async move {
-        match tokio::spawn(async move { execute(job, args, &state, interactive).await }).await {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("error: the run's task failed: {e}");
-                ExitCode::FAILURE
-            }
-        }
-    })
+    super::block_on_worker(async move { execute(job, args, &state, interactive).await })
 }
 
 async fn execute(job: Job, args: ExecArgs, state: &State, interactive: bool) -> ExitCode {

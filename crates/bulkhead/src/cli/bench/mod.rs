@@ -279,7 +279,8 @@ const BUILD: &str = if cfg!(debug_assertions) {
 /// Runs the benchmark.
 pub fn main(args: BenchArgs, state: &super::State) -> ExitCode {
     let cache_dir = state.cache_dir.clone();
-    super::block_on(async move {
+    // On a worker thread, as `bulkhead run` runs its executor.
+    super::block_on_worker(async move {
         match bench(&args, cache_dir).await {
             Ok(figures) => {
                 if args.json {
