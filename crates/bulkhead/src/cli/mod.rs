@@ -467,3 +467,28 @@ pub fn plugins(plugins: &PluginsArg, state: &State, json: bool) -> ExitCode {
     }
     ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::block_on_worker;
+    use std::process::ExitCode;
+
+    #[test]
+    fn a_command_on_a_worker_runs_off_the_calling_thread_and_its_panic_is_an_exit_code() {
+        let caller = std::thread::current().id();
+        let code = block_on_worker(async move {
+            if std::thread::current().id() == caller {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            }
+        });
+        assert_eq!(
+            code,
+            ExitCode::SUCCESS,
+            "the future ran on the calling thread"
+        );
+        let code = block_on_worker(async { panic!("a bug in a command") });
+        assert_eq!(code, ExitCode::FAILURE);
+    }
+}
