@@ -158,6 +158,30 @@ fn bad_arguments_exit_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `bench` refuses counts that cannot be measured, naming the option, before it measures
+/// anything; it used to turn `--repeat 0` into 1 and `--clients 0` into 1 silently, and
+/// `--tasks 0` failed on a workflow file the user never wrote.
+#[test]
+fn bench_refuses_counts_it_cannot_measure_naming_the_option() {
+    for (option, value, says) in [
+        ("--tasks", "0", "0 is not in 1.."),
+        ("--repeat", "0", "0 is not in 1.."),
+        ("--max-parallel", "0", "0 is not in 1.."),
+        ("--clients", "0", "0 is not in 1.."),
+        ("--fanout-dependents", "0", "0 is not in 1.."),
+        ("--scale", "1000,0", "at least one task"),
+        ("--scale", "1k", "`1k` is not a task count"),
+    ] {
+        let out = bulkhead().args(["bench", option, value]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{option} {value}: {err}");
+        assert!(
+            err.contains(option) && err.contains(says),
+            "{option} {value}: {err}"
+        );
+    }
+}
+
 #[test]
 fn the_example_workflows_validate_and_run() {
     let out = bulkhead()

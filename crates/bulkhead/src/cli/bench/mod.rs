@@ -26,24 +26,24 @@ pub struct BenchArgs {
     #[command(flatten)]
     plugins: super::PluginsArg,
     /// Tasks in the layered throughput DAG.
-    #[arg(long, default_value_t = 10_000)]
-    tasks: usize,
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    tasks: u64,
     /// Repetitions of each measurement (the median is reported).
-    #[arg(long, default_value_t = 5)]
-    repeat: usize,
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    repeat: u32,
     /// Attempts at once.
-    #[arg(long, default_value_t = 256)]
-    max_parallel: usize,
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    max_parallel: u32,
     /// Skip the Python baseline.
     #[arg(long)]
     no_python: bool,
     /// Print the figures as JSON on stdout.
     #[arg(long)]
     json: bool,
-    /// Task counts of the scale curve: whole `bulkhead run --json` processes on layered DAGs,
-    /// in memory and with a SQLite file (empty: no curve).
-    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
-    scale: Vec<usize>,
+    /// Task counts of the scale curve, comma-separated: whole `bulkhead run --json` processes on
+    /// layered DAGs, in memory and with a SQLite file (`--scale ''`: no curve).
+    #[arg(long, default_value = "1000,10000,100000", value_parser = parse_scale)]
+    scale: Scale,
     /// Add a million tasks to the scale curve (about a minute per store on two cores).
     #[arg(long)]
     million: bool,
@@ -51,8 +51,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 2_000)]
     serve_runs: usize,
     /// HTTP clients triggering runs at once.
-    #[arg(long, default_value_t = 8)]
-    clients: usize,
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1_024))]
+    clients: u32,
     /// Finished runs in the history the API is timed over (0: no history).
     #[arg(long, default_value_t = 100_000)]
     history: usize,
@@ -67,12 +67,38 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 16)]
     fanout_mib: u64,
     /// Dependents of the fan-out's source.
-    #[arg(long, default_value_t = 50)]
-    fanout_dependents: usize,
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    fanout_dependents: u32,
     /// Attempts of each large no-op component (`py_noop.wasm`, `js_noop.wasm`) timed one by one
     /// (0: none).
     #[arg(long, default_value_t = 200)]
     large_attempts: usize,
+}
+
+/// The task counts of the scale curve (`--scale`), each at least one; none for no curve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scale(Vec<usize>);
+
+/// Parses `--scale`: task counts separated by commas, or nothing at all for no curve.
+fn parse_scale(text: &str) -> Result<Scale, String> {
+    const MAX: usize = 10_000_000;
+    if text.trim().is_empty() {
+        return Ok(Scale(Vec::new()));
+    }
+    text.split(',')
+        .map(|part| match part.trim().parse::<usize>() {
+            Ok(0) => Err("a step of the scale curve needs at least one task (pass `--scale ''` for no curve)".to_string()),
+            Ok(n) if n > MAX => Err(format!(
+                "{n} tasks is more than the scale curve takes ({MAX}); `--million` adds a million"
+            )),
+            Ok(n) => Ok(n),
+            Err(_) => Err(format!(
+                "`{}` is not a task count: give whole numbers separated by commas, such as `1000,10000` (`--scale ''` for no curve)",
+                part.trim()
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Scale)
 }
 
 /// Records when each attempt finished.
@@ -297,11 +323,11 @@ pub fn main(args: BenchArgs, state: &super::State) -> ExitCode {
 }
 
 async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value, String> {
-    let repeat = args.repeat.max(1);
+    let repeat = args.repeat as usize;
     let host = Host::new(HostConfig {
         plugins_dir: args.plugins.dir.clone(),
         cache_dir: Some(cache_dir.clone()),
-        max_parallel: args.max_parallel,
+        max_parallel: args.max_parallel as usize,
         store: None,
         plugin_vault: None,
         guarded: Vec::new(),
@@ -314,7 +340,7 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
     let durable = Host::new(HostConfig {
         plugins_dir: args.plugins.dir.clone(),
         cache_dir: Some(cache_dir.clone()),
-        max_parallel: args.max_parallel,
+        max_parallel: args.max_parallel as usize,
         store: Some(Arc::new(sqlite)),
         plugin_vault: Some(Arc::new(bulkhead::FolderVault::new(state.join("plugins")))),
         guarded: Vec::new(),
@@ -399,7 +425,7 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
     let chain40_sqlite_ms = median(c40);
     eprintln!("40-task chain: {chain40_ms:.2} ms in memory, {chain40_sqlite_ms:.2} ms with the SQLite store (every step committed before the next)");
 
-    let layers = load(&host, &dir, "layers", &layered(args.tasks))?;
+    let layers = load(&host, &dir, "layers", &layered(args.tasks as usize))?;
     let n = layers.workflow.tasks.len();
     run(&host, &layers, &Quiet).await?; // warm-up
     let mut rates = Vec::new();
@@ -407,7 +433,7 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         rates.push(n as f64 / run(&host, &layers, &Quiet).await?.as_secs_f64());
     }
     let rate = median(rates);
-    let layers = load(&durable, &dir, "layers", &layered(args.tasks))?;
+    let layers = load(&durable, &dir, "layers", &layered(args.tasks as usize))?;
     let mut rates = Vec::new();
     for _ in 0..repeat {
         rates.push(n as f64 / run(&durable, &layers, &Quiet).await?.as_secs_f64());
@@ -422,7 +448,7 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
     let python = if args.no_python {
         None
     } else {
-        match python_rate(args.tasks, repeat) {
+        match python_rate(args.tasks as usize, repeat) {
             Ok(r) => {
                 eprintln!("python graphlib + ThreadPoolExecutor, same DAG, no sandbox: {r:.0} tasks/s (bulkhead / python = {:.2})", rate / r);
                 Some(r)
@@ -433,7 +459,7 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
             }
         }
     };
-    let mut sizes = args.scale.clone();
+    let mut sizes = args.scale.0.clone();
     if args.million {
         sizes.push(1_000_000);
     }
@@ -448,7 +474,7 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         &args.plugins.dir,
         &cache_dir,
         args.serve_runs,
-        args.clients.max(1),
+        args.clients as usize,
         repeat.min(3),
     )
     .await?;
@@ -457,7 +483,7 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         &cache_dir,
         args.postgres.as_deref(),
         args.cluster_runs,
-        args.clients.max(1),
+        args.clients as usize,
     )
     .await?;
     let history = serve::history(&args.plugins.dir, &cache_dir, args.history).await?;
@@ -465,7 +491,7 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         &args.plugins.dir,
         &cache_dir,
         args.fanout_mib,
-        args.fanout_dependents,
+        args.fanout_dependents as usize,
         repeat.min(3),
     )?;
     let large = if args.large_attempts == 0 {
@@ -512,7 +538,25 @@ fn bytes_of(b: &'static [u8]) -> bytes::Bytes {
 
 #[cfg(test)]
 mod tests {
-    use super::rest_of;
+    use super::{parse_scale, rest_of, Scale};
+
+    #[test]
+    fn the_scale_curve_takes_task_counts_or_nothing_and_refuses_zero_and_words() {
+        assert_eq!(parse_scale("1000,10000"), Ok(Scale(vec![1000, 10_000])));
+        assert_eq!(parse_scale(" 5 , 7 "), Ok(Scale(vec![5, 7])));
+        assert_eq!(parse_scale(""), Ok(Scale(Vec::new())));
+        let zero = parse_scale("1000,0").unwrap_err();
+        assert!(zero.contains("at least one task"), "{zero}");
+        let word = parse_scale("1000,lots").unwrap_err();
+        assert!(word.contains("`lots` is not a task count"), "{word}");
+        let empty_step = parse_scale("1000,").unwrap_err();
+        assert!(
+            empty_step.contains("`` is not a task count"),
+            "{empty_step}"
+        );
+        let huge = parse_scale("10000001").unwrap_err();
+        assert!(huge.contains("--million"), "{huge}");
+    }
 
     #[test]
     fn the_executors_share_is_the_difference_of_medians_and_never_negative() {
