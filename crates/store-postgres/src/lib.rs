@@ -31,7 +31,7 @@ mod tests;
 mod write;
 
 /// The schema version this build writes (the same numbers as the SQLite backend's).
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The numbered migrations, applied in order to bring a database to [`SCHEMA_VERSION`].
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -42,6 +42,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_workflow_spec.sql")),
     (6, include_str!("../migrations/0006_hosts.sql")),
     (7, include_str!("../migrations/0007_active_runs.sql")),
+    (8, include_str!("../migrations/0008_open_triggers.sql")),
 ];
 
 /// The advisory lock that serialises migrations of one database across hosts ("BULKHEAD").
@@ -413,6 +414,13 @@ impl Store for PostgresStore {
                 run.run_id
             )));
         }
+        // The trigger that asked for this run (if one did) is no longer open.
+        tx.execute(
+            "UPDATE triggers SET fulfilled_at = bulkhead_ts($2) WHERE run_id = $1 AND fulfilled_at IS NULL",
+            &[&run.run_id, &run.created_at],
+        )
+        .await
+        .map_err(|e| self.err(e))?;
         tx.execute(
             "INSERT INTO run_definitions (run_id, workflow_yaml, workflow_spec) VALUES ($1, $2, $3)",
             &[&run.run_id, &run.workflow_yaml, &run.workflow_spec],
@@ -587,7 +595,8 @@ impl Store for PostgresStore {
                              bulkhead_ms(coalesce(t.cancelled_at, CASE WHEN t.error IS NOT NULL THEN t.claimed_at END)) AS finished_at,
                              bulkhead_ms(t.due_at) AS due_at
                         FROM triggers t
-                       WHERE (t.claimed_at IS NULL OR t.cancelled_at IS NOT NULL OR t.error IS NOT NULL)
+                       WHERE t.fulfilled_at IS NULL
+                         AND (t.claimed_at IS NULL OR t.cancelled_at IS NOT NULL OR t.error IS NOT NULL)
                          AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id)
                          AND ($1::text IS NULL OR t.workflow = $1) AND ($4::text IS NULL OR t.run_id < $4)) p
                      WHERE ($2::text IS NULL OR status = $2)
@@ -945,7 +954,8 @@ impl Store for PostgresStore {
             .query(
                 &format!(
                     "UPDATE triggers SET claimed_at = bulkhead_ts($1) WHERE trigger_key IN
-                       (SELECT trigger_key FROM triggers t WHERE claimed_at IS NOT NULL AND claimed_at < bulkhead_ts($1::bigint - $3::bigint)
+                       (SELECT trigger_key FROM triggers t WHERE fulfilled_at IS NULL
+                          AND claimed_at IS NOT NULL AND claimed_at < bulkhead_ts($1::bigint - $3::bigint)
                           AND error IS NULL AND cancelled_at IS NULL
                           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id)
                         ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
@@ -970,7 +980,8 @@ impl Store for PostgresStore {
             let active: i64 = tx
                 .query_one(
                     "SELECT (SELECT count(*) FROM runs WHERE workflow = $1 AND status IN ('pending', 'running', 'interrupted'))
-                          + (SELECT count(*) FROM triggers t WHERE workflow = $1 AND claimed_at >= bulkhead_ts($2::bigint - $3::bigint)
+                          + (SELECT count(*) FROM triggers t WHERE fulfilled_at IS NULL
+                               AND workflow = $1 AND claimed_at >= bulkhead_ts($2::bigint - $3::bigint)
                                AND error IS NULL AND cancelled_at IS NULL
                                AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id))",
                     &[workflow, &now, &CLAIMS_IN_FLIGHT_MS],

@@ -133,6 +133,69 @@ async fn a_newer_schema_is_refused_and_left_untouched() {
     scratch.finish().await;
 }
 
+/// A database of schema 7 upgrades its triggers: one whose run exists is closed (`fulfilled_at`
+/// is the run's creation), so claims and lists read only open ones by partial index; an orphan
+/// and a trigger not yet claimed stay open and are handed out. A run created afterwards closes
+/// its trigger in the same transaction.
+#[tokio::test]
+async fn a_schema_7_database_closes_the_triggers_whose_runs_exist_and_keeps_the_rest() {
+    let scratch = Scratch::new().await;
+    let url = scratch.url().await;
+    let db = raw(&url).await;
+    db.batch_execute("CREATE TABLE bulkhead_schema (version bigint NOT NULL)")
+        .await
+        .unwrap();
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 7) {
+        db.batch_execute(sql).await.unwrap();
+        db.execute(
+            "INSERT INTO bulkhead_schema (version) VALUES ($1)",
+            &[version],
+        )
+        .await
+        .unwrap();
+    }
+    db.batch_execute(
+        "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, params, status, created_at)
+         VALUES ('ran', 'wf', 'abc', '/flows/wf.yaml', '{}', 'succeeded', bulkhead_ts(40));
+         INSERT INTO triggers (trigger_key, kind, workflow, params, due_at, created_at, run_id, claimed_at) VALUES
+           ('once:ran', 'once', 'wf', '{}', bulkhead_ts(20), bulkhead_ts(10), 'ran', bulkhead_ts(30)),
+           ('once:orphan', 'once', 'wf', '{}', bulkhead_ts(20), bulkhead_ts(10), 'orphan', bulkhead_ts(30)),
+           ('once:due', 'once', 'wf', '{}', bulkhead_ts(20), bulkhead_ts(10), 'due', NULL);",
+    )
+    .await
+    .unwrap();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let claimed = store
+        .claim_due(30 + ORPHAN_AFTER_MS + 1, 10, &RunCaps::new())
+        .await
+        .unwrap();
+    let ids: Vec<&str> = claimed.iter().map(|t| t.run_id.as_str()).collect();
+    assert_eq!(ids, vec!["due", "orphan"], "the due one, then the orphan");
+    let mut run = new_run("due", &Owner::new(), 50);
+    run.tasks = vec![];
+    store.create_run(run).await.unwrap();
+    let fulfilled: Vec<(String, Option<i64>)> = db
+        .query(
+            "SELECT run_id, bulkhead_ms(fulfilled_at) FROM triggers ORDER BY run_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        fulfilled,
+        vec![
+            ("due".to_string(), Some(50)),
+            ("orphan".to_string(), None),
+            ("ran".to_string(), Some(40))
+        ]
+    );
+    drop(store);
+    scratch.finish().await;
+}
+
 #[tokio::test]
 async fn hosts_claiming_at_once_take_each_trigger_exactly_once() {
     let scratch = Scratch::new().await;

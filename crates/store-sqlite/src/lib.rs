@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// The schema version this build writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The numbered migrations, applied in order to bring a database to [`SCHEMA_VERSION`].
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_workflow_spec.sql")),
     (6, include_str!("../migrations/0006_hosts.sql")),
     (7, include_str!("../migrations/0007_active_runs.sql")),
+    (8, include_str!("../migrations/0008_open_triggers.sql")),
 ];
 
 /// A SQLite state store.
@@ -523,6 +524,12 @@ impl Store for SqliteStore {
                 )
                 .map_err(m)?;
             }
+            // The trigger that asked for this run (if one did) is no longer open.
+            tx.execute(
+                "UPDATE triggers SET fulfilled_at = ?2 WHERE run_id = ?1 AND fulfilled_at IS NULL",
+                params![run.run_id, run.created_at],
+            )
+            .map_err(m)?;
             let mut insert = tx
                 .prepare_cached("INSERT INTO tasks (run_id, task, position, status) VALUES (?1, ?2, ?3, 'pending')")
                 .map_err(m)?;
@@ -681,8 +688,9 @@ impl Store for SqliteStore {
                                   NULL AS started_at,
                                   coalesce(t.cancelled_at, CASE WHEN t.error IS NOT NULL THEN t.claimed_at END) AS finished_at,
                                   t.due_at
-                             FROM triggers t
-                            WHERE (t.claimed_at IS NULL OR t.cancelled_at IS NOT NULL OR t.error IS NOT NULL)
+                             FROM triggers t INDEXED BY triggers_open_by_run
+                            WHERE t.fulfilled_at IS NULL
+                              AND (t.claimed_at IS NULL OR t.cancelled_at IS NOT NULL OR t.error IS NOT NULL)
                               AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id)
                               AND (?1 IS NULL OR t.workflow = ?1) AND (?4 IS NULL OR t.run_id < ?4))
                           WHERE (?2 IS NULL OR status = ?2)
@@ -1004,7 +1012,8 @@ impl Store for SqliteStore {
             let mut orphans: Vec<Trigger> = tx
                 .prepare_cached(&format!(
                     "UPDATE triggers SET claimed_at = ?1 WHERE trigger_key IN
-                       (SELECT trigger_key FROM triggers t WHERE claimed_at IS NOT NULL AND claimed_at < ?1 - ?3
+                       (SELECT trigger_key FROM triggers t INDEXED BY triggers_open
+                        WHERE fulfilled_at IS NULL AND claimed_at IS NOT NULL AND claimed_at < ?1 - ?3
                           AND error IS NULL AND cancelled_at IS NULL
                           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id)
                         ORDER BY due_at LIMIT ?2)
@@ -1021,7 +1030,8 @@ impl Store for SqliteStore {
                 let active: i64 = tx
                     .prepare_cached(
                         "SELECT (SELECT count(*) FROM runs WHERE workflow = ?1 AND status IN ('pending', 'running', 'interrupted'))
-                              + (SELECT count(*) FROM triggers t WHERE workflow = ?1 AND claimed_at >= ?2 - ?3
+                              + (SELECT count(*) FROM triggers t INDEXED BY triggers_open_by_workflow
+                                  WHERE fulfilled_at IS NULL AND workflow = ?1 AND claimed_at >= ?2 - ?3
                                    AND error IS NULL AND cancelled_at IS NULL
                                    AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id))",
                     )

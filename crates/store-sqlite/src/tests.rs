@@ -230,6 +230,126 @@ async fn a_schema_4_database_upgrades_and_keeps_its_runs() {
     assert_eq!(version, SCHEMA_VERSION);
 }
 
+/// A database of schema 7 upgrades its triggers: one whose run exists is closed (`fulfilled_at`
+/// from the run's creation), so claims and lists read only the open ones by index; an orphan
+/// (claimed, its run never created) and a trigger not yet claimed stay open and are handed out.
+#[tokio::test]
+async fn a_schema_7_database_closes_the_triggers_whose_runs_exist_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE bulkhead_schema (version INTEGER NOT NULL)")
+            .unwrap();
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 7) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO bulkhead_schema (version) VALUES (?1)",
+                [version],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, params, status, created_at)
+             VALUES ('ran', 'wf', 'abc', '/flows/wf.yaml', '{}', 'succeeded', 40)",
+            [],
+        )
+        .unwrap();
+        for (key, run_id, claimed) in [
+            ("once:ran", "ran", Some(30)),
+            ("once:orphan", "orphan", Some(30)),
+            ("once:due", "due", None),
+        ] {
+            conn.execute(
+                "INSERT INTO triggers (trigger_key, kind, workflow, params, due_at, created_at, run_id, claimed_at)
+                 VALUES (?1, 'once', 'wf', '{}', 20, 10, ?2, ?3)",
+                params![key, run_id, claimed],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let claimed = store
+        .claim_due(30 + ORPHAN_AFTER_MS + 1, 10, &RunCaps::new())
+        .await
+        .unwrap();
+    let ids: Vec<&str> = claimed.iter().map(|t| t.run_id.as_str()).collect();
+    assert_eq!(ids, vec!["due", "orphan"], "the due one, then the orphan");
+    let listed = store.list(&RunFilter::default()).await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(ids, vec!["ran"], "a claimed trigger is not a pending run");
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let fulfilled: Vec<(String, Option<i64>)> = conn
+        .prepare("SELECT run_id, fulfilled_at FROM triggers ORDER BY run_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        fulfilled,
+        vec![
+            ("due".to_string(), None),
+            ("orphan".to_string(), None),
+            ("ran".to_string(), Some(40))
+        ]
+    );
+}
+
+/// Creating a run closes the trigger that asked for it, in the same transaction; the claim and
+/// the list then read it through no index of open triggers.
+#[tokio::test]
+async fn creating_a_run_closes_its_trigger() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+    let me = Owner::new();
+    let trigger = NewTrigger {
+        kind: TriggerKind::Once,
+        workflow: "wf".into(),
+        params: serde_json::json!({}),
+        due_at: 5,
+        created_at: 1,
+        run_id: "r1".into(),
+    };
+    assert!(store.add_trigger(trigger).await.unwrap());
+    assert_eq!(
+        store
+            .claim_due(10, 10, &RunCaps::new())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let mut run = run_of("r1", &me);
+    run.created_at = 12;
+    store.create_run(run).await.unwrap();
+    let open: i64 = store
+        .read(|conn, path| {
+            conn.query_row(
+                "SELECT count(*) FROM triggers INDEXED BY triggers_open_by_run WHERE fulfilled_at IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| map(path, e))
+        })
+        .await
+        .unwrap();
+    assert_eq!(open, 0, "no open trigger is left");
+    let at: Option<i64> = store
+        .read(|conn, path| {
+            conn.query_row(
+                "SELECT fulfilled_at FROM triggers WHERE run_id = 'r1'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| map(path, e))
+        })
+        .await
+        .unwrap();
+    assert_eq!(at, Some(12));
+}
+
 fn run_of(id: &str, owner: &Owner) -> NewRun {
     bulkhead_core::store::suite::new_run(id, owner, now_ms())
 }
