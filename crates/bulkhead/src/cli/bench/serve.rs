@@ -8,7 +8,7 @@
 
 use super::{percentile, tempfile_dir};
 use bulkhead::sandbox::compile::CompileBounds;
-use bulkhead::store::{RunStatus, Store};
+use bulkhead::store::{NewTrigger, RunCaps, RunStatus, Store, TriggerKind};
 use bulkhead::SqliteStore;
 use bulkhead::{Host, HostConfig};
 use serde_json::json;
@@ -446,11 +446,36 @@ async fn seed(
                 done.map_err(|e| e.to_string())??;
             }
         }
-        let (host, loaded) = (host.clone(), loaded[usize::from(i % 10 == 9)].clone());
+        let (host, which) = (host.clone(), usize::from(i % 10 == 9));
+        let loaded = loaded[which].clone();
+        // Each run as the API starts one: a trigger, claimed, then the run with its id (which
+        // closes the trigger). A history of triggered runs is what a server accumulates.
+        let run_id = bulkhead::new_run_id();
+        let now = bulkhead::store::now_ms();
+        memory
+            .add_trigger(NewTrigger {
+                kind: TriggerKind::Once,
+                workflow: HISTORY[which].0.to_string(),
+                params: json!({}),
+                due_at: now,
+                created_at: now,
+                run_id: run_id.clone(),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let claimed = memory
+            .claim_due(now, 1, &RunCaps::new())
+            .await
+            .map_err(|e| e.to_string())?;
+        if claimed.first().map(|t| &t.run_id) != Some(&run_id) {
+            return Err(format!(
+                "seeding the history: trigger of run {run_id} was not claimed"
+            ));
+        }
         running.spawn(async move {
             host.run(
                 &loaded,
-                bulkhead::new_run_id(),
+                run_id,
                 json!({}),
                 &super::Quiet,
                 Default::default(),
