@@ -894,7 +894,7 @@ impl Store for PostgresStore {
         // Runs that never started: cancelled before they were due, or failed to start.
         let never: Vec<String> = tx
             .query(
-                "DELETE FROM triggers t WHERE created_at < bulkhead_ts($1) AND (cancelled_at IS NOT NULL OR error IS NOT NULL)
+                "DELETE FROM triggers t WHERE fulfilled_at IS NULL AND created_at < bulkhead_ts($1) AND (cancelled_at IS NOT NULL OR error IS NOT NULL)
                    AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id)
                  RETURNING run_id",
                 &[&before],

@@ -953,13 +953,15 @@ impl Store for SqliteStore {
             // Runs that never started: cancelled before they were due, or failed to start.
             let never: Vec<String> = tx
                 .prepare(
-                    "SELECT run_id FROM triggers t WHERE created_at < ?1 AND (cancelled_at IS NOT NULL OR error IS NOT NULL)
+                    "SELECT run_id FROM triggers t INDEXED BY triggers_open_by_run
+                      WHERE fulfilled_at IS NULL AND created_at < ?1 AND (cancelled_at IS NOT NULL OR error IS NOT NULL)
                        AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id)",
                 )
                 .and_then(|mut s| s.query_map([before], |r| r.get(0))?.collect())
                 .map_err(m)?;
             tx.execute(
-                "DELETE FROM triggers WHERE created_at < ?1 AND (cancelled_at IS NOT NULL OR error IS NOT NULL)
+                "DELETE FROM triggers INDEXED BY triggers_open_by_run
+                  WHERE fulfilled_at IS NULL AND created_at < ?1 AND (cancelled_at IS NOT NULL OR error IS NOT NULL)
                    AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = triggers.run_id)",
                 [before],
             )
