@@ -191,6 +191,19 @@ async fn a_damaged_row_is_an_error_naming_it() {
     }
 }
 
+/// A new database file at `path` brought to schema `version` only, as an earlier build left it.
+fn database_at_schema(path: &Path, version: i64) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("CREATE TABLE bulkhead_schema (version INTEGER NOT NULL)")
+        .unwrap();
+    for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= version) {
+        conn.execute_batch(sql).unwrap();
+        conn.execute("INSERT INTO bulkhead_schema (version) VALUES (?1)", [v])
+            .unwrap();
+    }
+    conn
+}
+
 /// A database of an earlier version (schema 4, the workflow's text in `runs`) opens, migrates and
 /// still shows its runs: the text moved to `run_definitions`, no stored form (it is validated
 /// from the YAML, as before).
@@ -199,17 +212,7 @@ async fn a_schema_4_database_upgrades_and_keeps_its_runs() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
     {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("CREATE TABLE bulkhead_schema (version INTEGER NOT NULL)")
-            .unwrap();
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 4) {
-            conn.execute_batch(sql).unwrap();
-            conn.execute(
-                "INSERT INTO bulkhead_schema (version) VALUES (?1)",
-                [version],
-            )
-            .unwrap();
-        }
+        let conn = database_at_schema(&path, 4);
         conn.execute(
             "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, workflow_yaml, params, status, created_at)
              VALUES ('old', 'wf', 'abc', '/flows/wf.yaml', 'name: wf', '{}', 'succeeded', 5)",
@@ -238,17 +241,7 @@ async fn a_schema_7_database_closes_the_triggers_whose_runs_exist_and_keeps_the_
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
     {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("CREATE TABLE bulkhead_schema (version INTEGER NOT NULL)")
-            .unwrap();
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 7) {
-            conn.execute_batch(sql).unwrap();
-            conn.execute(
-                "INSERT INTO bulkhead_schema (version) VALUES (?1)",
-                [version],
-            )
-            .unwrap();
-        }
+        let conn = database_at_schema(&path, 7);
         conn.execute(
             "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, params, status, created_at)
              VALUES ('ran', 'wf', 'abc', '/flows/wf.yaml', '{}', 'succeeded', 40)",
