@@ -31,7 +31,7 @@ mod tests;
 mod write;
 
 /// The schema version this build writes (the same numbers as the SQLite backend's).
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// The numbered migrations, applied in order to bring a database to [`SCHEMA_VERSION`].
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -43,6 +43,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_hosts.sql")),
     (7, include_str!("../migrations/0007_active_runs.sql")),
     (8, include_str!("../migrations/0008_open_triggers.sql")),
+    (
+        9,
+        include_str!("../migrations/0009_fewer_trigger_indexes.sql"),
+    ),
 ];
 
 /// The advisory lock that serialises migrations of one database across hosts ("BULKHEAD").
@@ -997,7 +1001,7 @@ impl Store for PostgresStore {
                 .query(
                     &format!(
                         "UPDATE triggers SET claimed_at = bulkhead_ts($1) WHERE trigger_key IN
-                           (SELECT trigger_key FROM triggers WHERE claimed_at IS NULL AND due_at <= bulkhead_ts($1)
+                           (SELECT trigger_key FROM triggers WHERE fulfilled_at IS NULL AND claimed_at IS NULL AND due_at <= bulkhead_ts($1)
                               AND workflow = $3 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
                          RETURNING {TRIGGER_COLUMNS}"
                     ),
@@ -1014,7 +1018,7 @@ impl Store for PostgresStore {
                 .query(
                     &format!(
                         "UPDATE triggers SET claimed_at = bulkhead_ts($1) WHERE trigger_key IN
-                           (SELECT trigger_key FROM triggers WHERE claimed_at IS NULL AND due_at <= bulkhead_ts($1)
+                           (SELECT trigger_key FROM triggers WHERE fulfilled_at IS NULL AND claimed_at IS NULL AND due_at <= bulkhead_ts($1)
                               AND workflow <> ALL($3) ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
                          RETURNING {TRIGGER_COLUMNS}"
                     ),
@@ -1068,7 +1072,7 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let n: i64 = client
             .query_one(
-                "SELECT count(*) FROM triggers WHERE claimed_at IS NULL",
+                "SELECT count(*) FROM triggers WHERE fulfilled_at IS NULL AND claimed_at IS NULL",
                 &[],
             )
             .await

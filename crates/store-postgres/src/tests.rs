@@ -196,6 +196,81 @@ async fn a_schema_7_database_closes_the_triggers_whose_runs_exist_and_keeps_the_
     scratch.finish().await;
 }
 
+/// A database of schema 8 upgrades to 9: the two indexes of every trigger ever fired are gone;
+/// its unclaimed triggers, of a capped workflow and of any other, are still counted as pending
+/// and claimed, and the pending count can be answered from the partial index of open triggers.
+#[tokio::test]
+async fn a_schema_8_database_drops_the_full_trigger_indexes_and_still_claims_its_triggers() {
+    let scratch = Scratch::new().await;
+    let url = scratch.url().await;
+    let db = raw(&url).await;
+    db.batch_execute("CREATE TABLE bulkhead_schema (version bigint NOT NULL)")
+        .await
+        .unwrap();
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 8) {
+        db.batch_execute(sql).await.unwrap();
+        db.execute(
+            "INSERT INTO bulkhead_schema (version) VALUES ($1)",
+            &[version],
+        )
+        .await
+        .unwrap();
+    }
+    db.batch_execute(
+        "INSERT INTO triggers (trigger_key, kind, workflow, params, due_at, created_at, run_id, fulfilled_at) VALUES
+           ('once:capped', 'once', 'capped', '{}', bulkhead_ts(20), bulkhead_ts(10), 'capped', NULL),
+           ('once:free', 'once', 'free', '{}', bulkhead_ts(20), bulkhead_ts(10), 'free', NULL),
+           ('once:done', 'once', 'free', '{}', bulkhead_ts(20), bulkhead_ts(10), 'done', bulkhead_ts(15));",
+    )
+    .await
+    .unwrap();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    assert_eq!(
+        store.pending_triggers().await.unwrap(),
+        2,
+        "the two open ones"
+    );
+    let caps = RunCaps::from([("capped".to_string(), 1)]);
+    let claimed = store.claim_due(30, 10, &caps).await.unwrap();
+    let ids: Vec<&str> = claimed.iter().map(|t| t.run_id.as_str()).collect();
+    assert_eq!(ids, vec!["capped", "free"]);
+    assert_eq!(store.pending_triggers().await.unwrap(), 0);
+    let indexes: Vec<String> = db
+        .query(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'triggers' AND indexdef NOT LIKE 'CREATE UNIQUE%' ORDER BY indexname",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        indexes,
+        vec![
+            "triggers_by_workflow",
+            "triggers_open",
+            "triggers_open_by_run",
+            "triggers_open_by_workflow"
+        ]
+    );
+    // A table this small is scanned whole; with scans of it off, the plan shows the index fits.
+    db.batch_execute("SET enable_seqscan = off").await.unwrap();
+    let plan: Vec<String> = db
+        .query(
+            "EXPLAIN SELECT count(*) FROM triggers WHERE fulfilled_at IS NULL AND claimed_at IS NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(plan.join("\n").contains("triggers_open"), "{plan:?}");
+    drop(store);
+    scratch.finish().await;
+}
+
 #[tokio::test]
 async fn hosts_claiming_at_once_take_each_trigger_exactly_once() {
     let scratch = Scratch::new().await;

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// The schema version this build writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// The numbered migrations, applied in order to bring a database to [`SCHEMA_VERSION`].
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -31,6 +31,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_hosts.sql")),
     (7, include_str!("../migrations/0007_active_runs.sql")),
     (8, include_str!("../migrations/0008_open_triggers.sql")),
+    (
+        9,
+        include_str!("../migrations/0009_fewer_trigger_indexes.sql"),
+    ),
 ];
 
 /// A SQLite state store.
@@ -1046,7 +1050,8 @@ impl Store for SqliteStore {
                 let mut some: Vec<Trigger> = tx
                     .prepare_cached(&format!(
                         "UPDATE triggers SET claimed_at = ?1 WHERE trigger_key IN
-                           (SELECT trigger_key FROM triggers WHERE claimed_at IS NULL AND due_at <= ?1 AND workflow = ?3
+                           (SELECT trigger_key FROM triggers INDEXED BY triggers_open_by_workflow
+                             WHERE fulfilled_at IS NULL AND workflow = ?3 AND claimed_at IS NULL AND due_at <= ?1
                              ORDER BY due_at LIMIT ?2)
                          RETURNING {TRIGGER_COLUMNS}"
                     ))
@@ -1060,7 +1065,8 @@ impl Store for SqliteStore {
                 let names = (0..caps.len()).map(|i| format!("?{}", i + 3)).collect::<Vec<_>>().join(", ");
                 let sql = format!(
                     "UPDATE triggers SET claimed_at = ?1 WHERE trigger_key IN
-                       (SELECT trigger_key FROM triggers WHERE claimed_at IS NULL AND due_at <= ?1
+                       (SELECT trigger_key FROM triggers INDEXED BY triggers_open
+                        WHERE fulfilled_at IS NULL AND claimed_at IS NULL AND due_at <= ?1
                           AND workflow NOT IN ({names}) ORDER BY due_at LIMIT ?2)
                      RETURNING {TRIGGER_COLUMNS}"
                 );
@@ -1112,8 +1118,9 @@ impl Store for SqliteStore {
     async fn pending_triggers(&self) -> Result<u64, StoreError> {
         self.read(move |conn, path| {
             conn.query_row(
-                // Cancelled and failed triggers are claimed too; the index on claimed_at counts.
-                "SELECT count(*) FROM triggers WHERE claimed_at IS NULL",
+                // Cancelled and failed triggers are claimed too, and an unclaimed trigger is
+                // always open: the partial index of open triggers holds every row counted.
+                "SELECT count(*) FROM triggers INDEXED BY triggers_open WHERE fulfilled_at IS NULL AND claimed_at IS NULL",
                 [],
                 |r| r.get::<_, i64>(0),
             )

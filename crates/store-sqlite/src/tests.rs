@@ -290,6 +290,59 @@ async fn a_schema_7_database_closes_the_triggers_whose_runs_exist_and_keeps_the_
     );
 }
 
+/// A database of schema 8 upgrades to 9: the two indexes of every trigger ever fired are gone,
+/// and its unclaimed triggers, of a capped workflow and of any other, are still counted as
+/// pending and claimed (now through the partial index of open triggers); a fulfilled one is not.
+#[tokio::test]
+async fn a_schema_8_database_drops_the_full_trigger_indexes_and_still_claims_its_triggers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let conn = database_at_schema(&path, 8);
+        for (key, workflow, run_id, fulfilled) in [
+            ("once:capped", "capped", "capped", None),
+            ("once:free", "free", "free", None),
+            ("once:done", "free", "done", Some(15)),
+        ] {
+            conn.execute(
+                "INSERT INTO triggers (trigger_key, kind, workflow, params, due_at, created_at, run_id, fulfilled_at)
+                 VALUES (?1, 'once', ?2, '{}', 20, 10, ?3, ?4)",
+                params![key, workflow, run_id, fulfilled],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        store.pending_triggers().await.unwrap(),
+        2,
+        "the two open ones"
+    );
+    let caps = RunCaps::from([("capped".to_string(), 1)]);
+    let claimed = store.claim_due(30, 10, &caps).await.unwrap();
+    let ids: Vec<&str> = claimed.iter().map(|t| t.run_id.as_str()).collect();
+    assert_eq!(ids, vec!["capped", "free"]);
+    assert_eq!(store.pending_triggers().await.unwrap(), 0);
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'triggers' AND sql IS NOT NULL ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        indexes,
+        vec![
+            "triggers_by_workflow",
+            "triggers_open",
+            "triggers_open_by_run",
+            "triggers_open_by_workflow"
+        ]
+    );
+}
+
 /// Creating a run closes the trigger that asked for it, in the same transaction; the claim and
 /// the list then read it through no index of open triggers.
 #[tokio::test]
