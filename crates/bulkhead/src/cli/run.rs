@@ -159,6 +159,7 @@ async fn execute(job: Job, args: ExecArgs, state: &State, interactive: bool) -> 
 }
 
 async fn one(host: &Host, job: Job, args: &ExecArgs, interactive: bool, stop: Stop) -> ExitCode {
+    let ends_process = matches!(job, Job::Run { .. });
     let (label, result) = match job {
         Job::Run { file, params } => {
             // Compiling can take a while: off the async workers, so a signal is heard.
@@ -193,6 +194,10 @@ async fn one(host: &Host, job: Job, args: &ExecArgs, interactive: bool, stop: St
             if let Some(p) = progress {
                 p.finish();
             }
+            // A new run is the process's only one, and the process ends when it is reported:
+            // freeing a large workflow piece by piece would only delay that (13 ms of a
+            // 100,000-task run); the kernel takes the memory back at once.
+            std::mem::forget(loaded);
             (run_id, r)
         }
         Job::Resume {
@@ -214,7 +219,14 @@ async fn one(host: &Host, job: Job, args: &ExecArgs, interactive: bool, stop: St
         Job::Resume { run_id: None } => return ExitCode::from(EXIT_INVALID),
     };
     match result {
-        Ok(report) => finish(host, &report, args.json),
+        Ok(report) => {
+            let code = finish(host, &report, args.json);
+            if ends_process {
+                // As with the workflow above: the process ends next (5 ms of 100,000 tasks).
+                std::mem::forget(report);
+            }
+            code
+        }
         Err(e) => match e.class() {
             ErrorClass::Invalid | ErrorClass::NotFound | ErrorClass::Conflict => {
                 eprintln!("error: {e}");

@@ -284,7 +284,7 @@ fn expand(w: SharedIn) -> Result<Workflow, String> {
 /// What the executor relies on: task ids unique, `needs` in range and acyclic.
 fn check(wf: &Workflow) -> Result<(), String> {
     let n = wf.tasks.len();
-    let mut ids = std::collections::HashSet::new();
+    let mut ids = std::collections::HashSet::with_capacity(n);
     for (i, t) in wf.tasks.iter().enumerate() {
         if !ids.insert(t.id.as_str()) {
             return Err(format!("task `{}` appears twice", t.id));
