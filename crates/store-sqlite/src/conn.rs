@@ -12,7 +12,7 @@
 //! instead ([`Writes::InPlace`]): on the calling thread, one transaction each, the same
 //! `BEGIN IMMEDIATE`, savepoint and `COMMIT` (and fsync) as a group of one. A run's commits come
 //! one after the other anyway, and handing each to the writer thread and its answer back cost
-//! more than the commit (a 10,000-task run 233 -> 168 ms, README, Speed).
+//! more than the commit (a 10,000-task run 233 -> 168 ms, docs/performance.md).
 //!
 //! A database in memory has one connection and never waits for a disk: statements run in place,
 //! each write in a savepoint of its own that is also its transaction.

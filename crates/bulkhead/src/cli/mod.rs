@@ -171,7 +171,7 @@ impl State {
     /// A host for a run that is recorded nowhere: with `--store :memory:`, the only reader of
     /// the database would be this process, which has the run's outputs and logs at hand
     /// already. The executor keeps them and the report is built from them; no row is written,
-    /// so a run in memory costs no SQL (a third of a 10,000-task process; README, Speed).
+    /// so a run in memory costs no SQL (a third of a 10,000-task process; docs/performance.md).
     pub fn unrecorded_host(&self, plugins: &Path, max_parallel: usize) -> Result<Host, ExitCode> {
         self.host_with(plugins, max_parallel, None)
     }
@@ -310,8 +310,8 @@ pub fn block_on<F: std::future::Future<Output = ExitCode>>(f: F) -> ExitCode {
 /// [`block_on`], with the future as a task on the runtime's worker threads rather than on this
 /// thread: what it spawns (a run's attempts) goes to its worker's own queue, and a task it waits
 /// for wakes it without waking another thread (each such wake-up is a futex call and, on a VM,
-/// an interrupt to another core). A 100,000-task run in memory used a quarter less CPU (README,
-/// Speed).
+/// an interrupt to another core). A 100,000-task run in memory used a quarter less CPU
+/// (docs/performance.md).
 pub fn block_on_worker<F>(f: F) -> ExitCode
 where
     F: std::future::Future<Output = ExitCode> + Send + 'static,

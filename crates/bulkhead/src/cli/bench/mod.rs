@@ -295,7 +295,7 @@ fn python_rate(tasks: usize, repeat: usize) -> Result<f64, String> {
 /// Which build runs the benchmark (and the whole processes of its scale curve, which are this
 /// executable): `cargo run` gives a debug build, `cargo run --release` (or an installed
 /// `bulkhead`) a release build. Dependencies are optimized in both, so whole processes differ
-/// by 5-15% (README, Speed).
+/// by 5-15% (docs/performance.md).
 const BUILD: &str = if cfg!(debug_assertions) {
     "debug"
 } else {
