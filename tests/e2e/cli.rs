@@ -435,6 +435,24 @@ fn bench_prints_the_scale_curve_serve_load_postgres_hosts_history_fan_out_and_la
         assert!(large["compile_s"].as_f64().unwrap_or(0.0) > 0.0, "{large}");
     }
     assert!(stderr.contains("JavaScript component js_noop"), "{stderr}");
+    // The targets, each judged on this run's figures: the per-task and serve ones were measured;
+    // the 100,000-task, Python and million-task ones were not (no such step: `--scale 100,2000`,
+    // `--no-python`), and say so instead of passing or failing.
+    let targets = figures["targets"].as_array().unwrap();
+    let judged: Vec<(&str, bool)> = targets
+        .iter()
+        .filter_map(|t| Some((t["target"].as_str()?, t["met"].is_boolean())))
+        .collect();
+    assert_eq!(judged.len(), 8, "{figures}");
+    for (target, measured) in judged {
+        let expected = target.starts_with("per-task") || target.starts_with("serve");
+        assert_eq!(measured, expected, "{target}: {figures}");
+    }
+    assert!(
+        stderr.contains("targets (each met, not met, or not measured by this run):"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not measured by this run"), "{stderr}");
 }
 
 #[test]

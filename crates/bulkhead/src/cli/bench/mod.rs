@@ -19,6 +19,7 @@ mod fanout;
 mod large;
 mod scale;
 mod serve;
+mod targets;
 
 /// Arguments of `bulkhead bench`.
 #[derive(Debug, clap::Args)]
@@ -502,7 +503,7 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
     if let Some(rss) = peak_rss_mib() {
         eprintln!("host peak resident memory over the whole benchmark: {rss:.0} MiB");
     }
-    Ok(json!({
+    let mut figures = json!({
         "build": BUILD,
         "cores": cores,
         "overhead_us": {"p50": p50, "p99": p99, "samples": gaps.len()},
@@ -522,7 +523,14 @@ async fn bench(args: &BenchArgs, cache_dir: PathBuf) -> Result<serde_json::Value
         "fanout": fanout,
         "history": history,
         "large_plugins": large,
-    }))
+    });
+    let verdicts = targets::verdicts(&figures);
+    eprintln!("targets (each met, not met, or not measured by this run):");
+    for v in &verdicts {
+        eprintln!("{}", v.line());
+    }
+    figures["targets"] = verdicts.iter().map(targets::Verdict::to_json).collect();
+    Ok(figures)
 }
 
 /// The process's peak resident set (VmHWM), in MiB, where /proc tells it.
