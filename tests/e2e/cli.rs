@@ -443,7 +443,7 @@ fn bench_prints_the_scale_curve_serve_load_postgres_hosts_history_fan_out_and_la
         .iter()
         .filter_map(|t| Some((t["target"].as_str()?, t["met"].is_boolean())))
         .collect();
-    assert_eq!(judged.len(), 8, "{figures}");
+    assert_eq!(judged.len(), 9, "{figures}");
     for (target, measured) in judged {
         let expected = target.starts_with("per-task") || target.starts_with("serve");
         assert_eq!(measured, expected, "{target}: {figures}");

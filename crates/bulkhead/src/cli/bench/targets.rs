@@ -116,6 +116,13 @@ pub(super) fn verdicts(figures: &Value) -> Vec<Verdict> {
             "x",
         ),
         verdict(
+            "100,000 tasks with SQLite, at least 0.75x the rate at 10,000",
+            ratio(rate(100_000, "sqlite"), rate(10_000, "sqlite")),
+            0.75,
+            false,
+            "x",
+        ),
+        verdict(
             "100,000 tasks with SQLite, at least 0.4x the rate in memory",
             ratio(rate(100_000, "sqlite"), rate(100_000, "memory")),
             0.4,
@@ -204,6 +211,8 @@ mod tests {
         let scaling = verdict("100,000 tasks in memory, at least 0.75x");
         assert_eq!(scaling.value, Some(0.8));
         assert_eq!(scaling.met(), Some(true));
+        let scaling = verdict("100,000 tasks with SQLite, at least 0.75x");
+        assert_eq!((scaling.value, scaling.met()), (Some(1.2), Some(true)));
         assert_eq!(
             verdict("100,000 tasks with SQLite, at least 0.4x").value,
             Some(0.75)
@@ -256,6 +265,10 @@ mod tests {
         );
         assert_eq!(
             of("100,000 tasks with SQLite, at least 0.4x"),
+            Some(Some(true))
+        );
+        assert_eq!(
+            of("100,000 tasks with SQLite, at least 0.75x"),
             Some(Some(true))
         );
         assert_eq!(of("1,000,000 tasks"), Some(None));
