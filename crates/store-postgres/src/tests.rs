@@ -69,6 +69,21 @@ async fn raw(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// The database at `url` brought to schema `version` only, as an earlier build left it.
+async fn database_at_schema(url: &str, version: i64) -> tokio_postgres::Client {
+    let db = raw(url).await;
+    db.batch_execute("CREATE TABLE bulkhead_schema (version bigint NOT NULL)")
+        .await
+        .unwrap();
+    for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= version) {
+        db.batch_execute(sql).await.unwrap();
+        db.execute("INSERT INTO bulkhead_schema (version) VALUES ($1)", &[v])
+            .await
+            .unwrap();
+    }
+    db
+}
+
 #[tokio::test]
 async fn passes_the_store_conformance_suite() {
     let scratch = Scratch::new().await;
@@ -141,19 +156,7 @@ async fn a_newer_schema_is_refused_and_left_untouched() {
 async fn a_schema_7_database_closes_the_triggers_whose_runs_exist_and_keeps_the_rest() {
     let scratch = Scratch::new().await;
     let url = scratch.url().await;
-    let db = raw(&url).await;
-    db.batch_execute("CREATE TABLE bulkhead_schema (version bigint NOT NULL)")
-        .await
-        .unwrap();
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 7) {
-        db.batch_execute(sql).await.unwrap();
-        db.execute(
-            "INSERT INTO bulkhead_schema (version) VALUES ($1)",
-            &[version],
-        )
-        .await
-        .unwrap();
-    }
+    let db = database_at_schema(&url, 7).await;
     db.batch_execute(
         "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, params, status, created_at)
          VALUES ('ran', 'wf', 'abc', '/flows/wf.yaml', '{}', 'succeeded', bulkhead_ts(40));
@@ -203,19 +206,7 @@ async fn a_schema_7_database_closes_the_triggers_whose_runs_exist_and_keeps_the_
 async fn a_schema_8_database_drops_the_full_trigger_indexes_and_still_claims_its_triggers() {
     let scratch = Scratch::new().await;
     let url = scratch.url().await;
-    let db = raw(&url).await;
-    db.batch_execute("CREATE TABLE bulkhead_schema (version bigint NOT NULL)")
-        .await
-        .unwrap();
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 8) {
-        db.batch_execute(sql).await.unwrap();
-        db.execute(
-            "INSERT INTO bulkhead_schema (version) VALUES ($1)",
-            &[version],
-        )
-        .await
-        .unwrap();
-    }
+    let db = database_at_schema(&url, 8).await;
     db.batch_execute(
         "INSERT INTO triggers (trigger_key, kind, workflow, params, due_at, created_at, run_id, fulfilled_at) VALUES
            ('once:capped', 'once', 'capped', '{}', bulkhead_ts(20), bulkhead_ts(10), 'capped', NULL),
