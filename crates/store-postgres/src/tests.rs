@@ -395,6 +395,7 @@ async fn a_host_that_lost_its_lease_commits_nothing_more() {
     let held = a.create_run(new_run("r", &host_a, 10)).await.unwrap();
     let start = Transition::AttemptStarted {
         task: "a".into(),
+        position: 0,
         attempt: 1,
         at: now_ms(),
     };
@@ -411,6 +412,7 @@ async fn a_host_that_lost_its_lease_commits_nothing_more() {
     // A wakes up mid-attempt: its late result and every later commit are refused.
     let late = Transition::AttemptEnded {
         task: "a".into(),
+        position: 0,
         attempt: 1,
         at: now_ms(),
         end: AttemptEnd::Succeeded(OutputJson::of(&serde_json::json!("late"))),
@@ -484,11 +486,13 @@ async fn logs_messages_params_and_outputs_keep_every_byte() {
     let batch = vec![
         Transition::AttemptStarted {
             task: "a".into(),
+            position: 0,
             attempt: 1,
             at: 1,
         },
         Transition::AttemptStarted {
             task: "b".into(),
+            position: 1,
             attempt: 1,
             at: 1,
         },
@@ -500,6 +504,7 @@ async fn logs_messages_params_and_outputs_keep_every_byte() {
     let ends = vec![
         Transition::AttemptEnded {
             task: "a".into(),
+            position: 0,
             attempt: 1,
             at: 2,
             end: AttemptEnd::Succeeded(output.clone()),
@@ -511,6 +516,7 @@ async fn logs_messages_params_and_outputs_keep_every_byte() {
         },
         Transition::AttemptEnded {
             task: "b".into(),
+            position: 1,
             attempt: 1,
             at: 2,
             end: AttemptEnd::Failed {

@@ -45,7 +45,9 @@ fn i64_of(v: u64) -> i64 {
 fn statements(run_id: &str, owner: &str, t: &Transition, out: &mut Vec<(usize, Vec<Param>)>) {
     let run = || p(run_id.to_string());
     match t {
-        Transition::AttemptStarted { task, attempt, at } => {
+        Transition::AttemptStarted {
+            task, attempt, at, ..
+        } => {
             let a = attempt_no(*attempt);
             out.push((
                 0,
@@ -62,6 +64,7 @@ fn statements(run_id: &str, owner: &str, t: &Transition, out: &mut Vec<(usize, V
             peak_memory,
             log,
             task_state,
+            ..
         } => {
             let (status, kind, message, code, output) = end.columns();
             let (kind, message, output) = (
@@ -115,6 +118,7 @@ fn statements(run_id: &str, owner: &str, t: &Transition, out: &mut Vec<(usize, V
             task,
             state,
             message,
+            ..
         } => out.push((
             3,
             vec![

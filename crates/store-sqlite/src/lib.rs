@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// The schema version this build writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// The numbered migrations, applied in order to bring a database to [`SCHEMA_VERSION`].
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../migrations/0009_fewer_trigger_indexes.sql"),
     ),
+    (10, include_str!("../migrations/0010_task_places.sql")),
 ];
 
 /// A SQLite state store.
@@ -305,6 +306,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             "CREATE TABLE IF NOT EXISTS bulkhead_schema (version INTEGER NOT NULL)",
         )?;
         for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > from) {
+            if *version == 10 {
+                check_before_task_places(conn)?;
+            }
             conn.execute_batch(sql)?;
             conn.execute(
                 "INSERT INTO bulkhead_schema (version) VALUES (?1)",
@@ -319,6 +323,37 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             let _ = conn.execute_batch("ROLLBACK");
             Err(e)
         }
+    }
+}
+
+/// Migration 10 files every task and attempt under its run's key and its task's place; a row it
+/// could not place (a task of no run, an attempt of no task) would be left behind. Such rows
+/// exist only in a database altered by hand or damaged: the migration is refused, naming one.
+fn check_before_task_places(conn: &Connection) -> rusqlite::Result<()> {
+    let stray: Option<String> = conn
+        .query_row(
+            "SELECT 'task `' || t.task || '` of run `' || t.run_id || '`, which does not exist' FROM tasks t
+              WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id)
+             UNION ALL
+             SELECT 'attempt ' || a.attempt || ' of task `' || a.task || '` of run `' || a.run_id || '`, a task the run does not have'
+               FROM attempts a
+              WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.run_id = a.run_id AND t.task = a.task)
+             LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match stray {
+        None => Ok(()),
+        Some(row) => Err(rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!(
+                "cannot upgrade to schema 10: the database holds a {row} (it was altered or is \
+                 damaged); restore a backup, or delete that row, and open it again"
+            )
+            .into(),
+        )),
     }
 }
 
@@ -472,6 +507,15 @@ fn err3(
     kind.map(|k| (k, message.unwrap_or_default(), code))
 }
 
+/// The key under which run `run_id`'s tasks and attempts are filed (schema 10).
+fn run_key(conn: &Connection, run_id: &str) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT run_key FROM runs WHERE run_id = ?1",
+        [run_id],
+        |r| r.get(0),
+    )
+}
+
 /// `Ok` if the store has run `run_id`, else [`StoreError::UnknownRun`].
 fn run_exists(conn: &Connection, path: &Path, run_id: &str) -> Result<(), StoreError> {
     let n: i64 = conn
@@ -494,8 +538,8 @@ impl Store for SqliteStore {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
             tx.execute(
-                "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, params, status, created_at, lease_owner, lease_expires_at, lease_generation)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9)",
+                "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, params, status, created_at, lease_owner, lease_expires_at, lease_generation, run_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9, (SELECT coalesce(max(run_key), 0) + 1 FROM runs))",
                 params![
                     run.run_id,
                     run.workflow,
@@ -534,11 +578,12 @@ impl Store for SqliteStore {
                 params![run.run_id, run.created_at],
             )
             .map_err(m)?;
+            let key = run_key(&tx, &run.run_id).map_err(m)?;
             let mut insert = tx
-                .prepare_cached("INSERT INTO tasks (run_id, task, position, status) VALUES (?1, ?2, ?3, 'pending')")
+                .prepare_cached("INSERT INTO tasks (run_key, position, task, status) VALUES (?1, ?2, ?3, 'pending')")
                 .map_err(m)?;
             for (i, task) in run.tasks.iter().enumerate() {
-                insert.execute(params![run.run_id, task, i as i64]).map_err(m)?;
+                insert.execute(params![key, i as i64, task]).map_err(m)?;
             }
             drop(insert);
             tx.commit().map_err(m)?;
@@ -561,14 +606,14 @@ impl Store for SqliteStore {
         // every statement back if one fails.
         self.write(move |conn, path| {
             let m = |e| map(path, e);
-            let row: Option<(Option<String>, i64, i64, Option<i64>)> = conn
-                .prepare_cached("SELECT lease_owner, cancel_requested, lease_generation, lease_expires_at FROM runs WHERE run_id = ?1")
+            let row: Option<(Option<String>, i64, i64, Option<i64>, i64)> = conn
+                .prepare_cached("SELECT lease_owner, cancel_requested, lease_generation, lease_expires_at, run_key FROM runs WHERE run_id = ?1")
                 .and_then(|mut s| {
-                    s.query_row([&run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                    s.query_row([&run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
                         .optional()
                 })
                 .map_err(m)?;
-            let Some((holder, cancel, generation, expires)) = row else {
+            let Some((holder, cancel, generation, expires, key)) = row else {
                 return Err(StoreError::UnknownRun(run_id));
             };
             if holder.as_deref() != Some(lease.owner.as_str()) || generation != lease.generation {
@@ -576,7 +621,7 @@ impl Store for SqliteStore {
             }
             let mut statements = write::Batch::new(conn);
             for t in &batch {
-                statements.apply(&run_id, &lease.owner, t).map_err(m)?;
+                statements.apply(&run_id, key, &lease.owner, t).map_err(m)?;
             }
             drop(statements);
             let ended = batch
@@ -610,13 +655,14 @@ impl Store for SqliteStore {
             check_acquirable(&run_id, &status, holder.as_deref(), until, &owner, now)?;
             tx.execute(
                 "UPDATE tasks SET uncounted = uncounted + (SELECT count(*) FROM attempts a
-                   WHERE a.run_id = tasks.run_id AND a.task = tasks.task AND a.status = 'running')
-                 WHERE run_id = ?1",
+                   WHERE a.run_key = tasks.run_key AND a.position = tasks.position AND a.status = 'running')
+                 WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?1)",
                 [&run_id],
             )
             .map_err(m)?;
             tx.execute(
-                "UPDATE attempts SET status = 'interrupted', finished_at = ?2 WHERE run_id = ?1 AND status = 'running'",
+                "UPDATE attempts SET status = 'interrupted', finished_at = ?2
+                 WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?1) AND status = 'running'",
                 params![run_id, now],
             )
             .map_err(m)?;
@@ -701,12 +747,13 @@ impl Store for SqliteStore {
                           ORDER BY run_id DESC LIMIT ?3))
                      ORDER BY run_id DESC LIMIT ?3),
                      -- Progress of the page's runs only: counted by the primary keys.
-                     prog AS (SELECT k.run_id, count(*) AS n,
+                     keys AS (SELECT r.run_id, r.run_key FROM runs r WHERE r.run_id IN (SELECT run_id FROM page)),
+                     prog AS (SELECT keys.run_id, count(*) AS n,
                                      sum(k.status = 'succeeded') AS ok, sum(k.status = 'failed') AS bad,
                                      sum(k.status = 'skipped') AS skip, sum(k.status = 'cancelled') AS gone
-                                FROM tasks k WHERE k.run_id IN (SELECT run_id FROM page) GROUP BY k.run_id),
-                     busy AS (SELECT a.run_id, count(*) AS n FROM attempts a
-                               WHERE a.run_id IN (SELECT run_id FROM page) AND a.status = 'running' GROUP BY a.run_id)
+                                FROM keys JOIN tasks k ON k.run_key = keys.run_key GROUP BY keys.run_id),
+                     busy AS (SELECT keys.run_id, count(*) AS n FROM keys JOIN attempts a ON a.run_key = keys.run_key
+                               WHERE a.status = 'running' GROUP BY keys.run_id)
                      SELECT page.run_id, page.workflow, page.status, page.started_at, page.finished_at, page.due_at,
                             coalesce(prog.n, 0), coalesce(prog.ok, 0), coalesce(prog.bad, 0),
                             coalesce(prog.skip, 0), coalesce(prog.gone, 0), coalesce(busy.n, 0)
@@ -763,8 +810,8 @@ impl Store for SqliteStore {
             run_exists(conn, path, &run_id)?;
             let mut stmt = conn
                 .prepare(
-                    "SELECT a.task, a.attempt, coalesce(a.log, '') FROM attempts a JOIN tasks t ON t.run_id = a.run_id AND t.task = a.task
-                     WHERE a.run_id = ?1 AND (?2 IS NULL OR a.task = ?2) AND (?3 IS NULL OR a.attempt = ?3)
+                    "SELECT t.task, a.attempt, coalesce(a.log, '') FROM tasks t JOIN attempts a ON a.run_key = t.run_key AND a.position = t.position
+                     WHERE t.run_key = (SELECT run_key FROM runs WHERE run_id = ?1) AND (?2 IS NULL OR t.task = ?2) AND (?3 IS NULL OR a.attempt = ?3)
                      ORDER BY t.position, a.attempt",
                 )
                 .map_err(m)?;
@@ -797,9 +844,9 @@ impl Store for SqliteStore {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT t.task, t.output, (SELECT coalesce(a.log, '') FROM attempts a
-                                               WHERE a.run_id = t.run_id AND a.task = t.task
+                                               WHERE a.run_key = t.run_key AND a.position = t.position
                                                ORDER BY a.attempt DESC LIMIT 1)
-                     FROM tasks t WHERE t.run_id = ?1 AND t.position >= ?2
+                     FROM tasks t WHERE t.run_key = (SELECT run_key FROM runs WHERE run_id = ?1) AND t.position >= ?2
                      ORDER BY t.position LIMIT ?3",
                 )
                 .map_err(m)?;
@@ -885,13 +932,14 @@ impl Store for SqliteStore {
                 return Ok(CancelOutcome::Asked);
             }
             tx.execute(
-                "UPDATE attempts SET status = 'interrupted', finished_at = ?2 WHERE run_id = ?1 AND status = 'running'",
+                "UPDATE attempts SET status = 'interrupted', finished_at = ?2
+                 WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?1) AND status = 'running'",
                 params![run_id, now],
             )
             .map_err(m)?;
             tx.execute(
                 "UPDATE tasks SET status = 'cancelled', error_kind = 'cancelled', error_message = 'the run was cancelled'
-                 WHERE run_id = ?1 AND status = 'pending'",
+                 WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?1) AND status = 'pending'",
                 [&run_id],
             )
             .map_err(m)?;
@@ -912,14 +960,15 @@ impl Store for SqliteStore {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
             run_exists(&tx, path, &run_id)?;
+            let key = run_key(&tx, &run_id).map_err(m)?;
             for task in &tasks {
                 tx.execute(
                     "UPDATE tasks SET status = 'pending', output = NULL, error_kind = NULL, error_message = NULL,
                      exit_code = NULL,
-                     attempts = max(attempts, coalesce((SELECT max(attempt) FROM attempts WHERE run_id = ?1 AND task = ?2), 0)),
-                     uncounted = max(attempts, coalesce((SELECT max(attempt) FROM attempts WHERE run_id = ?1 AND task = ?2), 0))
-                     WHERE run_id = ?1 AND task = ?2",
-                    params![run_id, task],
+                     attempts = max(attempts, coalesce((SELECT max(a.attempt) FROM attempts a WHERE a.run_key = tasks.run_key AND a.position = tasks.position), 0)),
+                     uncounted = max(attempts, coalesce((SELECT max(a.attempt) FROM attempts a WHERE a.run_key = tasks.run_key AND a.position = tasks.position), 0))
+                     WHERE run_key = ?1 AND task = ?2",
+                    params![key, task],
                 )
                 .map_err(m)?;
             }

@@ -47,7 +47,7 @@ pub(super) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<S
     run.tasks = conn
         .prepare(
             "SELECT task, status, attempts, uncounted, output, error_kind, error_message, exit_code, duration_us, fuel_used, peak_memory
-             FROM tasks WHERE run_id = ?1 ORDER BY position",
+             FROM tasks WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?1) ORDER BY position",
         )?
         .query_map([run_id], |r| {
             let task: String = r.get(0)?;
@@ -68,10 +68,10 @@ pub(super) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<S
         .collect::<rusqlite::Result<_>>()?;
     run.attempts = conn
         .prepare(
-            "SELECT a.task, a.attempt, a.status, a.started_at, a.finished_at, a.error_kind, a.error_message, a.exit_code,
+            "SELECT t.task, a.attempt, a.status, a.started_at, a.finished_at, a.error_kind, a.error_message, a.exit_code,
                     coalesce(a.duration_us, 0), coalesce(a.fuel_used, 0), coalesce(a.peak_memory, 0)
-             FROM attempts a JOIN tasks t ON t.run_id = a.run_id AND t.task = a.task
-             WHERE a.run_id = ?1 ORDER BY t.position, a.attempt",
+             FROM attempts a JOIN tasks t ON t.run_key = a.run_key AND t.position = a.position
+             WHERE a.run_key = (SELECT run_key FROM runs WHERE run_id = ?1) ORDER BY a.position, a.attempt",
         )?
         .query_map([run_id], |r| {
             let task: String = r.get(0)?;

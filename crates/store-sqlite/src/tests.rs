@@ -167,7 +167,7 @@ async fn a_damaged_row_is_an_error_naming_it() {
     for (sql, says) in damages {
         let conn = rusqlite::Connection::open(&path).unwrap();
         let before: Vec<(String, Option<String>, Option<String>)> = conn
-            .prepare("SELECT r.status, t.status, t.output FROM runs r JOIN tasks t USING (run_id)")
+            .prepare("SELECT r.status, t.status, t.output FROM runs r JOIN tasks t USING (run_key)")
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .unwrap()
@@ -343,6 +343,147 @@ async fn a_schema_8_database_drops_the_full_trigger_indexes_and_still_claims_its
     );
 }
 
+/// Writes a schema-9 run at `path`: run `old` of two tasks in file order `b`, `a` (so that file
+/// order and name order differ), `b` succeeded at its second attempt, `a` still pending; and a
+/// second run `other` with one task of the same name, so that rows of two runs must stay apart.
+fn schema_9_runs(conn: &rusqlite::Connection) {
+    conn.execute_batch(
+        "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, params, status, created_at)
+           VALUES ('old', 'wf', 'abc', '/flows/wf.yaml', '{}', 'interrupted', 5),
+                  ('other', 'wf', 'abc', '/flows/wf.yaml', '{}', 'succeeded', 6);
+         INSERT INTO run_definitions (run_id, workflow_yaml) VALUES ('old', 'name: wf'), ('other', 'name: wf');
+         INSERT INTO tasks (run_id, task, position, status, attempts, output, duration_us)
+           VALUES ('old', 'b', 0, 'succeeded', 2, '{\"n\": 2}', 30),
+                  ('old', 'a', 1, 'pending', 0, NULL, 0),
+                  ('other', 'b', 0, 'succeeded', 1, '1', 5);
+         INSERT INTO attempts (run_id, task, attempt, status, lease_owner, started_at, finished_at, error_kind, error_message, log)
+           VALUES ('old', 'b', 1, 'failed', 'h', 1, 2, 'transient', 'flaky', 'first'),
+                  ('old', 'b', 2, 'succeeded', 'h', 3, 4, NULL, NULL, 'second'),
+                  ('other', 'b', 1, 'succeeded', 'h', 1, 2, NULL, NULL, 'other log');",
+    )
+    .unwrap();
+}
+
+/// A database of schema 9 upgrades to 10: every task and attempt is filed under its run's key and
+/// its task's place, and reads back as before (tasks in file order, attempts with their task's
+/// name, logs, results); the run resumes and commits by place; a new run gets a key of its own.
+#[tokio::test]
+async fn a_schema_9_database_files_its_tasks_by_place_and_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    schema_9_runs(&database_at_schema(&path, 9));
+    let store = SqliteStore::open(&path).unwrap();
+    let run = store.load("old").await.unwrap();
+    let tasks: Vec<(&str, TaskStatus, u32)> = run
+        .tasks
+        .iter()
+        .map(|t| (t.task.as_str(), t.state, t.attempts))
+        .collect();
+    assert_eq!(
+        tasks,
+        vec![
+            ("b", TaskStatus::Succeeded, 2),
+            ("a", TaskStatus::Pending, 0)
+        ]
+    );
+    assert_eq!(run.tasks[0].duration_us, 30);
+    let attempts: Vec<(&str, u32, AttemptStatus)> = run
+        .attempts
+        .iter()
+        .map(|a| (a.task.as_str(), a.attempt, a.status))
+        .collect();
+    assert_eq!(
+        attempts,
+        vec![
+            ("b", 1, AttemptStatus::Failed),
+            ("b", 2, AttemptStatus::Succeeded)
+        ]
+    );
+    let logs: Vec<String> = store
+        .logs("old", Some("b"), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.log)
+        .collect();
+    assert_eq!(logs, vec!["first", "second"]);
+    let results = store.task_results("old", 0, 10, usize::MAX).await.unwrap();
+    assert_eq!(results[0].task, "b");
+    assert_eq!(results[0].log, "second");
+    assert_eq!(
+        results[0].output.as_ref().map(|o| o.value()),
+        Some(serde_json::json!({"n": 2}))
+    );
+    assert_eq!(results[1].task, "a");
+    assert_eq!(
+        store.logs("other", None, None).await.unwrap()[0].log,
+        "other log"
+    );
+    // The upgraded run goes on, by place.
+    let me = Owner::new();
+    let lease = store
+        .acquire("old", &me, now_ms(), LEASE_TTL_MS)
+        .await
+        .unwrap();
+    store
+        .commit(
+            "old",
+            &lease,
+            vec![Transition::AttemptStarted {
+                task: "a".into(),
+                position: 1,
+                attempt: 1,
+                at: 7,
+            }],
+        )
+        .await
+        .unwrap();
+    let run = store.load("old").await.unwrap();
+    assert_eq!(
+        run.attempts.last().map(|a| (a.task.as_str(), a.attempt)),
+        Some(("a", 1))
+    );
+    assert_eq!(store.load("other").await.unwrap().attempts.len(), 1);
+    // A new run's key is not an upgraded run's.
+    store.create_run(run_of("new", &me)).await.unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let keys: Vec<(String, i64)> = conn
+        .prepare("SELECT run_id, run_key FROM runs ORDER BY run_key")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(keys.len(), 3);
+    assert!(keys.windows(2).all(|w| w[0].1 < w[1].1), "{keys:?}");
+    assert_eq!(keys[2].0, "new");
+}
+
+/// An attempt whose task has no row (a database altered by hand) would be lost by the upgrade to
+/// schema 10: the file is refused, naming the row, and left at schema 9.
+#[tokio::test]
+async fn a_schema_9_attempt_of_no_task_refuses_the_upgrade_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let conn = database_at_schema(&path, 9);
+        schema_9_runs(&conn);
+        conn.execute("DELETE FROM tasks WHERE run_id = 'old' AND task = 'b'", [])
+            .unwrap();
+    }
+    let err = SqliteStore::open(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("attempt 1 of task `b` of run `old`") && err.contains("restore a backup"),
+        "{err}"
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("SELECT max(version) FROM bulkhead_schema", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 9, "nothing of the upgrade was kept");
+}
+
 /// Creating a run closes the trigger that asked for it, in the same transaction; the claim and
 /// the list then read it through no index of open triggers.
 #[tokio::test]
@@ -438,6 +579,7 @@ async fn concurrent_writes_commit_in_groups_and_fail_alone() {
                             &Lease::created(&Owner("someone-else".into())),
                             vec![Transition::AttemptStarted {
                                 task: "a".into(),
+                                position: 0,
                                 attempt: 1,
                                 at: now_ms(),
                             }],
@@ -453,6 +595,7 @@ async fn concurrent_writes_commit_in_groups_and_fail_alone() {
                             &Lease::created(&owner),
                             vec![Transition::AttemptStarted {
                                 task: "a".into(),
+                                position: 0,
                                 attempt: 1,
                                 at: now_ms(),
                             }],
@@ -473,7 +616,7 @@ async fn concurrent_writes_commit_in_groups_and_fail_alone() {
         .unwrap();
     assert_eq!(runs, 200);
     let attempts: Vec<String> = conn
-        .prepare("SELECT run_id FROM attempts ORDER BY run_id")
+        .prepare("SELECT r.run_id FROM attempts a JOIN runs r USING (run_key) ORDER BY r.run_id")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
@@ -509,6 +652,7 @@ async fn a_database_in_memory_copies_to_a_file() {
 fn started_a(attempt: u32) -> Transition {
     Transition::AttemptStarted {
         task: "a".into(),
+        position: 0,
         attempt,
         at: now_ms(),
     }

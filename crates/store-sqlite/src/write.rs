@@ -3,12 +3,12 @@
 use bulkhead_core::store::*;
 use rusqlite::{params, CachedStatement, Connection};
 
-const ATTEMPT_STARTED: &str = "INSERT INTO attempts (run_id, task, attempt, status, lease_owner, started_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5)";
+const ATTEMPT_STARTED: &str = "INSERT INTO attempts (run_key, position, attempt, status, lease_owner, started_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5)";
 
 const ATTEMPT_ENDED: &str =
     "UPDATE attempts SET status = ?4, finished_at = ?5, error_kind = ?6, error_message = ?7, exit_code = ?8,
      duration_us = ?9, fuel_used = ?10, peak_memory = ?11, log = ?12
-     WHERE run_id = ?1 AND task = ?2 AND attempt = ?3";
+     WHERE run_key = ?1 AND position = ?2 AND attempt = ?3";
 
 const TASK_OF_ATTEMPT: &str =
     "UPDATE tasks SET duration_us = duration_us + ?3, fuel_used = fuel_used + ?4,
@@ -19,9 +19,9 @@ const TASK_OF_ATTEMPT: &str =
      error_message = CASE WHEN ?6 = 1 THEN error_message ELSE ?10 END,
      exit_code = CASE WHEN ?6 = 1 THEN exit_code ELSE ?11 END,
      attempts = max(attempts, ?12)
-     WHERE run_id = ?1 AND task = ?2";
+     WHERE run_key = ?1 AND position = ?2";
 
-const TASK_DECIDED: &str = "UPDATE tasks SET status = ?3, error_kind = ?4, error_message = ?5, exit_code = NULL WHERE run_id = ?1 AND task = ?2";
+const TASK_DECIDED: &str = "UPDATE tasks SET status = ?3, error_kind = ?4, error_message = ?5, exit_code = NULL WHERE run_key = ?1 AND position = ?2";
 
 const RUN_ENDED: &str = "UPDATE runs SET status = ?2, finished_at = ?3, lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ?1";
 
@@ -75,20 +75,26 @@ impl<'c> Batch<'c> {
         Ok(entry.insert(statement))
     }
 
-    /// Applies one transition of the run `run_id`, held by `owner`.
+    /// Applies one transition of the run `run_id` (filed under `key`), held by `owner`.
     pub(super) fn apply(
         &mut self,
         run_id: &str,
+        key: i64,
         owner: &str,
         t: &Transition,
     ) -> rusqlite::Result<()> {
         match t {
-            Transition::AttemptStarted { task, attempt, at } => {
+            Transition::AttemptStarted {
+                position,
+                attempt,
+                at,
+                ..
+            } => {
                 self.statement(Sql::AttemptStarted)?
-                    .execute(params![run_id, task, attempt, owner, at])?;
+                    .execute(params![key, position, attempt, owner, at])?;
             }
             Transition::AttemptEnded {
-                task,
+                position,
                 attempt,
                 at,
                 end,
@@ -97,12 +103,13 @@ impl<'c> Batch<'c> {
                 peak_memory,
                 log,
                 task_state,
+                ..
             } => {
                 let (status, kind, message, code, output) = end.columns();
                 let (d, f, p) = (*duration_us as i64, *fuel_used as i64, *peak_memory as i64);
                 self.statement(Sql::AttemptEnded)?.execute(params![
-                    run_id,
-                    task,
+                    key,
+                    position,
                     attempt,
                     status.as_str(),
                     at,
@@ -117,8 +124,8 @@ impl<'c> Batch<'c> {
                 let interrupted = i64::from(status == AttemptStatus::Interrupted);
                 let state = task_state.map(TaskStatus::as_str);
                 self.statement(Sql::TaskOfAttempt)?.execute(params![
-                    run_id,
-                    task,
+                    key,
+                    position,
                     d,
                     f,
                     p,
@@ -132,13 +139,14 @@ impl<'c> Batch<'c> {
                 ])?;
             }
             Transition::TaskDecided {
-                task,
+                position,
                 state,
                 message,
+                ..
             } => {
                 self.statement(Sql::TaskDecided)?.execute(params![
-                    run_id,
-                    task,
+                    key,
+                    position,
                     state.as_str(),
                     state.as_str(),
                     message

@@ -303,6 +303,7 @@ impl<'a> Exec<'a> {
             let message = format!("not run: it depends on `{id}`, which failed");
             self.batch.push(Transition::TaskDecided {
                 task: self.wf.tasks[s].id.clone(),
+                position: s as u32,
                 state: store::TaskStatus::Skipped,
                 message: message.clone(),
             });
@@ -332,6 +333,7 @@ impl<'a> Exec<'a> {
         };
         let ended = |end, task_state| Transition::AttemptEnded {
             task: task.id.clone(),
+            position: t as u32,
             attempt,
             at: store::now_ms(),
             end,
@@ -417,6 +419,7 @@ impl<'a> Exec<'a> {
             starts.push((t, rec.attempts));
             self.batch.push(Transition::AttemptStarted {
                 task: self.wf.tasks[t].id.clone(),
+                position: t as u32,
                 attempt: rec.attempts,
                 at: store::now_ms(),
             });
@@ -436,6 +439,7 @@ impl<'a> Exec<'a> {
         for (t, attempt) in in_flight {
             self.batch.push(Transition::AttemptEnded {
                 task: self.wf.tasks[t].id.clone(),
+                position: t as u32,
                 attempt,
                 at: store::now_ms(),
                 end: AttemptEnd::Interrupted,
@@ -456,6 +460,7 @@ impl<'a> Exec<'a> {
                     let message = "the run was cancelled".to_string();
                     self.batch.push(Transition::TaskDecided {
                         task: task.id.clone(),
+                        position: i as u32,
                         state: store::TaskStatus::Cancelled,
                         message,
                     });

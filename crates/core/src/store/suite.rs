@@ -28,9 +28,19 @@ pub fn new_run(id: &str, owner: &Owner, created_at: i64) -> NewRun {
     }
 }
 
+/// The place of `task` in [`new_run`]'s task list.
+fn place(task: &str) -> u32 {
+    match task {
+        "a" => 0,
+        "b" => 1,
+        other => panic!("the suite's runs have no task `{other}`"),
+    }
+}
+
 fn ended(task: &str, attempt: u32, end: AttemptEnd, state: Option<TaskStatus>) -> Transition {
     Transition::AttemptEnded {
         task: task.into(),
+        position: place(task),
         attempt,
         at: 5,
         end,
@@ -45,6 +55,7 @@ fn ended(task: &str, attempt: u32, end: AttemptEnd, state: Option<TaskStatus>) -
 fn started(task: &str, attempt: u32) -> Transition {
     Transition::AttemptStarted {
         task: task.into(),
+        position: place(task),
         attempt,
         at: 1,
     }
@@ -144,6 +155,7 @@ async fn records_a_run_through_commits(store: &dyn Store) {
             vec![
                 Transition::TaskDecided {
                     task: "b".into(),
+                    position: 1,
                     state: TaskStatus::Skipped,
                     message: "needs a".into(),
                 },
@@ -423,6 +435,7 @@ async fn cancel_and_manual_retry(store: &dyn Store) {
                 ended("a", 1, fail, Some(TaskStatus::Failed)),
                 Transition::TaskDecided {
                     task: "b".into(),
+                    position: 1,
                     state: TaskStatus::Skipped,
                     message: "x".into(),
                 },

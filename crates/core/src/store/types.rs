@@ -246,6 +246,9 @@ pub enum Transition {
     AttemptStarted {
         /// The task's id.
         task: String,
+        /// The task's place in the run's task list (`NewRun::tasks`), from 0: how a store that
+        /// files tasks by place finds the row without looking the id up.
+        position: u32,
         /// The attempt number, from 1.
         attempt: u32,
         /// When (ms since the epoch).
@@ -255,6 +258,9 @@ pub enum Transition {
     AttemptEnded {
         /// The task's id.
         task: String,
+        /// The task's place in the run's task list (`NewRun::tasks`), from 0: how a store that
+        /// files tasks by place finds the row without looking the id up.
+        position: u32,
         /// The attempt number, from 1.
         attempt: u32,
         /// When (ms since the epoch).
@@ -276,6 +282,9 @@ pub enum Transition {
     TaskDecided {
         /// The task's id.
         task: String,
+        /// The task's place in the run's task list (`NewRun::tasks`), from 0: how a store that
+        /// files tasks by place finds the row without looking the id up.
+        position: u32,
         /// The task's status.
         state: TaskStatus,
         /// What went wrong.

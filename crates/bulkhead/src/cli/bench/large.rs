@@ -26,13 +26,7 @@ pub(super) async fn large_plugins(
     attempts: usize,
     compiler: bulkhead::sandbox::compile::Compiler,
 ) -> Result<Option<serde_json::Value>, String> {
-    // The interpreter itself, not a wrapper in front of it (pyenv's `python3` is a shell script).
-    let python3 = std::process::Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let python3 = super::python_interpreter();
     let python = python3
         .as_deref()
         .and_then(|exe| native(&[exe, "-c", "pass"], 20));

@@ -269,6 +269,19 @@ rates.sort()
 print(json.dumps({"tasks_per_s": rates[len(rates) // 2]}))
 "#;
 
+/// The Python interpreter itself, not a wrapper in front of it (pyenv's `python3` is a shell
+/// script that costs tens of milliseconds per start): what a timed Python process runs. `None`
+/// when `python3` does not run.
+pub(super) fn python_interpreter() -> Option<String> {
+    std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|exe| !exe.is_empty())
+}
+
 fn python_rate(tasks: usize, repeat: usize) -> Result<f64, String> {
     let (layers, width) = layered_shape(tasks);
     let out = std::process::Command::new("python3")

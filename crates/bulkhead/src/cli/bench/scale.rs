@@ -168,10 +168,12 @@ pub(super) fn scale_curve(
     Ok(out)
 }
 
-/// The Python runner on the same DAG, one run in a fresh interpreter.
+/// The Python runner on the same DAG, one run in a fresh interpreter (started directly, not
+/// through a wrapper script such as pyenv's, whose own start-up would be counted as Python's).
 fn python_process(tasks: usize) -> Result<(f64, f64), String> {
     let (layers, width) = layered_shape(tasks);
-    let mut cmd = Command::new("python3");
+    let python = super::python_interpreter().ok_or("python3 does not run")?;
+    let mut cmd = Command::new(python);
     cmd.args(["-c", PYTHON, &layers.to_string(), &width.to_string(), "1"]);
     measure(cmd, "python3")
 }
