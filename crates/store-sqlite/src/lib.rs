@@ -190,6 +190,7 @@ impl SqliteStore {
             "PRAGMA foreign_keys = ON; PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF;",
         )
         .map_err(m)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrate(&conn).map_err(m)?;
         Ok(SqliteStore {
             path,
@@ -257,6 +258,7 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
         .map_err(|e| map(path, e))?;
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
         .map_err(|e| map(path, e))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
@@ -331,7 +333,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 /// exist only in a database altered by hand or damaged: the migration is refused, naming one.
 fn check_before_task_places(conn: &Connection) -> rusqlite::Result<()> {
     let stray: Option<String> = conn
-        .query_row(
+        .one(
             "SELECT 'task `' || t.task || '` of run `' || t.run_id || '`, which does not exist' FROM tasks t
               WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id)
              UNION ALL
@@ -382,7 +384,7 @@ fn json(v: &serde_json::Value) -> String {
 type LeaseRow = (String, Option<String>, Option<i64>);
 
 fn lease_row(tx: &Connection, run_id: &str) -> rusqlite::Result<Option<LeaseRow>> {
-    tx.query_row(
+    tx.one(
         "SELECT status, lease_owner, lease_expires_at FROM runs WHERE run_id = ?1",
         [run_id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -408,7 +410,7 @@ impl From<rusqlite::Error> for Cancel {
 /// Cancels the trigger of a run that does not exist yet (see [`Store::request_cancel`]).
 fn cancel_trigger(tx: &Connection, run_id: &str, now: i64) -> Result<CancelOutcome, Cancel> {
     let t = tx
-        .query_row(
+        .one(
             &format!("SELECT {TRIGGER_COLUMNS} FROM triggers WHERE run_id = ?1"),
             [run_id],
             trigger_row,
@@ -417,7 +419,7 @@ fn cancel_trigger(tx: &Connection, run_id: &str, now: i64) -> Result<CancelOutco
         .ok_or_else(|| Cancel::Store(StoreError::UnknownRun(run_id.to_string())))?;
     match t.cancel().map_err(Cancel::Store)? {
         Ok(()) => {
-            tx.execute(
+            tx.exec(
                 "UPDATE triggers SET cancelled_at = ?2, claimed_at = ?2 WHERE run_id = ?1",
                 params![run_id, now],
             )?;
@@ -507,9 +509,40 @@ fn err3(
     kind.map(|k| (k, message.unwrap_or_default(), code))
 }
 
+/// Statements run through the connection's cache of prepared statements: a statement is
+/// parsed and planned once per connection, not at every call (parsing was about 5% of a
+/// `serve` host's samples under load, `perf`).
+pub(crate) trait Cached {
+    /// `Connection::execute`, prepared once.
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    /// `Connection::query_row`, prepared once.
+    fn one<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn one<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
+/// How many prepared statements a connection keeps: every statement of the store fits, so
+/// that none is evicted and parsed again (rusqlite keeps 16 by default).
+const STATEMENT_CACHE: usize = 96;
+
 /// The key under which run `run_id`'s tasks and attempts are filed (schema 10).
 fn run_key(conn: &Connection, run_id: &str) -> rusqlite::Result<i64> {
-    conn.query_row(
+    conn.one(
         "SELECT run_key FROM runs WHERE run_id = ?1",
         [run_id],
         |r| r.get(0),
@@ -519,7 +552,7 @@ fn run_key(conn: &Connection, run_id: &str) -> rusqlite::Result<i64> {
 /// `Ok` if the store has run `run_id`, else [`StoreError::UnknownRun`].
 fn run_exists(conn: &Connection, path: &Path, run_id: &str) -> Result<(), StoreError> {
     let n: i64 = conn
-        .query_row(
+        .one(
             "SELECT count(*) FROM runs WHERE run_id = ?1",
             [run_id],
             |r| r.get(0),
@@ -537,7 +570,7 @@ impl Store for SqliteStore {
         self.write(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
-            tx.execute(
+            tx.exec(
                 "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, params, status, created_at, lease_owner, lease_expires_at, lease_generation, run_key)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9, (SELECT coalesce(max(run_key), 0) + 1 FROM runs))",
                 params![
@@ -560,20 +593,20 @@ impl Store for SqliteStore {
                 _ => map(path, e),
             })?;
             // Written once, apart from the run's row, which every commit updates.
-            tx.execute(
+            tx.exec(
                 "INSERT INTO run_definitions (run_id, workflow_yaml, workflow_spec) VALUES (?1, ?2, ?3)",
                 params![run.run_id, run.workflow_yaml, run.workflow_spec],
             )
             .map_err(m)?;
             for p in &run.plugins {
-                tx.execute(
+                tx.exec(
                     "INSERT INTO run_plugins (run_id, reference, hash) VALUES (?1, ?2, ?3)",
                     params![run.run_id, p.reference, p.hash],
                 )
                 .map_err(m)?;
             }
             // The trigger that asked for this run (if one did) is no longer open.
-            tx.execute(
+            tx.exec(
                 "UPDATE triggers SET fulfilled_at = ?2 WHERE run_id = ?1 AND fulfilled_at IS NULL",
                 params![run.run_id, run.created_at],
             )
@@ -653,21 +686,21 @@ impl Store for SqliteStore {
             let tx = tx(conn, path)?;
             let (status, holder, until) = lease_row(&tx, &run_id).map_err(m)?.ok_or(StoreError::UnknownRun(run_id.clone()))?;
             check_acquirable(&run_id, &status, holder.as_deref(), until, &owner, now)?;
-            tx.execute(
+            tx.exec(
                 "UPDATE tasks SET uncounted = uncounted + (SELECT count(*) FROM attempts a
                    WHERE a.run_key = tasks.run_key AND a.position = tasks.position AND a.status = 'running')
                  WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?1)",
                 [&run_id],
             )
             .map_err(m)?;
-            tx.execute(
+            tx.exec(
                 "UPDATE attempts SET status = 'interrupted', finished_at = ?2
                  WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?1) AND status = 'running'",
                 params![run_id, now],
             )
             .map_err(m)?;
             let generation: i64 = tx
-                .query_row(
+                .one(
                     "UPDATE runs SET lease_owner = ?2, lease_expires_at = ?3, status = 'running', cancel_requested = 0,
                             lease_generation = lease_generation + 1
                      WHERE run_id = ?1 RETURNING lease_generation",
@@ -687,7 +720,7 @@ impl Store for SqliteStore {
     async fn release(&self, run_id: &str, lease: &Lease) -> Result<(), StoreError> {
         let (run_id, lease) = (run_id.to_string(), lease.clone());
         self.write(move |conn, path| {
-            conn.execute(
+            conn.exec(
                 "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL
                  WHERE run_id = ?1 AND lease_owner = ?2 AND lease_generation = ?3",
                 params![run_id, lease.owner, lease.generation],
@@ -809,7 +842,7 @@ impl Store for SqliteStore {
             let m = |e| map(path, e);
             run_exists(conn, path, &run_id)?;
             let mut stmt = conn
-                .prepare(
+                .prepare_cached(
                     "SELECT t.task, a.attempt, coalesce(a.log, '') FROM tasks t JOIN attempts a ON a.run_key = t.run_key AND a.position = t.position
                      WHERE t.run_key = (SELECT run_key FROM runs WHERE run_id = ?1) AND (?2 IS NULL OR t.task = ?2) AND (?3 IS NULL OR a.attempt = ?3)
                      ORDER BY t.position, a.attempt",
@@ -886,7 +919,7 @@ impl Store for SqliteStore {
         self.read(move |conn, path| {
             let me = Owner::new();
             let mut stmt = conn
-                .prepare(
+                .prepare_cached(
                     "SELECT run_id, status, lease_owner, lease_expires_at FROM runs
                      WHERE status IN ('pending', 'running', 'interrupted') ORDER BY created_at, run_id",
                 )
@@ -927,23 +960,23 @@ impl Store for SqliteStore {
                 return Ok(CancelOutcome::AlreadyEnded(status));
             }
             if !lease_is_free(status.as_str(), holder.as_deref(), until, &Owner::new(), now) {
-                tx.execute("UPDATE runs SET cancel_requested = 1 WHERE run_id = ?1", [&run_id]).map_err(m)?;
+                tx.exec("UPDATE runs SET cancel_requested = 1 WHERE run_id = ?1", [&run_id]).map_err(m)?;
                 tx.commit().map_err(m)?;
                 return Ok(CancelOutcome::Asked);
             }
-            tx.execute(
+            tx.exec(
                 "UPDATE attempts SET status = 'interrupted', finished_at = ?2
                  WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?1) AND status = 'running'",
                 params![run_id, now],
             )
             .map_err(m)?;
-            tx.execute(
+            tx.exec(
                 "UPDATE tasks SET status = 'cancelled', error_kind = 'cancelled', error_message = 'the run was cancelled'
                  WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?1) AND status = 'pending'",
                 [&run_id],
             )
             .map_err(m)?;
-            tx.execute(
+            tx.exec(
                 "UPDATE runs SET status = 'cancelled', finished_at = ?2, lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ?1",
                 params![run_id, now],
             )
@@ -962,7 +995,7 @@ impl Store for SqliteStore {
             run_exists(&tx, path, &run_id)?;
             let key = run_key(&tx, &run_id).map_err(m)?;
             for task in &tasks {
-                tx.execute(
+                tx.exec(
                     "UPDATE tasks SET status = 'pending', output = NULL, error_kind = NULL, error_message = NULL,
                      exit_code = NULL,
                      attempts = max(attempts, coalesce((SELECT max(a.attempt) FROM attempts a WHERE a.run_key = tasks.run_key AND a.position = tasks.position), 0)),
@@ -972,7 +1005,7 @@ impl Store for SqliteStore {
                 )
                 .map_err(m)?;
             }
-            tx.execute(
+            tx.exec(
                 "UPDATE runs SET status = 'interrupted', finished_at = NULL, cancel_requested = 0 WHERE run_id = ?1",
                 [&run_id],
             )
@@ -987,32 +1020,32 @@ impl Store for SqliteStore {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
             let mut ids: Vec<String> = tx
-                .prepare("SELECT run_id FROM runs WHERE created_at < ?1 AND status IN ('succeeded', 'failed', 'cancelled')")
+                .prepare_cached("SELECT run_id FROM runs WHERE created_at < ?1 AND status IN ('succeeded', 'failed', 'cancelled')")
                 .and_then(|mut s| s.query_map([before], |r| r.get(0))?.collect())
                 .map_err(m)?;
             // Triggers go with their runs (a schedule whose newest fire is collected owes nothing
             // from before: it fires on, never twice).
-            tx.execute(
+            tx.exec(
                 "DELETE FROM triggers WHERE run_id IN
                    (SELECT run_id FROM runs WHERE created_at < ?1 AND status IN ('succeeded', 'failed', 'cancelled'))",
                 [before],
             )
             .map_err(m)?;
-            tx.execute(
+            tx.exec(
                 "DELETE FROM runs WHERE created_at < ?1 AND status IN ('succeeded', 'failed', 'cancelled')",
                 [before],
             )
             .map_err(m)?;
             // Runs that never started: cancelled before they were due, or failed to start.
             let never: Vec<String> = tx
-                .prepare(
+                .prepare_cached(
                     "SELECT run_id FROM triggers t INDEXED BY triggers_open_by_run
                       WHERE fulfilled_at IS NULL AND created_at < ?1 AND (cancelled_at IS NOT NULL OR error IS NOT NULL)
                        AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id)",
                 )
                 .and_then(|mut s| s.query_map([before], |r| r.get(0))?.collect())
                 .map_err(m)?;
-            tx.execute(
+            tx.exec(
                 "DELETE FROM triggers INDEXED BY triggers_open_by_run
                   WHERE fulfilled_at IS NULL AND created_at < ?1 AND (cancelled_at IS NOT NULL OR error IS NOT NULL)
                    AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = triggers.run_id)",
@@ -1029,7 +1062,7 @@ impl Store for SqliteStore {
 
     async fn plugin_hashes_in_use(&self) -> Result<Vec<String>, StoreError> {
         self.read(move |conn, path| {
-            conn.prepare("SELECT DISTINCT hash FROM run_plugins ORDER BY hash")
+            conn.prepare_cached("SELECT DISTINCT hash FROM run_plugins ORDER BY hash")
                 .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
                 .map_err(|e| map(path, e))
         })
@@ -1038,7 +1071,7 @@ impl Store for SqliteStore {
 
     async fn add_trigger(&self, t: NewTrigger) -> Result<bool, StoreError> {
         self.write(move |conn, path| {
-            conn.execute(
+            conn.exec(
                 "INSERT INTO triggers (trigger_key, kind, workflow, params, due_at, created_at, run_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (trigger_key) DO NOTHING",
                 params![t.key(), t.kind.as_str(), t.workflow, json(&t.params), t.due_at, t.created_at, t.run_id],
@@ -1140,7 +1173,7 @@ impl Store for SqliteStore {
     async fn fail_trigger(&self, key: &str, error: &str) -> Result<(), StoreError> {
         let (key, error) = (key.to_string(), error.to_string());
         self.write(move |conn, path| {
-            conn.execute(
+            conn.exec(
                 "UPDATE triggers SET error = ?2 WHERE trigger_key = ?1",
                 params![key, error],
             )
@@ -1153,7 +1186,7 @@ impl Store for SqliteStore {
     async fn trigger_of_run(&self, run_id: &str) -> Result<Option<Trigger>, StoreError> {
         let run_id = run_id.to_string();
         self.read(move |conn, path| {
-            conn.query_row(
+            conn.one(
                 &format!("SELECT {TRIGGER_COLUMNS} FROM triggers WHERE run_id = ?1"),
                 [run_id],
                 trigger_row,
@@ -1166,7 +1199,7 @@ impl Store for SqliteStore {
 
     async fn pending_triggers(&self) -> Result<u64, StoreError> {
         self.read(move |conn, path| {
-            conn.query_row(
+            conn.one(
                 // Cancelled and failed triggers are claimed too, and an unclaimed trigger is
                 // always open: the partial index of open triggers holds every row counted.
                 "SELECT count(*) FROM triggers INDEXED BY triggers_open WHERE fulfilled_at IS NULL AND claimed_at IS NULL",
@@ -1182,7 +1215,7 @@ impl Store for SqliteStore {
     async fn last_cron_fire(&self, workflow: &str) -> Result<Option<i64>, StoreError> {
         let workflow = workflow.to_string();
         self.read(move |conn, path| {
-            conn.query_row(
+            conn.one(
                 "SELECT max(due_at) FROM triggers WHERE workflow = ?1 AND kind = 'cron'",
                 [workflow],
                 |r| r.get(0),
@@ -1197,14 +1230,14 @@ impl Store for SqliteStore {
         self.write(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
-            tx.execute(
+            tx.exec(
                 "INSERT INTO hosts (owner, started_at, last_seen, slots, slots_in_use, runs) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (owner) DO UPDATE SET started_at = excluded.started_at, last_seen = excluded.last_seen,
                    slots = excluded.slots, slots_in_use = excluded.slots_in_use, runs = excluded.runs",
                 params![beat.owner, beat.started_at, beat.last_seen, beat.slots, beat.slots_in_use, beat.runs],
             )
             .map_err(m)?;
-            tx.execute(
+            tx.exec(
                 "DELETE FROM hosts WHERE last_seen < ?1",
                 [beat.last_seen - HOST_FORGOTTEN_MS],
             )
@@ -1216,7 +1249,7 @@ impl Store for SqliteStore {
 
     async fn hosts(&self, now: i64, within: i64) -> Result<Vec<HostBeat>, StoreError> {
         self.read(move |conn, path| {
-            conn.prepare(
+            conn.prepare_cached(
                 "SELECT owner, started_at, last_seen, slots, slots_in_use, runs FROM hosts
                  WHERE last_seen >= ?1 ORDER BY owner",
             )

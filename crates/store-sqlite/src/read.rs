@@ -1,13 +1,13 @@
 //! Reading a whole run back (`bulkhead show`, resume).
 
-use super::{err3, json_column, known, output_column};
+use super::{err3, json_column, known, output_column, Cached};
 use bulkhead_core::store::*;
 use rusqlite::{Connection, OptionalExtension};
 use std::path::PathBuf;
 
 pub(super) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<StoredRun>> {
     let run = conn
-        .query_row(
+        .one(
             "SELECT r.workflow, r.workflow_hash, r.workflow_file, d.workflow_yaml, r.params, r.status, r.created_at, r.finished_at, r.lease_owner, r.lease_expires_at, d.workflow_spec
              FROM runs r JOIN run_definitions d USING (run_id) WHERE r.run_id = ?1",
             [run_id],
@@ -36,7 +36,9 @@ pub(super) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<S
         .optional()?;
     let Some(mut run) = run else { return Ok(None) };
     run.plugins = conn
-        .prepare("SELECT reference, hash FROM run_plugins WHERE run_id = ?1 ORDER BY reference")?
+        .prepare_cached(
+            "SELECT reference, hash FROM run_plugins WHERE run_id = ?1 ORDER BY reference",
+        )?
         .query_map([run_id], |r| {
             Ok(PluginVersion {
                 reference: r.get(0)?,
@@ -45,7 +47,7 @@ pub(super) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<S
         })?
         .collect::<rusqlite::Result<_>>()?;
     run.tasks = conn
-        .prepare(
+        .prepare_cached(
             "SELECT task, status, attempts, uncounted, output, error_kind, error_message, exit_code, duration_us, fuel_used, peak_memory
              FROM tasks WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?1) ORDER BY position",
         )?
@@ -67,7 +69,7 @@ pub(super) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<S
         })?
         .collect::<rusqlite::Result<_>>()?;
     run.attempts = conn
-        .prepare(
+        .prepare_cached(
             "SELECT t.task, a.attempt, a.status, a.started_at, a.finished_at, a.error_kind, a.error_message, a.exit_code,
                     coalesce(a.duration_us, 0), coalesce(a.fuel_used, 0), coalesce(a.peak_memory, 0)
              FROM attempts a JOIN tasks t ON t.run_key = a.run_key AND t.position = a.position
