@@ -613,3 +613,31 @@ fn the_report_of_a_run_and_the_report_shown_later_agree_field_by_field() {
         2
     );
 }
+
+/// A run gives its lease up in the commit that records its end (a host does not write again to
+/// release it): after a run that succeeded and one that failed, neither holds a lease.
+#[test]
+fn a_run_that_ended_holds_no_lease() {
+    let ok =
+        Case::new("name: fine\ntasks:\n  a: {plugin: noop}\n  b: {plugin: noop, needs: [a]}\n");
+    assert_eq!(ok.run(&[]).code, 0);
+    let bad = Case::new("name: bad\ntasks:\n  a: {plugin: exit, params: {code: 3}}\n");
+    let ran = bad.run(&[]);
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    for case in [&ok, &bad] {
+        let conn = rusqlite::Connection::open(case.store()).unwrap();
+        let leases: Vec<(String, Option<String>, Option<i64>)> = conn
+            .prepare("SELECT status, lease_owner, lease_expires_at FROM runs")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(leases.len(), 1);
+        assert_eq!(
+            (leases[0].1.as_deref(), leases[0].2),
+            (None, None),
+            "{leases:?}"
+        );
+    }
+}

@@ -479,7 +479,12 @@ impl Host {
                 stop,
             )
             .await;
-        let _ = store.release(&run_id, &lease).await;
+        // A run that ended gave its lease up in its last commit (the one that records the end);
+        // only a run whose commits failed still holds it. Not writing again saves one write
+        // transaction per run, of about six for a short run under `serve`.
+        if report.is_err() {
+            let _ = store.release(&run_id, &lease).await;
+        }
         report
     }
 
