@@ -734,3 +734,56 @@ fn a_lease_is_renewed_once_its_expiry_is_a_step_old() {
     assert!(!renews(Some(until - LEASE_EXTEND_STEP_MS + 1), until));
     assert!(!renews(Some(until), until));
 }
+
+/// `gc` removes a run's tasks and attempts with it (the foreign keys on `run_key` cascade), so a
+/// run created afterwards, which may be given the freed key again, starts with rows of its own
+/// only.
+#[tokio::test]
+async fn gc_removes_a_runs_rows_and_a_later_run_may_reuse_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let me = Owner::new();
+    let lease = store
+        .create_run(bulkhead_core::store::suite::new_run("old", &me, 10))
+        .await
+        .unwrap();
+    store
+        .commit(
+            "old",
+            &lease,
+            vec![
+                started_a(1),
+                Transition::RunEnded {
+                    status: RunStatus::Failed,
+                    at: 20,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.gc(1000).await.unwrap(), vec!["old".to_string()]);
+    let count = |table: &str| -> i64 {
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!((count("tasks"), count("attempts")), (0, 0));
+    let lease = store.create_run(run_of("new", &me)).await.unwrap();
+    store
+        .commit("new", &lease, vec![started_a(1)])
+        .await
+        .unwrap();
+    let run = store.load("new").await.unwrap();
+    assert_eq!(run.tasks.len(), 2);
+    assert_eq!(run.attempts.len(), 1);
+    assert_eq!(run.attempts[0].status, AttemptStatus::Running);
+    let key: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT run_key FROM runs WHERE run_id = 'new'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(key, 1, "the freed key is given again");
+}
