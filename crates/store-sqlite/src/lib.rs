@@ -540,28 +540,32 @@ impl Cached for Connection {
 /// that none is evicted and parsed again (rusqlite keeps 16 by default).
 const STATEMENT_CACHE: usize = 96;
 
-/// The key under which run `run_id`'s tasks and attempts are filed (schema 10).
-fn run_key(conn: &Connection, run_id: &str) -> rusqlite::Result<i64> {
-    conn.one(
-        "SELECT run_key FROM runs WHERE run_id = ?1",
-        [run_id],
-        |r| r.get(0),
-    )
-}
-
-/// `Ok` if the store has run `run_id`, else [`StoreError::UnknownRun`].
-fn run_exists(conn: &Connection, path: &Path, run_id: &str) -> Result<(), StoreError> {
-    let n: i64 = conn
+/// The key under which run `run_id`'s tasks and attempts are filed (schema 10):
+/// [`StoreError::UnknownRun`] if there is no such run, and an error naming the run if its row
+/// has no key (a database altered by hand: its tasks could not be found, and reading it as a
+/// run without tasks would be a lie).
+fn run_key(conn: &Connection, path: &Path, run_id: &str) -> Result<i64, StoreError> {
+    let key: Option<Option<i64>> = conn
         .one(
-            "SELECT count(*) FROM runs WHERE run_id = ?1",
+            "SELECT run_key FROM runs WHERE run_id = ?1",
             [run_id],
             |r| r.get(0),
         )
+        .optional()
         .map_err(|e| map(path, e))?;
-    if n == 0 {
-        return Err(StoreError::UnknownRun(run_id.to_string()));
+    match key {
+        None => Err(StoreError::UnknownRun(run_id.to_string())),
+        Some(None) => Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: no_run_key(run_id),
+        }),
+        Some(Some(key)) => Ok(key),
     }
-    Ok(())
+}
+
+/// What is wrong with a run whose row has no `run_key`.
+fn no_run_key(run_id: &str) -> String {
+    format!("run `{run_id}` has no run_key, so its tasks cannot be found (the database was altered or is damaged)")
 }
 
 #[async_trait]
@@ -611,7 +615,7 @@ impl Store for SqliteStore {
                 params![run.run_id, run.created_at],
             )
             .map_err(m)?;
-            let key = run_key(&tx, &run.run_id).map_err(m)?;
+            let key = run_key(&tx, path, &run.run_id)?;
             let mut insert = tx
                 .prepare_cached("INSERT INTO tasks (run_key, position, task, status) VALUES (?1, ?2, ?3, 'pending')")
                 .map_err(m)?;
@@ -639,7 +643,7 @@ impl Store for SqliteStore {
         // every statement back if one fails.
         self.write(move |conn, path| {
             let m = |e| map(path, e);
-            let row: Option<(Option<String>, i64, i64, Option<i64>, i64)> = conn
+            let row: Option<(Option<String>, i64, i64, Option<i64>, Option<i64>)> = conn
                 .prepare_cached("SELECT lease_owner, cancel_requested, lease_generation, lease_expires_at, run_key FROM runs WHERE run_id = ?1")
                 .and_then(|mut s| {
                     s.query_row([&run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
@@ -652,6 +656,12 @@ impl Store for SqliteStore {
             if holder.as_deref() != Some(lease.owner.as_str()) || generation != lease.generation {
                 return Err(StoreError::LostLease(run_id));
             }
+            let Some(key) = key else {
+                return Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: no_run_key(&run_id),
+                });
+            };
             let mut statements = write::Batch::new(conn);
             for t in &batch {
                 statements.apply(&run_id, key, &lease.owner, t).map_err(m)?;
@@ -686,17 +696,18 @@ impl Store for SqliteStore {
             let tx = tx(conn, path)?;
             let (status, holder, until) = lease_row(&tx, &run_id).map_err(m)?.ok_or(StoreError::UnknownRun(run_id.clone()))?;
             check_acquirable(&run_id, &status, holder.as_deref(), until, &owner, now)?;
+            let key = run_key(&tx, path, &run_id)?;
             tx.exec(
                 "UPDATE tasks SET uncounted = uncounted + (SELECT count(*) FROM attempts a
                    WHERE a.run_key = tasks.run_key AND a.position = tasks.position AND a.status = 'running')
-                 WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?1)",
-                [&run_id],
+                 WHERE run_key = ?1",
+                [key],
             )
             .map_err(m)?;
             tx.exec(
                 "UPDATE attempts SET status = 'interrupted', finished_at = ?2
-                 WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?1) AND status = 'running'",
-                params![run_id, now],
+                 WHERE run_key = ?1 AND status = 'running'",
+                params![key, now],
             )
             .map_err(m)?;
             let generation: i64 = tx
@@ -840,16 +851,16 @@ impl Store for SqliteStore {
         let (run_id, task) = (run_id.to_string(), task.map(str::to_string));
         self.read(move |conn, path| {
             let m = |e| map(path, e);
-            run_exists(conn, path, &run_id)?;
+            let key = run_key(conn, path, &run_id)?;
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT t.task, a.attempt, coalesce(a.log, '') FROM tasks t JOIN attempts a ON a.run_key = t.run_key AND a.position = t.position
-                     WHERE t.run_key = (SELECT run_key FROM runs WHERE run_id = ?1) AND (?2 IS NULL OR t.task = ?2) AND (?3 IS NULL OR a.attempt = ?3)
+                     WHERE t.run_key = ?1 AND (?2 IS NULL OR t.task = ?2) AND (?3 IS NULL OR a.attempt = ?3)
                      ORDER BY t.position, a.attempt",
                 )
                 .map_err(m)?;
             let rows = stmt
-                .query_map(params![run_id, task, attempt], |r| {
+                .query_map(params![key, task, attempt], |r| {
                     Ok(AttemptLog {
                         task: r.get(0)?,
                         attempt: r.get(1)?,
@@ -873,19 +884,19 @@ impl Store for SqliteStore {
         let run_id = run_id.to_string();
         self.read(move |conn, path| {
             let m = |e| map(path, e);
-            run_exists(conn, path, &run_id)?;
+            let key = run_key(conn, path, &run_id)?;
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT t.task, t.output, (SELECT coalesce(a.log, '') FROM attempts a
                                                WHERE a.run_key = t.run_key AND a.position = t.position
                                                ORDER BY a.attempt DESC LIMIT 1)
-                     FROM tasks t WHERE t.run_key = (SELECT run_key FROM runs WHERE run_id = ?1) AND t.position >= ?2
+                     FROM tasks t WHERE t.run_key = ?1 AND t.position >= ?2
                      ORDER BY t.position LIMIT ?3",
                 )
                 .map_err(m)?;
             let rows = stmt
                 .query_map(
-                    params![run_id, from as i64, i64::try_from(limit).unwrap_or(i64::MAX)],
+                    params![key, from as i64, i64::try_from(limit).unwrap_or(i64::MAX)],
                     |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?)),
                 )
                 .map_err(m)?;
@@ -964,16 +975,17 @@ impl Store for SqliteStore {
                 tx.commit().map_err(m)?;
                 return Ok(CancelOutcome::Asked);
             }
+            let key = run_key(&tx, path, &run_id)?;
             tx.exec(
                 "UPDATE attempts SET status = 'interrupted', finished_at = ?2
-                 WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?1) AND status = 'running'",
-                params![run_id, now],
+                 WHERE run_key = ?1 AND status = 'running'",
+                params![key, now],
             )
             .map_err(m)?;
             tx.exec(
                 "UPDATE tasks SET status = 'cancelled', error_kind = 'cancelled', error_message = 'the run was cancelled'
-                 WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?1) AND status = 'pending'",
-                [&run_id],
+                 WHERE run_key = ?1 AND status = 'pending'",
+                [key],
             )
             .map_err(m)?;
             tx.exec(
@@ -992,8 +1004,7 @@ impl Store for SqliteStore {
         self.write(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
-            run_exists(&tx, path, &run_id)?;
-            let key = run_key(&tx, &run_id).map_err(m)?;
+            let key = run_key(&tx, path, &run_id)?;
             for task in &tasks {
                 tx.exec(
                     "UPDATE tasks SET status = 'pending', output = NULL, error_kind = NULL, error_message = NULL,

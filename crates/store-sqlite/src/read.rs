@@ -8,13 +8,21 @@ use std::path::PathBuf;
 pub(super) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<StoredRun>> {
     let run = conn
         .one(
-            "SELECT r.workflow, r.workflow_hash, r.workflow_file, d.workflow_yaml, r.params, r.status, r.created_at, r.finished_at, r.lease_owner, r.lease_expires_at, d.workflow_spec
+            "SELECT r.workflow, r.workflow_hash, r.workflow_file, d.workflow_yaml, r.params, r.status, r.created_at, r.finished_at, r.lease_owner, r.lease_expires_at, d.workflow_spec, r.run_key
              FROM runs r JOIN run_definitions d USING (run_id) WHERE r.run_id = ?1",
             [run_id],
             |r| {
                 let row = format!("run `{run_id}`");
                 let status: String = r.get(5)?;
-                Ok(StoredRun {
+                let key: Option<i64> = r.get(11)?;
+                let key = key.ok_or_else(|| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        11,
+                        rusqlite::types::Type::Null,
+                        super::no_run_key(run_id).into(),
+                    )
+                })?;
+                Ok((key, StoredRun {
                     run_id: run_id.to_string(),
                     workflow: r.get(0)?,
                     workflow_hash: r.get(1)?,
@@ -30,11 +38,13 @@ pub(super) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<S
                     plugins: Vec::new(),
                     tasks: Vec::new(),
                     attempts: Vec::new(),
-                })
+                }))
             },
         )
         .optional()?;
-    let Some(mut run) = run else { return Ok(None) };
+    let Some((key, mut run)) = run else {
+        return Ok(None);
+    };
     run.plugins = conn
         .prepare_cached(
             "SELECT reference, hash FROM run_plugins WHERE run_id = ?1 ORDER BY reference",
@@ -49,9 +59,9 @@ pub(super) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<S
     run.tasks = conn
         .prepare_cached(
             "SELECT task, status, attempts, uncounted, output, error_kind, error_message, exit_code, duration_us, fuel_used, peak_memory
-             FROM tasks WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?1) ORDER BY position",
+             FROM tasks WHERE run_key = ?1 ORDER BY position",
         )?
-        .query_map([run_id], |r| {
+        .query_map([key], |r| {
             let task: String = r.get(0)?;
             let row = format!("run `{run_id}` task `{task}`");
             let status: String = r.get(1)?;
@@ -73,9 +83,9 @@ pub(super) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<S
             "SELECT t.task, a.attempt, a.status, a.started_at, a.finished_at, a.error_kind, a.error_message, a.exit_code,
                     coalesce(a.duration_us, 0), coalesce(a.fuel_used, 0), coalesce(a.peak_memory, 0)
              FROM attempts a JOIN tasks t ON t.run_key = a.run_key AND t.position = a.position
-             WHERE a.run_key = (SELECT run_key FROM runs WHERE run_id = ?1) ORDER BY a.position, a.attempt",
+             WHERE a.run_key = ?1 ORDER BY a.position, a.attempt",
         )?
-        .query_map([run_id], |r| {
+        .query_map([key], |r| {
             let task: String = r.get(0)?;
             let attempt: u32 = r.get(1)?;
             let row = format!("run `{run_id}` task `{task}` attempt {attempt}");

@@ -787,3 +787,45 @@ async fn gc_removes_a_runs_rows_and_a_later_run_may_reuse_its_key() {
         .unwrap();
     assert_eq!(key, 1, "the freed key is given again");
 }
+
+/// A run whose row lost its `run_key` (a database altered by hand) is an error naming the run
+/// wherever its tasks are read or written, never a run without tasks.
+#[tokio::test]
+async fn a_run_without_its_key_is_an_error_naming_it_not_an_empty_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let me = Owner::new();
+    let lease = store.create_run(run_of("r1", &me)).await.unwrap();
+    // By hand, past the foreign keys that would refuse it.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA foreign_keys = OFF; UPDATE runs SET run_key = NULL")
+        .unwrap();
+    let says = |e: StoreError| match e {
+        StoreError::Corrupt { reason, .. } => {
+            assert!(reason.contains("run `r1` has no run_key"), "{reason}")
+        }
+        other => panic!("expected a Corrupt error, got {other:?}"),
+    };
+    says(store.load("r1").await.unwrap_err());
+    says(store.logs("r1", None, None).await.unwrap_err());
+    says(
+        store
+            .task_results("r1", 0, 10, usize::MAX)
+            .await
+            .unwrap_err(),
+    );
+    says(
+        store
+            .commit("r1", &lease, vec![started_a(1)])
+            .await
+            .unwrap_err(),
+    );
+    says(
+        store
+            .reset_tasks("r1", &["a".to_string()])
+            .await
+            .unwrap_err(),
+    );
+}
