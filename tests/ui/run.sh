@@ -91,11 +91,13 @@ db = sqlite3.connect(sys.argv[1])
 (seed,) = db.execute("SELECT run_id FROM runs WHERE workflow = 'history'").fetchone()
 cols = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
 start = int(time.time() * 1000) - 30 * 86400 * 1000
-rest = ", ".join(c for c in cols if c != "run_id")
+# Each copy gets a run key of its own (schema 10: the key its tasks would be filed under).
+rest = ", ".join(c for c in cols if c not in ("run_id", "run_key"))
+(top,) = db.execute("SELECT max(run_key) FROM runs").fetchone()
 db.execute(f"""
   WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999)
-  INSERT INTO runs (run_id, {rest})
-  SELECT printf('%08x-%04x-7000-8000-%012x', (({start} + i * 20) >> 16), (({start} + i * 20) & 65535), i), {rest}
+  INSERT INTO runs (run_id, run_key, {rest})
+  SELECT printf('%08x-%04x-7000-8000-%012x', (({start} + i * 20) >> 16), (({start} + i * 20) & 65535), i), {top} + 1 + i, {rest}
     FROM n, runs WHERE runs.run_id = ?""", (seed,))
 db.commit()
 print("ui: seeded", db.execute("SELECT count(*) FROM runs").fetchone()[0], "runs")
