@@ -574,9 +574,11 @@ impl Store for SqliteStore {
         self.write(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
-            tx.exec(
+            // The run's key is given here and returned: its tasks are filed under it below.
+            let key: i64 = tx.one(
                 "INSERT INTO runs (run_id, workflow, workflow_hash, workflow_file, params, status, created_at, lease_owner, lease_expires_at, lease_generation, run_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9, (SELECT coalesce(max(run_key), 0) + 1 FROM runs))",
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9, (SELECT coalesce(max(run_key), 0) + 1 FROM runs))
+                 RETURNING run_key",
                 params![
                     run.run_id,
                     run.workflow,
@@ -588,6 +590,7 @@ impl Store for SqliteStore {
                     run.lease_expires_at,
                     Lease::FIRST
                 ],
+                |r| r.get(0),
             )
             .map_err(|e| match e.sqlite_error_code() {
                 Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(format!(
@@ -615,7 +618,6 @@ impl Store for SqliteStore {
                 params![run.run_id, run.created_at],
             )
             .map_err(m)?;
-            let key = run_key(&tx, path, &run.run_id)?;
             let mut insert = tx
                 .prepare_cached("INSERT INTO tasks (run_key, position, task, status) VALUES (?1, ?2, ?3, 'pending')")
                 .map_err(m)?;
