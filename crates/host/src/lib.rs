@@ -23,7 +23,9 @@ pub use vault::{FolderVault, PluginVault};
 
 use crate::registry::{PluginFile, Registry};
 use crate::runner::SandboxRunner;
-use bulkhead_core::exec::{self, Journal, NoJournal, Observer, RunRequest, Stop, StoreJournal};
+use bulkhead_core::exec::{
+    self, Created, CreatingJournal, Journal, NoJournal, Observer, RunRequest, Stop, StoreJournal,
+};
 use bulkhead_core::report::RunReport;
 use bulkhead_core::store::{
     self, Lease, NewRun, Owner, PluginVersion, Store, StoreError, LEASE_TTL_MS,
@@ -450,8 +452,11 @@ impl Host {
         let _active = self.mark_active(&run_id)?;
         let plugins = self.keep_plugin_copies(loaded)?;
         let now = store::now_ms();
-        let lease = store
-            .create_run(NewRun {
+        // The run is recorded by its first commit, together with its first starts: one write
+        // fewer per run (see `CreatingJournal`).
+        let journal = CreatingJournal::new(
+            store.clone(),
+            NewRun {
                 run_id: run_id.clone(),
                 workflow: loaded.workflow.name.clone(),
                 workflow_hash: loaded.workflow.hash.clone(),
@@ -464,10 +469,8 @@ impl Host {
                 owner: self.owner.0.clone(),
                 created_at: now,
                 lease_expires_at: now + LEASE_TTL_MS,
-            })
-            .await
-            .map_err(HostError::NotRecorded)?;
-        let journal = StoreJournal::new(store.clone(), &run_id, lease.clone());
+            },
+        );
         let report = self
             .execute(
                 loaded,
@@ -479,13 +482,20 @@ impl Host {
                 stop,
             )
             .await;
-        // A run that ended gave its lease up in its last commit (the one that records the end);
-        // only a run whose commits failed still holds it. Not writing again saves one write
-        // transaction per run, of about six for a short run under `serve`.
-        if report.is_err() {
-            let _ = store.release(&run_id, &lease).await;
+        match (journal.created().await, report) {
+            // Nothing of the run was stored, so nothing of it ran.
+            (Created::Failed, Err(HostError::Store(e))) => Err(HostError::NotRecorded(e)),
+            // A run that ended gave its lease up in its last commit (the one that records the
+            // end); only a run whose commits failed still holds it. Not writing again saves
+            // one write transaction per run.
+            (Created::Yes(lease), Err(e)) => {
+                let _ = store.release(&run_id, &lease).await;
+                Err(e)
+            }
+            // Every execution commits at least the run's end, so a run is never left
+            // unrecorded; were one to be, the trigger that claimed it is taken again later.
+            (_, report) => report,
         }
-        report
     }
 
     /// Continues an unfinished run with exactly the workflow and plugin versions it started with:

@@ -389,7 +389,11 @@ const INTERRUPT_RUNNING: [&str; 2] = [
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn create_run(&self, run: NewRun) -> Result<Lease, StoreError> {
+    async fn create_run_with(
+        &self,
+        run: NewRun,
+        first: Vec<Transition>,
+    ) -> Result<Lease, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.err(e))?;
         let until = self.db_now(&tx, run.lease_expires_at).await?;
@@ -451,6 +455,9 @@ impl Store for PostgresStore {
         )
         .await
         .map_err(|e| self.err(e))?;
+        write::apply(&tx, &run.run_id, &run.owner, &first)
+            .await
+            .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(Lease {
             owner: run.owner,

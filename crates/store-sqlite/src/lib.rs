@@ -570,7 +570,11 @@ fn no_run_key(run_id: &str) -> String {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn create_run(&self, run: NewRun) -> Result<Lease, StoreError> {
+    async fn create_run_with(
+        &self,
+        run: NewRun,
+        first: Vec<Transition>,
+    ) -> Result<Lease, StoreError> {
         self.write(move |conn, path| {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
@@ -592,12 +596,23 @@ impl Store for SqliteStore {
                 ],
                 |r| r.get(0),
             )
-            .map_err(|e| match e.sqlite_error_code() {
-                Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(format!(
-                    "run `{}` already exists; a run id is used once",
-                    run.run_id
-                )),
-                _ => map(path, e),
+            .map_err(|e| match e {
+                // The run id's uniqueness only: any other refusal (a trigger a user added,
+                // say) is reported as itself.
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == ErrorCode::ConstraintViolation
+                        && matches!(
+                            f.extended_code,
+                            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                                | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                        ) =>
+                {
+                    StoreError::Conflict(format!(
+                        "run `{}` already exists; a run id is used once",
+                        run.run_id
+                    ))
+                }
+                e => map(path, e),
             })?;
             // Written once, apart from the run's row, which every commit updates.
             tx.exec(
@@ -625,6 +640,11 @@ impl Store for SqliteStore {
                 insert.execute(params![key, i as i64, task]).map_err(m)?;
             }
             drop(insert);
+            let mut statements = write::Batch::new(&tx);
+            for t in &first {
+                statements.apply(&run.run_id, key, &run.owner, t).map_err(m)?;
+            }
+            drop(statements);
             tx.commit().map_err(m)?;
             Ok(Lease {
                 owner: run.owner,

@@ -1,6 +1,6 @@
 //! Where the executor records transitions before acting on them.
 
-use crate::store::{Commit, Lease, Store, StoreError, Transition};
+use crate::store::{Commit, Lease, NewRun, Store, StoreError, Transition};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -52,6 +52,86 @@ impl StoreJournal {
 impl Journal for StoreJournal {
     fn commit(&self, batch: Vec<Transition>) -> CommitFuture<'_> {
         Box::pin(self.store.commit(&self.run_id, &self.lease, batch))
+    }
+
+    fn is_durable(&self) -> bool {
+        true
+    }
+}
+
+/// Records a new run with its first commit, then commits to it as a [`StoreJournal`] does: the
+/// run's record and its first starts are one write ([`Store::create_run_with`]), one fewer per
+/// run than creating it first. Nothing of the run exists in the store until that commit, and
+/// nothing of it runs before: the executor launches an attempt only once its start is committed.
+pub struct CreatingJournal {
+    store: Arc<dyn Store>,
+    run_id: String,
+    /// Commits come one at a time (the executor waits for each), so this lock is never
+    /// contended; it is async only because it is held across the store's answer.
+    state: tokio::sync::Mutex<Creation>,
+}
+
+/// How far a [`CreatingJournal`] got.
+enum Creation {
+    /// Not recorded yet: the first commit records it.
+    Pending(Box<NewRun>),
+    /// Recorded, held under this lease.
+    Created(Lease),
+    /// The recording write failed: nothing of the run was stored.
+    Failed,
+}
+
+/// What a [`CreatingJournal`] did, once the execution is over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// The run is recorded, held under this lease.
+    Yes(Lease),
+    /// No commit was asked for: the run is not recorded.
+    NotAsked,
+    /// The write that was to record it failed: nothing of it is stored.
+    Failed,
+}
+
+impl CreatingJournal {
+    /// A journal that records `run` with its first commit.
+    pub fn new(store: Arc<dyn Store>, run: NewRun) -> Self {
+        CreatingJournal {
+            store,
+            run_id: run.run_id.clone(),
+            state: tokio::sync::Mutex::new(Creation::Pending(Box::new(run))),
+        }
+    }
+
+    /// Whether the run was recorded (call it once the execution is over).
+    pub async fn created(&self) -> Created {
+        match &*self.state.lock().await {
+            Creation::Pending(_) => Created::NotAsked,
+            Creation::Created(lease) => Created::Yes(lease.clone()),
+            Creation::Failed => Created::Failed,
+        }
+    }
+}
+
+impl Journal for CreatingJournal {
+    fn commit(&self, batch: Vec<Transition>) -> CommitFuture<'_> {
+        Box::pin(async move {
+            let mut state = self.state.lock().await;
+            match std::mem::replace(&mut *state, Creation::Failed) {
+                Creation::Pending(run) => {
+                    // On an error the state stays `Failed`: the run was not stored.
+                    let lease = self.store.create_run_with(*run, batch).await?;
+                    *state = Creation::Created(lease);
+                    // A run that did not exist cannot have been asked to stop.
+                    Ok(Commit::default())
+                }
+                Creation::Created(lease) => {
+                    let result = self.store.commit(&self.run_id, &lease, batch).await;
+                    *state = Creation::Created(lease);
+                    result
+                }
+                Creation::Failed => Err(StoreError::UnknownRun(self.run_id.clone())),
+            }
+        })
     }
 
     fn is_durable(&self) -> bool {

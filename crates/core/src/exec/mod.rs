@@ -13,7 +13,7 @@ mod journal;
 mod observe;
 
 pub use bulkhead_abi::{idempotency_key, ABI_VERSION};
-pub use journal::{Journal, NoJournal, StoreJournal};
+pub use journal::{Created, CreatingJournal, Journal, NoJournal, StoreJournal};
 pub use observe::{Event, LogObserver, Observer};
 
 use crate::contract::{AttemptOutcome, Failure, FailureKind};
@@ -570,6 +570,16 @@ pub async fn execute(
                 false => x.pick_starts(room),
             };
             in_flight.extend(starts.iter().copied());
+            if starts.is_empty()
+                && running.is_empty()
+                && inline.is_none()
+                && (x.waiting_retries == 0 || draining)
+            {
+                // Nothing runs, starts or waits: the run is over. What ended last goes in the
+                // run's last commit, beside its end: one write fewer per run (a 1-task run
+                // under `serve` commits twice, its start and its end).
+                break None;
+            }
             if !x.batch.is_empty() {
                 if journal.is_durable() {
                     observer.event(Event::Committing);
@@ -580,13 +590,6 @@ pub async fn execute(
                     began: Instant::now(),
                 });
             }
-        }
-        if committing.is_none()
-            && running.is_empty()
-            && inline.is_none()
-            && (x.waiting_retries == 0 || draining)
-        {
-            break None;
         }
         tokio::select! {
             biased;
@@ -694,7 +697,16 @@ pub async fn execute(
         status,
         at: store::now_ms(),
     });
+    let began = Instant::now();
+    if journal.is_durable() {
+        observer.event(Event::Committing);
+    }
     journal.commit(std::mem::take(&mut x.batch)).await?;
+    if journal.is_durable() {
+        observer.event(Event::Committed {
+            duration: began.elapsed(),
+        });
+    }
 
     Ok(RunReport {
         run_id: req.run_id,

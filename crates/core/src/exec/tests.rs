@@ -391,6 +391,60 @@ async fn every_transition_is_committed_before_it_is_acted_on() {
     assert_eq!(*s.violations.lock().unwrap(), Vec::<String>::new());
 }
 
+/// The kinds of a batch's transitions, in order, by a letter each: `S`tarted, `E`nded,
+/// `D`ecided, `R`un ended.
+fn shape(batch: &[Transition]) -> String {
+    batch
+        .iter()
+        .map(|t| match t {
+            Transition::AttemptStarted { .. } => 'S',
+            Transition::AttemptEnded { .. } => 'E',
+            Transition::TaskDecided { .. } => 'D',
+            Transition::RunEnded { .. } => 'R',
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_run_commits_once_per_step_and_its_last_end_goes_with_the_run_end() {
+    // A 1-task run, and a chain of two where the second fails for good.
+    for (yaml, scripts, want) in [
+        (
+            "name: one\ntasks:\n  a: {plugin: p}\n",
+            vec![Script::Ok],
+            vec!["S", "ER"],
+        ),
+        (
+            "name: two\ntasks:\n  a: {plugin: p}\n  b: {plugin: p, needs: [a]}\n",
+            vec![Script::Ok, Script::FailFirst(9, FailureKind::Exit)],
+            vec!["S", "ES", "ER"],
+        ),
+    ] {
+        let s = Scripted::new(scripts);
+        let journal = Recording {
+            batches: Mutex::default(),
+            scripted: s.clone(),
+        };
+        let r = execute(
+            request(workflow(yaml), 8),
+            Arc::new(Handle(s.clone())),
+            &journal,
+            &LogObserver,
+            Stop::default(),
+        )
+        .await
+        .unwrap();
+        let batches = journal.batches.lock().unwrap();
+        let shapes: Vec<String> = batches.iter().map(|b| shape(b)).collect();
+        assert_eq!(shapes, want, "{yaml}");
+        let last = batches.last().and_then(|b| b.last());
+        assert!(
+            matches!(last, Some(Transition::RunEnded { status, .. }) if *status == r.status),
+            "{yaml}: the last commit ends the run as reported"
+        );
+    }
+}
+
 // Time is the subject: the paused clock makes the sleeps exact and instant.
 #[tokio::test(start_paused = true)]
 async fn a_graceful_stop_lets_running_attempts_finish_and_interrupts_the_rest() {

@@ -21,7 +21,19 @@ use async_trait::async_trait;
 pub trait Store: Send + Sync {
     /// Records a new run (status `running`, leased by `run.owner`, generation
     /// [`Lease::FIRST`]) with its tasks and plugin versions.
-    async fn create_run(&self, run: NewRun) -> Result<Lease, StoreError>;
+    async fn create_run(&self, run: NewRun) -> Result<Lease, StoreError> {
+        self.create_run_with(run, Vec::new()).await
+    }
+
+    /// Records a new run as [`Store::create_run`] does and, in the same transaction, commits
+    /// `first` (the run's first batch of transitions, as [`Store::commit`] would under the new
+    /// lease): both happen or neither. A new run's record and its first starts are then one
+    /// write, not two.
+    async fn create_run_with(
+        &self,
+        run: NewRun,
+        first: Vec<Transition>,
+    ) -> Result<Lease, StoreError>;
 
     /// Commits a batch of transitions of one run in one transaction (group commit), if `lease`
     /// is still the run's (same owner, same generation; else [`StoreError::LostLease`]), and

@@ -732,6 +732,7 @@ where
         Err(StoreError::UnknownRun(_))
     ));
     a_run_id_is_used_once(&*make().await).await;
+    a_run_is_recorded_with_its_first_batch_or_not_at_all(&*make().await).await;
     hosts_are_listed_while_they_beat(&*make().await).await;
     max_active_runs_bounds_what_is_claimed(&*make().await).await;
 }
@@ -984,4 +985,86 @@ async fn a_run_id_is_used_once(store: &dyn Store) {
         2,
         "the first run is intact"
     );
+}
+
+/// `create_run_with`: the run and its first batch are one transaction. A batch that fails
+/// leaves no trace of the run (its id can be used again), and a second run of a used id
+/// writes none of its batch.
+async fn a_run_is_recorded_with_its_first_batch_or_not_at_all(store: &dyn Store) {
+    let owner = Owner::new();
+    let lease = store
+        .create_run_with(new_run("w1", &owner, now_ms()), vec![started("a", 1)])
+        .await
+        .unwrap();
+    let run = store.load("w1").await.unwrap();
+    assert_eq!(run.status, RunStatus::Running);
+    assert_eq!(run.lease_owner.as_deref(), Some(owner.0.as_str()));
+    let shown: Vec<(&str, u32, AttemptStatus)> = run
+        .attempts
+        .iter()
+        .map(|a| (a.task.as_str(), a.attempt, a.status))
+        .collect();
+    assert_eq!(shown, vec![("a", 1, AttemptStatus::Running)]);
+    assert_eq!(run.tasks[0].attempts, 1, "a's start counts at once");
+    // The lease it returned is the run's: later commits go on from the first batch.
+    store
+        .commit(
+            "w1",
+            &lease,
+            vec![
+                ended(
+                    "a",
+                    1,
+                    AttemptEnd::Succeeded(OutputJson::of(&json!({"n": 1}))),
+                    Some(TaskStatus::Succeeded),
+                ),
+                started("b", 1),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.load("w1").await.unwrap().attempts.len(), 2);
+
+    // The same attempt started twice: the batch fails, and so does the run's record.
+    let twice = store
+        .create_run_with(
+            new_run("w2", &owner, now_ms()),
+            vec![started("a", 1), started("a", 1)],
+        )
+        .await;
+    assert!(twice.is_err(), "a batch that cannot be written: {twice:?}");
+    assert!(
+        matches!(store.load("w2").await, Err(StoreError::UnknownRun(_))),
+        "nothing of w2 is stored"
+    );
+    store
+        .create_run_with(new_run("w2", &owner, now_ms()), vec![started("b", 1)])
+        .await
+        .expect("the id of a run that was never recorded is free");
+    assert_eq!(store.load("w2").await.unwrap().attempts.len(), 1);
+
+    // A used id: a conflict, and the first run gains nothing of the second's batch.
+    match store
+        .create_run_with(new_run("w1", &owner, now_ms()), vec![started("a", 2)])
+        .await
+    {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("w1"), "{m}"),
+        other => panic!("a second run `w1` must be a conflict, got {other:?}"),
+    }
+    assert_eq!(store.load("w1").await.unwrap().attempts.len(), 2);
+
+    // A first batch may end the run (a host told to stop before anything started).
+    store
+        .create_run_with(
+            new_run("w3", &owner, now_ms()),
+            vec![Transition::RunEnded {
+                status: RunStatus::Interrupted,
+                at: now_ms(),
+            }],
+        )
+        .await
+        .unwrap();
+    let w3 = store.load("w3").await.unwrap();
+    assert_eq!(w3.status, RunStatus::Interrupted);
+    assert_eq!(w3.lease_owner, None, "the run's end gave its lease up");
 }
