@@ -642,43 +642,64 @@ fn a_run_that_ended_holds_no_lease() {
     }
 }
 
-/// A run is recorded by the commit of its first starts (one write with them). When that write
-/// fails, whether at the run's row or at its first attempt, the whole of it is rolled back: the
-/// command says the run was not recorded, and the store holds nothing of it.
+/// A run of up to 1,000 tasks is recorded by the commit of its first starts (one write with
+/// them); a larger one by a write of its own first. When the recording fails, whether at the
+/// run's row or at its first attempt, the whole of it is rolled back: the command says the run
+/// was not recorded, and the store holds nothing of it.
 #[test]
 fn a_run_whose_record_cannot_be_written_is_not_recorded_and_nothing_of_it_stays() {
-    let case = Case::new("name: w\ntasks:\n  a: {plugin: noop}\n  b: {plugin: noop, needs: [a]}\n");
-    assert_eq!(case.run(&[]).code, 0, "the first run makes the store");
-    for table in ["runs", "attempts"] {
-        let conn = rusqlite::Connection::open(case.store()).unwrap();
-        conn.execute_batch(&format!(
-            "CREATE TRIGGER refuse BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;"
-        ))
-        .unwrap();
-        drop(conn);
-        let ran = case.run(&[]);
-        assert_eq!(ran.code, 1, "refused at {table}: {}", ran.stderr);
-        assert!(
-            ran.stderr.contains("refused by the test")
-                && ran
-                    .stderr
-                    .contains("the run was not recorded and nothing ran"),
-            "refused at {table}: {}",
-            ran.stderr
-        );
-        let conn = rusqlite::Connection::open(case.store()).unwrap();
-        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
-        assert_eq!(
-            (
-                count("SELECT count(*) FROM runs"),
-                count("SELECT count(*) FROM attempts"),
-                count("SELECT count(*) FROM tasks"),
-                count("SELECT count(*) FROM run_definitions"),
-            ),
-            (1, 2, 2, 1),
-            "refused at {table}: only the first run is stored"
-        );
-        conn.execute_batch("DROP TRIGGER refuse").unwrap();
+    let mut large = String::from("name: large\ntasks:\n");
+    for i in 0..1_001 {
+        large.push_str(&format!("  t{i}: {{plugin: noop}}\n"));
     }
-    assert_eq!(case.run(&[]).code, 0, "with the store writable again");
+    let small = "name: w\ntasks:\n  a: {plugin: noop}\n  b: {plugin: noop, needs: [a]}\n";
+    for (yaml, tasks) in [(small, 2), (large.as_str(), 1_001)] {
+        let case = Case::new(yaml);
+        assert_eq!(case.run(&[]).code, 0, "the first run makes the store");
+        for table in ["runs", "attempts"] {
+            let conn = rusqlite::Connection::open(case.store()).unwrap();
+            conn.execute_batch(&format!(
+                "CREATE TRIGGER refuse BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;"
+            ))
+            .unwrap();
+            drop(conn);
+            let ran = case.run(&[]);
+            let refused = ran.stderr.contains("refused by the test");
+            match (tasks, table) {
+                // A large run is recorded before it starts anything: refused at its first
+                // attempt, the run exists and its commit failed.
+                (1_001, "attempts") => assert!(
+                    ran.code == 1 && refused && !ran.stderr.contains("not recorded"),
+                    "{tasks} tasks, refused at {table}: {}",
+                    ran.stderr
+                ),
+                _ => assert!(
+                    ran.code == 1
+                        && refused
+                        && ran
+                            .stderr
+                            .contains("the run was not recorded and nothing ran"),
+                    "{tasks} tasks, refused at {table}: {}",
+                    ran.stderr
+                ),
+            }
+            let conn = rusqlite::Connection::open(case.store()).unwrap();
+            let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+            let runs = match (tasks, table) {
+                (1_001, "attempts") => 2,
+                _ => 1,
+            };
+            assert_eq!(
+                (
+                    count("SELECT count(*) FROM runs"),
+                    count("SELECT count(*) FROM attempts"),
+                    count("SELECT count(*) FROM tasks"),
+                ),
+                (runs, tasks, tasks * runs),
+                "{tasks} tasks, refused at {table}: what is stored"
+            );
+            conn.execute_batch("DROP TRIGGER refuse").unwrap();
+        }
+        assert_eq!(case.run(&[]).code, 0, "with the store writable again");
+    }
 }

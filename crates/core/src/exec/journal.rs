@@ -102,6 +102,16 @@ impl CreatingJournal {
         }
     }
 
+    /// A journal of a run recorded already, held under `lease`: it commits as a
+    /// [`StoreJournal`] does.
+    pub fn recorded(store: Arc<dyn Store>, run_id: &str, lease: Lease) -> Self {
+        CreatingJournal {
+            store,
+            run_id: run_id.to_string(),
+            state: tokio::sync::Mutex::new(Creation::Created(lease)),
+        }
+    }
+
     /// Whether the run was recorded (call it once the execution is over).
     pub async fn created(&self) -> Created {
         match &*self.state.lock().await {
