@@ -473,7 +473,7 @@ impl Host {
         // A run's record goes in its first commit, with its first starts: one fsync fewer
         // before its first attempt, which a short run under `serve` waits for. A large run is
         // recorded first instead: its record (the workflow's text, its validated form, a row a
-        // task) would be held beside the executor's own tables until then, 17-27 MiB more at
+        // task) would be held beside the executor's own tables until then, 17-31 MiB more at
         // the peak of a 100,000-task run, to save one write among thousands.
         let journal = match run.tasks.len() <= RECORD_WITH_FIRST_STARTS {
             true => CreatingJournal::new(store.clone(), run),
