@@ -213,6 +213,29 @@ async fn execute_with(
     .unwrap()
 }
 
+/// Executes `wf` on `s`'s scripts with a [`Recording`] journal: the report and every batch
+/// committed, in order.
+async fn execute_recorded(
+    wf: Arc<Workflow>,
+    s: &Arc<Scripted>,
+) -> (RunReport, Vec<Vec<Transition>>) {
+    let journal = Recording {
+        batches: Mutex::default(),
+        scripted: s.clone(),
+    };
+    let r = execute(
+        request(wf, 8),
+        Arc::new(Handle(s.clone())),
+        &journal,
+        &LogObserver,
+        Stop::default(),
+    )
+    .await
+    .unwrap();
+    let batches = std::mem::take(&mut *journal.batches.lock().unwrap());
+    (r, batches)
+}
+
 const DIAMOND: &str = "
 name: diamond
 defaults: {retry: {max_attempts: 3, initial_delay: 1ms, jitter: none}}
@@ -343,21 +366,8 @@ async fn every_transition_is_committed_before_it_is_acted_on() {
         ],
         &wf,
     );
-    let journal = Recording {
-        batches: Mutex::default(),
-        scripted: s.clone(),
-    };
-    let r = execute(
-        request(wf, 8),
-        Arc::new(Handle(s.clone())),
-        &journal,
-        &LogObserver,
-        Stop::default(),
-    )
-    .await
-    .unwrap();
+    let (r, batches) = execute_recorded(wf, &s).await;
     assert_eq!(r.status, RunStatus::Succeeded);
-    let batches = journal.batches.lock().unwrap();
     let all: Vec<&Transition> = batches.iter().flatten().collect();
     let starts = all
         .iter()
@@ -420,21 +430,7 @@ async fn a_run_commits_once_per_step_and_its_last_end_goes_with_the_run_end() {
             vec!["S", "ES", "ER"],
         ),
     ] {
-        let s = Scripted::new(scripts);
-        let journal = Recording {
-            batches: Mutex::default(),
-            scripted: s.clone(),
-        };
-        let r = execute(
-            request(workflow(yaml), 8),
-            Arc::new(Handle(s.clone())),
-            &journal,
-            &LogObserver,
-            Stop::default(),
-        )
-        .await
-        .unwrap();
-        let batches = journal.batches.lock().unwrap();
+        let (r, batches) = execute_recorded(workflow(yaml), &Scripted::new(scripts)).await;
         let shapes: Vec<String> = batches.iter().map(|b| shape(b)).collect();
         assert_eq!(shapes, want, "{yaml}");
         let last = batches.last().and_then(|b| b.last());
