@@ -24,7 +24,7 @@ pub use vault::{FolderVault, PluginVault};
 use crate::registry::{PluginFile, Registry};
 use crate::runner::SandboxRunner;
 use bulkhead_core::exec::{
-    self, Created, CreatingJournal, Journal, NoJournal, Observer, RunRequest, Stop, StoreJournal,
+    self, Created, Journal, NoJournal, Observer, RunRequest, Stop, StoreJournal,
 };
 use bulkhead_core::report::RunReport;
 use bulkhead_core::store::{
@@ -476,13 +476,13 @@ impl Host {
         // task) would be held beside the executor's own tables until then, 17-31 MiB more at
         // the peak of a 100,000-task run, to save one write among thousands.
         let journal = match run.tasks.len() <= RECORD_WITH_FIRST_STARTS {
-            true => CreatingJournal::new(store.clone(), run),
+            true => StoreJournal::creating(store.clone(), run),
             false => {
                 let lease = store
                     .create_run(run)
                     .await
                     .map_err(HostError::NotRecorded)?;
-                CreatingJournal::recorded(store.clone(), &run_id, lease)
+                StoreJournal::new(store.clone(), &run_id, lease)
             }
         };
         let report = self

@@ -648,11 +648,7 @@ impl Store for SqliteStore {
                 insert.execute(params![key, i as i64, task]).map_err(m)?;
             }
             drop(insert);
-            let mut statements = write::Batch::new(&tx);
-            for t in &first {
-                statements.apply(&run.run_id, key, &run.owner, t).map_err(m)?;
-            }
-            drop(statements);
+            write::apply(&tx, &run.run_id, key, &run.owner, &first).map_err(m)?;
             tx.commit().map_err(m)?;
             Ok(Lease {
                 owner: run.owner,
@@ -692,11 +688,7 @@ impl Store for SqliteStore {
                     reason: no_run_key(&run_id),
                 });
             };
-            let mut statements = write::Batch::new(conn);
-            for t in &batch {
-                statements.apply(&run_id, key, &lease.owner, t).map_err(m)?;
-            }
-            drop(statements);
+            write::apply(conn, &run_id, key, &lease.owner, &batch).map_err(m)?;
             let ended = batch
                 .iter()
                 .any(|t| matches!(t, Transition::RunEnded { .. }));

@@ -49,16 +49,31 @@ impl Sql {
     }
 }
 
+/// Applies `batch`, in order, to the run `run_id` (filed under `key`), held by `owner`.
+pub(super) fn apply(
+    conn: &Connection,
+    run_id: &str,
+    key: i64,
+    owner: &str,
+    batch: &[Transition],
+) -> rusqlite::Result<()> {
+    let mut statements = Batch::new(conn);
+    for t in batch {
+        statements.apply(run_id, key, owner, t)?;
+    }
+    Ok(())
+}
+
 /// The statements of one batch, each taken from the connection's cache once and then reused
 /// for every transition of its kind (a cache lookup hashes the whole statement text: it was a
 /// quarter of the work of applying a transition).
-pub(super) struct Batch<'c> {
+struct Batch<'c> {
     conn: &'c Connection,
     statements: [Option<CachedStatement<'c>>; Sql::COUNT],
 }
 
 impl<'c> Batch<'c> {
-    pub(super) fn new(conn: &'c Connection) -> Self {
+    fn new(conn: &'c Connection) -> Self {
         Batch {
             conn,
             statements: Default::default(),
@@ -76,7 +91,7 @@ impl<'c> Batch<'c> {
     }
 
     /// Applies one transition of the run `run_id` (filed under `key`), held by `owner`.
-    pub(super) fn apply(
+    fn apply(
         &mut self,
         run_id: &str,
         key: i64,

@@ -31,39 +31,12 @@ impl Journal for NoJournal {
     }
 }
 
-/// Commits to a [`Store`] under the run's lease.
+/// Commits to a [`Store`] under the run's lease. A journal made by [`StoreJournal::creating`]
+/// records its new run with its first commit: the run's record and its first starts are one
+/// write ([`Store::create_run_with`]), one fewer than creating it first. Nothing of such a run
+/// exists in the store until that commit, and nothing of it runs before: the executor launches
+/// an attempt only once its start is committed.
 pub struct StoreJournal {
-    store: Arc<dyn Store>,
-    run_id: String,
-    lease: Lease,
-}
-
-impl StoreJournal {
-    /// A journal for `run_id`, under `lease` (checked by every commit).
-    pub fn new(store: Arc<dyn Store>, run_id: &str, lease: Lease) -> Self {
-        StoreJournal {
-            store,
-            run_id: run_id.to_string(),
-            lease,
-        }
-    }
-}
-
-impl Journal for StoreJournal {
-    fn commit(&self, batch: Vec<Transition>) -> CommitFuture<'_> {
-        Box::pin(self.store.commit(&self.run_id, &self.lease, batch))
-    }
-
-    fn is_durable(&self) -> bool {
-        true
-    }
-}
-
-/// Records a new run with its first commit, then commits to it as a [`StoreJournal`] does: the
-/// run's record and its first starts are one write ([`Store::create_run_with`]), one fewer per
-/// run than creating it first. Nothing of the run exists in the store until that commit, and
-/// nothing of it runs before: the executor launches an attempt only once its start is committed.
-pub struct CreatingJournal {
     store: Arc<dyn Store>,
     run_id: String,
     /// Commits come one at a time (the executor waits for each), so this lock is never
@@ -71,7 +44,7 @@ pub struct CreatingJournal {
     state: tokio::sync::Mutex<Creation>,
 }
 
-/// How far a [`CreatingJournal`] got.
+/// How far a [`StoreJournal`] got with its run's record.
 enum Creation {
     /// Not recorded yet: the first commit records it.
     Pending(Box<NewRun>),
@@ -81,7 +54,7 @@ enum Creation {
     Failed,
 }
 
-/// What a [`CreatingJournal`] did, once the execution is over.
+/// Whether a [`StoreJournal`]'s run is recorded, once the execution is over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Created {
     /// The run is recorded, held under this lease.
@@ -92,27 +65,26 @@ pub enum Created {
     Failed,
 }
 
-impl CreatingJournal {
-    /// A journal that records `run` with its first commit.
-    pub fn new(store: Arc<dyn Store>, run: NewRun) -> Self {
-        CreatingJournal {
-            store,
-            run_id: run.run_id.clone(),
-            state: tokio::sync::Mutex::new(Creation::Pending(Box::new(run))),
-        }
-    }
-
-    /// A journal of a run recorded already, held under `lease`: it commits as a
-    /// [`StoreJournal`] does.
-    pub fn recorded(store: Arc<dyn Store>, run_id: &str, lease: Lease) -> Self {
-        CreatingJournal {
+impl StoreJournal {
+    /// A journal for `run_id`, recorded already, under `lease` (checked by every commit).
+    pub fn new(store: Arc<dyn Store>, run_id: &str, lease: Lease) -> Self {
+        StoreJournal {
             store,
             run_id: run_id.to_string(),
             state: tokio::sync::Mutex::new(Creation::Created(lease)),
         }
     }
 
-    /// Whether the run was recorded (call it once the execution is over).
+    /// A journal that records the new run `run` with its first commit.
+    pub fn creating(store: Arc<dyn Store>, run: NewRun) -> Self {
+        StoreJournal {
+            store,
+            run_id: run.run_id.clone(),
+            state: tokio::sync::Mutex::new(Creation::Pending(Box::new(run))),
+        }
+    }
+
+    /// Whether the run is recorded (call it once the execution is over).
     pub async fn created(&self) -> Created {
         match &*self.state.lock().await {
             Creation::Pending(_) => Created::NotAsked,
@@ -122,7 +94,7 @@ impl CreatingJournal {
     }
 }
 
-impl Journal for CreatingJournal {
+impl Journal for StoreJournal {
     fn commit(&self, batch: Vec<Transition>) -> CommitFuture<'_> {
         Box::pin(async move {
             let mut state = self.state.lock().await;

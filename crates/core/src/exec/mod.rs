@@ -13,7 +13,7 @@ mod journal;
 mod observe;
 
 pub use bulkhead_abi::{idempotency_key, ABI_VERSION};
-pub use journal::{Created, CreatingJournal, Journal, NoJournal, StoreJournal};
+pub use journal::{Created, Journal, NoJournal, StoreJournal};
 pub use observe::{Event, LogObserver, Observer};
 
 use crate::contract::{AttemptOutcome, Failure, FailureKind};
