@@ -437,6 +437,52 @@ fn cancel_trigger(tx: &Connection, run_id: &str, now: i64) -> Result<CancelOutco
     }
 }
 
+// The three claims of `claim_due`. Their `LIMIT` is `CAST(?2 AS INTEGER)`, not `?2`: the SQLite
+// we build (3.54, bundled by rusqlite) plans a `LIMIT ?` with the value bound, and so marks the
+// statement to be compiled again whenever a new value is bound to it. The claim's limit is the host's free
+// slots, new at nearly every claim, and recompiling the three statements took 15% of the
+// writer thread's time under `serve` load (docs/performance.md). The cast is evaluated when the
+// statement runs, and the plan does not depend on it: each claim names its index.
+
+/// Stamps orphans again: triggers claimed long ago (`?1 - ?3`) whose run was never created.
+fn claim_orphans_sql() -> String {
+    format!(
+        "UPDATE triggers SET claimed_at = ?1 WHERE trigger_key IN
+           (SELECT trigger_key FROM triggers t INDEXED BY triggers_open
+            WHERE fulfilled_at IS NULL AND claimed_at IS NOT NULL AND claimed_at < ?1 - ?3
+              AND error IS NULL AND cancelled_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id)
+            ORDER BY due_at LIMIT CAST(?2 AS INTEGER))
+         RETURNING {TRIGGER_COLUMNS}"
+    )
+}
+
+/// Claims the due triggers of one capped workflow (`?3`).
+fn claim_capped_sql() -> String {
+    format!(
+        "UPDATE triggers SET claimed_at = ?1 WHERE trigger_key IN
+           (SELECT trigger_key FROM triggers INDEXED BY triggers_open_by_workflow
+             WHERE fulfilled_at IS NULL AND workflow = ?3 AND claimed_at IS NULL AND due_at <= ?1
+             ORDER BY due_at LIMIT CAST(?2 AS INTEGER))
+         RETURNING {TRIGGER_COLUMNS}"
+    )
+}
+
+/// Claims the due triggers of every workflow but the `capped` ones, named by `?3` onwards.
+fn claim_others_sql(capped: usize) -> String {
+    let names = (0..capped)
+        .map(|i| format!("?{}", i + 3))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "UPDATE triggers SET claimed_at = ?1 WHERE trigger_key IN
+           (SELECT trigger_key FROM triggers INDEXED BY triggers_open
+            WHERE fulfilled_at IS NULL AND claimed_at IS NULL AND due_at <= ?1
+              AND workflow NOT IN ({names}) ORDER BY due_at LIMIT CAST(?2 AS INTEGER))
+         RETURNING {TRIGGER_COLUMNS}"
+    )
+}
+
 fn trigger_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Trigger> {
     let key: String = r.get(0)?;
     let row = format!("trigger `{key}`");
@@ -1131,15 +1177,7 @@ impl Store for SqliteStore {
             let m = |e| map(path, e);
             let tx = tx(conn, path)?;
             let mut orphans: Vec<Trigger> = tx
-                .prepare_cached(&format!(
-                    "UPDATE triggers SET claimed_at = ?1 WHERE trigger_key IN
-                       (SELECT trigger_key FROM triggers t INDEXED BY triggers_open
-                        WHERE fulfilled_at IS NULL AND claimed_at IS NOT NULL AND claimed_at < ?1 - ?3
-                          AND error IS NULL AND cancelled_at IS NULL
-                          AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id)
-                        ORDER BY due_at LIMIT ?2)
-                     RETURNING {TRIGGER_COLUMNS}"
-                ))
+                .prepare_cached(&claim_orphans_sql())
                 .and_then(|mut s| s.query_map(params![now, limit as i64, ORPHAN_AFTER_MS], trigger_row)?.collect())
                 .map_err(m)?;
             let mut claimed: Vec<Trigger> = Vec::new();
@@ -1163,13 +1201,7 @@ impl Store for SqliteStore {
                     continue;
                 }
                 let mut some: Vec<Trigger> = tx
-                    .prepare_cached(&format!(
-                        "UPDATE triggers SET claimed_at = ?1 WHERE trigger_key IN
-                           (SELECT trigger_key FROM triggers INDEXED BY triggers_open_by_workflow
-                             WHERE fulfilled_at IS NULL AND workflow = ?3 AND claimed_at IS NULL AND due_at <= ?1
-                             ORDER BY due_at LIMIT ?2)
-                         RETURNING {TRIGGER_COLUMNS}"
-                    ))
+                    .prepare_cached(&claim_capped_sql())
                     .and_then(|mut s| s.query_map(params![now, free, workflow], trigger_row)?.collect())
                     .map_err(m)?;
                 claimed.append(&mut some);
@@ -1177,14 +1209,7 @@ impl Store for SqliteStore {
             let room = limit.saturating_sub(claimed.len());
             if room > 0 {
                 // Every other workflow: the capped ones are excluded by name.
-                let names = (0..caps.len()).map(|i| format!("?{}", i + 3)).collect::<Vec<_>>().join(", ");
-                let sql = format!(
-                    "UPDATE triggers SET claimed_at = ?1 WHERE trigger_key IN
-                       (SELECT trigger_key FROM triggers INDEXED BY triggers_open
-                        WHERE fulfilled_at IS NULL AND claimed_at IS NULL AND due_at <= ?1
-                          AND workflow NOT IN ({names}) ORDER BY due_at LIMIT ?2)
-                     RETURNING {TRIGGER_COLUMNS}"
-                );
+                let sql = claim_others_sql(caps.len());
                 let mut values: Vec<rusqlite::types::Value> = vec![now.into(), (room as i64).into()];
                 values.extend(caps.iter().map(|(w, _)| w.clone().into()));
                 let mut some: Vec<Trigger> = tx

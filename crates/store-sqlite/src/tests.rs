@@ -829,3 +829,47 @@ async fn a_run_without_its_key_is_an_error_naming_it_not_an_empty_run() {
             .unwrap_err(),
     );
 }
+
+/// The claim's statements stay compiled from one claim to the next, whatever limit is bound
+/// (`serve` claims as many triggers as it has free slots, a new number at nearly every claim).
+/// The same statement with a plain `LIMIT ?2` is compiled again at each new limit: that is how
+/// this SQLite plans a bound limit, and it shows the counter sees a recompile.
+#[test]
+fn the_claims_are_not_compiled_again_when_their_limit_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let recompiles = |sql: &str, extra: &[rusqlite::types::Value]| -> i32 {
+        let mut stmt = conn.prepare(sql).unwrap();
+        for limit in [1_i64, 5, 2, 64, 3] {
+            let mut values: Vec<rusqlite::types::Value> = vec![1_000_i64.into(), limit.into()];
+            values.extend_from_slice(extra);
+            let rows: Vec<Trigger> = stmt
+                .query_map(rusqlite::params_from_iter(values), trigger_row)
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(rows.is_empty());
+        }
+        stmt.get_status(rusqlite::StatementStatus::RePrepare)
+    };
+    let orphan_after = [ORPHAN_AFTER_MS.into()];
+    let workflow = ["capped".to_string().into()];
+    let two = ["a".to_string().into(), "b".to_string().into()];
+    let claims: [(String, &[rusqlite::types::Value]); 4] = [
+        (claim_orphans_sql(), &orphan_after),
+        (claim_capped_sql(), &workflow),
+        (claim_others_sql(0), &[]),
+        (claim_others_sql(2), &two),
+    ];
+    for (sql, extra) in &claims {
+        assert_eq!(recompiles(sql, extra), 0, "compiled again: {sql}");
+        let plain = sql.replace("LIMIT CAST(?2 AS INTEGER)", "LIMIT ?2");
+        assert_ne!(&plain, sql);
+        assert!(
+            recompiles(&plain, extra) >= 4,
+            "a bound LIMIT was expected to be compiled again at each new value: {plain}"
+        );
+    }
+}
