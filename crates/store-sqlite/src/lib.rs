@@ -439,10 +439,10 @@ fn cancel_trigger(tx: &Connection, run_id: &str, now: i64) -> Result<CancelOutco
 
 // The three claims of `claim_due`. Their `LIMIT` is `CAST(?2 AS INTEGER)`, not `?2`: the SQLite
 // we build (3.54, bundled by rusqlite) plans a `LIMIT ?` with the value bound, and so marks the
-// statement to be compiled again whenever a new value is bound to it. The claim's limit is the host's free
-// slots, new at nearly every claim, and recompiling the three statements took 15% of the
-// writer thread's time under `serve` load (docs/performance.md). The cast is evaluated when the
-// statement runs, and the plan does not depend on it: each claim names its index.
+// statement to be compiled again whenever a new value is bound to it. The claim's limit is the
+// host's free slots, new at nearly every claim, and recompiling the three statements took 15%
+// of the writer thread's time under `serve` load (docs/performance.md). The cast is evaluated
+// when the statement runs, and the plan does not depend on it: each claim names its index.
 
 /// Stamps orphans again: triggers claimed long ago (`?1 - ?3`) whose run was never created.
 fn claim_orphans_sql() -> String {
