@@ -437,34 +437,40 @@ fn cancel_trigger(tx: &Connection, run_id: &str, now: i64) -> Result<CancelOutco
     }
 }
 
-// The three claims of `claim_due`. Their `LIMIT` is `CAST(?2 AS INTEGER)`, not `?2`: the SQLite
-// we build (3.54, bundled by rusqlite) plans a `LIMIT ?` with the value bound, and so marks the
-// statement to be compiled again whenever a new value is bound to it. The claim's limit is the
-// host's free slots, new at nearly every claim, and recompiling the three statements took 15%
-// of the writer thread's time under `serve` load (docs/performance.md). The cast is evaluated
-// when the statement runs, and the plan does not depend on it: each claim names its index.
+// The three claims of `claim_due` share one statement shape. Its `LIMIT` is
+// `CAST(?2 AS INTEGER)`, not `?2`: the SQLite we build (3.54, bundled by rusqlite) plans a
+// `LIMIT ?` with the value bound, and so marks the statement to be compiled again whenever a new
+// value is bound to it. The claim's limit is the host's free slots, new at nearly every claim,
+// and recompiling the three statements took 15% of the writer thread's time under `serve` load
+// (docs/performance.md). The cast is evaluated when the statement runs, and the plan does not
+// depend on it: each claim names its index.
+
+/// A claim: stamps with `?1` at most `?2` triggers of `index` that pass `filter` (the rows as
+/// `t`), oldest due first, and returns them.
+fn claim_sql(index: &str, filter: &str) -> String {
+    format!(
+        "UPDATE triggers SET claimed_at = ?1 WHERE trigger_key IN
+           (SELECT trigger_key FROM triggers t INDEXED BY {index}
+            WHERE {filter} ORDER BY due_at LIMIT CAST(?2 AS INTEGER))
+         RETURNING {TRIGGER_COLUMNS}"
+    )
+}
 
 /// Stamps orphans again: triggers claimed long ago (`?1 - ?3`) whose run was never created.
 fn claim_orphans_sql() -> String {
-    format!(
-        "UPDATE triggers SET claimed_at = ?1 WHERE trigger_key IN
-           (SELECT trigger_key FROM triggers t INDEXED BY triggers_open
-            WHERE fulfilled_at IS NULL AND claimed_at IS NOT NULL AND claimed_at < ?1 - ?3
-              AND error IS NULL AND cancelled_at IS NULL
-              AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id)
-            ORDER BY due_at LIMIT CAST(?2 AS INTEGER))
-         RETURNING {TRIGGER_COLUMNS}"
+    claim_sql(
+        "triggers_open",
+        "fulfilled_at IS NULL AND claimed_at IS NOT NULL AND claimed_at < ?1 - ?3
+         AND error IS NULL AND cancelled_at IS NULL
+         AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id)",
     )
 }
 
 /// Claims the due triggers of one capped workflow (`?3`).
 fn claim_capped_sql() -> String {
-    format!(
-        "UPDATE triggers SET claimed_at = ?1 WHERE trigger_key IN
-           (SELECT trigger_key FROM triggers INDEXED BY triggers_open_by_workflow
-             WHERE fulfilled_at IS NULL AND workflow = ?3 AND claimed_at IS NULL AND due_at <= ?1
-             ORDER BY due_at LIMIT CAST(?2 AS INTEGER))
-         RETURNING {TRIGGER_COLUMNS}"
+    claim_sql(
+        "triggers_open_by_workflow",
+        "fulfilled_at IS NULL AND workflow = ?3 AND claimed_at IS NULL AND due_at <= ?1",
     )
 }
 
@@ -474,12 +480,12 @@ fn claim_others_sql(capped: usize) -> String {
         .map(|i| format!("?{}", i + 3))
         .collect::<Vec<_>>()
         .join(", ");
-    format!(
-        "UPDATE triggers SET claimed_at = ?1 WHERE trigger_key IN
-           (SELECT trigger_key FROM triggers INDEXED BY triggers_open
-            WHERE fulfilled_at IS NULL AND claimed_at IS NULL AND due_at <= ?1
-              AND workflow NOT IN ({names}) ORDER BY due_at LIMIT CAST(?2 AS INTEGER))
-         RETURNING {TRIGGER_COLUMNS}"
+    claim_sql(
+        "triggers_open",
+        &format!(
+            "fulfilled_at IS NULL AND claimed_at IS NULL AND due_at <= ?1
+             AND workflow NOT IN ({names})"
+        ),
     )
 }
 
